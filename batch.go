@@ -1,0 +1,78 @@
+package aioproducer
+
+import (
+	"slices"
+	"time"
+)
+
+// BatchManager groups accepted messages by topic into the MessageBatch values the Executor sends. It
+// manages the buffer in front of the Executor: one pending batch per topic, and the order in which the
+// pending batches started, oldest first. It is owned by the Producer's loop goroutine and not safe for
+// concurrent use.
+type BatchManager struct {
+	size    int
+	now     func() time.Time
+	bufs    *pool[recordBuf]
+	pending map[string]*pendingBatch
+	order   []*pendingBatch // non-empty pending batches, oldest first message first
+}
+
+type pendingBatch struct {
+	topic  string
+	buf    *recordBuf // nil while empty
+	oldest time.Time  // when its first message arrived
+}
+
+func newBatchManager(size int, now func() time.Time, bufs *pool[recordBuf]) *BatchManager {
+	return &BatchManager{size: size, now: now, bufs: bufs, pending: make(map[string]*pendingBatch)}
+}
+
+// add appends rec to its topic's pending batch and reports whether that batch is now full.
+func (m *BatchManager) add(rec *record) (pb *pendingBatch, full bool) {
+	pb = m.pending[rec.msg.Topic]
+	if pb == nil {
+		pb = &pendingBatch{topic: rec.msg.Topic}
+		m.pending[pb.topic] = pb
+	}
+	if pb.buf == nil {
+		pb.buf = m.bufs.get()
+		pb.oldest = m.now()
+		m.order = append(m.order, pb)
+	}
+	pb.buf.recs = append(pb.buf.recs, rec)
+	return pb, len(pb.buf.recs) >= m.size
+}
+
+// take seals pb's messages into a MessageBatch and empties pb.
+func (m *BatchManager) take(pb *pendingBatch) MessageBatch {
+	b := newMessageBatch(pb.topic, pb.buf)
+	pb.buf = nil
+	for i, x := range m.order {
+		if x == pb {
+			m.order = slices.Delete(m.order, i, i+1)
+			break
+		}
+	}
+	return b
+}
+
+// oldest returns the pending batch whose first message has waited longest, or nil.
+func (m *BatchManager) oldest() *pendingBatch {
+	if len(m.order) == 0 {
+		return nil
+	}
+	return m.order[0]
+}
+
+// pendingBatches returns the non-empty pending batches, oldest first. The slice is the manager's own:
+// take changes it, so copy it before taking while iterating.
+func (m *BatchManager) pendingBatches() []*pendingBatch { return m.order }
+
+// buffered returns the number of messages in pending batches.
+func (m *BatchManager) buffered() int {
+	n := 0
+	for _, pb := range m.order {
+		n += len(pb.buf.recs)
+	}
+	return n
+}

@@ -1,0 +1,179 @@
+package aioproducer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/seed-f937cf20/aioproducer/internal/limiter"
+)
+
+// CallbackManager hands every message's outcome to where the caller asked for it: a Future, a callback
+// or a channel. Futures are resolved at once, on the goroutine that drains librdkafka's reports.
+// Callbacks and channel sends run one at a time on the manager's own goroutine, in outcome order,
+// outside every lock, so a slow callback delays other callbacks but never the draining of reports.
+// Once an outcome is handed over, the manager frees the message's place in the buffer and returns its
+// record to the pool.
+type CallbackManager struct {
+	log     *slog.Logger
+	limit   *limiter.Limiter
+	records *pool[record]
+	stats   *counters
+	cause   func(err error) error // the reason behind failures, if the producer was aborted
+
+	mu      sync.Mutex
+	queue   []*record     // outcomes waiting for their callback, in order
+	wake    chan struct{} // capacity 1: the queue is not empty, or closing
+	closing bool
+	done    chan struct{}
+}
+
+func newCallbackManager(log *slog.Logger, limit *limiter.Limiter, records *pool[record], stats *counters, cause func(error) error) *CallbackManager {
+	return &CallbackManager{
+		log: log, limit: limit, records: records, stats: stats, cause: cause,
+		wake: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+}
+
+// start starts the callback goroutine; close stops it and waits.
+func (cm *CallbackManager) start() { go cm.run() }
+
+// deliver hands over the outcomes of a burst of reports.
+func (cm *CallbackManager) deliver(rs []report) {
+	var n, size int64
+	queued := false
+	for _, r := range rs {
+		rec := r.rec
+		var d Delivery
+		var err error
+		if r.err == nil {
+			d = Delivery{Topic: rec.msg.Topic, Partition: r.partition, Offset: r.offset, Timestamp: rec.ts}
+			cm.stats.delivered.Add(1)
+		} else {
+			err = cm.deliveryError(rec, r.err)
+			cm.stats.failed.Add(1)
+		}
+		if rec.fut != nil {
+			rec.fut.resolve(d, err)
+			n++
+			size += rec.size
+			cm.recycle(rec)
+			continue
+		}
+		rec.d, rec.err = d, err
+		cm.enqueue(rec)
+		queued = true
+	}
+	cm.stats.reported.Add(uint64(len(rs)))
+	if n > 0 {
+		cm.limit.Release(n, size)
+	}
+	if queued {
+		cm.signal()
+	}
+}
+
+// fail hands over the outcome of a message that never reached librdkafka.
+func (cm *CallbackManager) fail(rec *record, err error) {
+	cm.stats.failed.Add(1)
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		err = cm.deliveryError(rec, err)
+	}
+	if rec.fut != nil {
+		rec.fut.resolve(Delivery{}, err)
+		cm.limit.Release(1, rec.size)
+		cm.recycle(rec)
+		return
+	}
+	rec.err = err
+	cm.enqueue(rec)
+	cm.signal()
+}
+
+func (cm *CallbackManager) deliveryError(rec *record, err error) error {
+	var ke kafka.Error
+	if !errors.As(err, &ke) {
+		return err
+	}
+	return &DeliveryError{Topic: rec.msg.Topic, Err: ke, cause: cm.cause(err)}
+}
+
+// recycle ends a record whose outcome was handed over.
+func (cm *CallbackManager) recycle(rec *record) {
+	e := rec.epoch
+	rec.reset()
+	cm.records.put(rec)
+	e.finish()
+}
+
+func (cm *CallbackManager) enqueue(rec *record) {
+	cm.mu.Lock()
+	cm.queue = append(cm.queue, rec)
+	cm.mu.Unlock()
+}
+
+func (cm *CallbackManager) signal() {
+	select {
+	case cm.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close stops the callback goroutine once the queue is empty and waits for it.
+func (cm *CallbackManager) close() {
+	cm.mu.Lock()
+	cm.closing = true
+	cm.mu.Unlock()
+	cm.signal()
+	<-cm.done
+}
+
+func (cm *CallbackManager) run() {
+	defer close(cm.done)
+	var batch []*record
+	for range cm.wake {
+		cm.mu.Lock()
+		batch, cm.queue = cm.queue, batch[:0]
+		closing := cm.closing
+		cm.mu.Unlock()
+
+		var n, size int64
+		for i, rec := range batch {
+			cm.call(rec)
+			n++
+			size += rec.size
+			cm.recycle(rec)
+			batch[i] = nil
+		}
+		if n > 0 {
+			cm.limit.Release(n, size)
+		}
+		if closing && len(batch) == 0 {
+			return
+		}
+		if len(batch) > 0 {
+			// More may have arrived while we ran: look again before sleeping.
+			cm.signal()
+		}
+	}
+}
+
+// call runs one callback or channel send, surviving its panic.
+func (cm *CallbackManager) call(rec *record) {
+	defer func() {
+		if v := recover(); v != nil {
+			cm.stats.callbackPanics.Add(1)
+			cm.log.Error("aioproducer: callback panicked", "topic", rec.msg.Topic, "panic", fmt.Sprint(v))
+		}
+	}()
+	switch {
+	case rec.fn != nil:
+		rec.fn(rec.d, rec.err)
+	case rec.ch != nil:
+		rec.ch <- Result{Message: rec.msg, Delivery: rec.d, Err: rec.err}
+	}
+}

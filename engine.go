@@ -1,0 +1,151 @@
+package aioproducer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// reportBurst is the most delivery reports the engine hands to the sink at once.
+const reportBurst = 512
+
+// kafkaEngine is the engine over confluent-kafka-go's kafka.Producer: one Produce call per message, and
+// one goroutine that drains the Events and Logs channels.
+type kafkaEngine struct {
+	kp   *kafka.Producer
+	sink reportSink
+	log  *slog.Logger
+	done chan struct{}
+}
+
+// newKafkaEngine creates the librdkafka producer for cm and starts draining its reports into sink. It
+// starts nothing when it returns an error.
+func newKafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger) (*kafkaEngine, error) {
+	kp, err := kafka.NewProducer(&cm)
+	if err != nil {
+		return nil, err
+	}
+	e := &kafkaEngine{kp: kp, sink: sink, log: log, done: make(chan struct{})}
+	go e.run()
+	return e, nil
+}
+
+func (e *kafkaEngine) enqueue(recs []*record) (int, error) {
+	km := new(kafka.Message)
+	for i, r := range recs {
+		part, _ := r.msg.Partition.ID()
+		*km = kafka.Message{
+			TopicPartition: kafka.TopicPartition{Topic: &r.msg.Topic, Partition: part},
+			Key:            r.msg.Key,
+			Value:          r.msg.Value,
+			Headers:        r.msg.Headers,
+			Timestamp:      r.ts,
+			Opaque:         r,
+		}
+		if err := e.kp.Produce(km, nil); err != nil {
+			var ke kafka.Error
+			if errors.As(err, &ke) && ke.Code() == kafka.ErrQueueFull {
+				return i, errQueueFull
+			}
+			return i, err
+		}
+	}
+	return len(recs), nil
+}
+
+func (e *kafkaEngine) purge() error {
+	return e.kp.Purge(kafka.PurgeQueue | kafka.PurgeInFlight | kafka.PurgeNonBlocking)
+}
+
+func (e *kafkaEngine) close() {
+	e.kp.Close()
+	<-e.done
+}
+
+// run drains delivery reports, errors and log lines until kafka.Producer.Close closes the channels.
+func (e *kafkaEngine) run() {
+	defer close(e.done)
+	events, logs := e.kp.Events(), e.kp.Logs()
+	buf := make([]report, 0, reportBurst)
+	for events != nil || logs != nil {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			buf = e.handle(ev, buf)
+		burst:
+			for len(buf) < reportBurst {
+				select {
+				case ev, ok := <-events:
+					if !ok {
+						events = nil
+						break burst
+					}
+					buf = e.handle(ev, buf)
+				default:
+					break burst
+				}
+			}
+			if len(buf) > 0 {
+				e.sink.onReports(buf)
+				clear(buf)
+				buf = buf[:0]
+			}
+		case l, ok := <-logs:
+			if !ok {
+				logs = nil
+				continue
+			}
+			e.log.Log(context.Background(), syslogLevel(l.Level), "librdkafka: "+l.Message,
+				"tag", l.Tag, "client", l.Name)
+		}
+	}
+}
+
+func (e *kafkaEngine) handle(ev kafka.Event, buf []report) []report {
+	switch ev := ev.(type) {
+	case *kafka.Message:
+		rec, ok := ev.Opaque.(*record)
+		if !ok {
+			e.log.Error("aioproducer: delivery report without a record", "topic", ev.TopicPartition.Topic)
+			return buf
+		}
+		return append(buf, report{
+			rec:       rec,
+			partition: ev.TopicPartition.Partition,
+			offset:    int64(ev.TopicPartition.Offset),
+			err:       ev.TopicPartition.Error,
+		})
+	case kafka.Error:
+		if ev.IsFatal() {
+			// Reports already drained go first: they happened before.
+			if len(buf) > 0 {
+				e.sink.onReports(buf)
+				clear(buf)
+				buf = buf[:0]
+			}
+			e.sink.onFatal(ev)
+			return buf
+		}
+		e.log.Warn("aioproducer: librdkafka error", "code", ev.Code().String(), "error", ev.Error())
+	}
+	return buf
+}
+
+// syslogLevel maps a librdkafka (syslog) log level to a slog level.
+func syslogLevel(l int) slog.Level {
+	switch {
+	case l <= 3:
+		return slog.LevelError
+	case l == 4:
+		return slog.LevelWarn
+	case l <= 6:
+		return slog.LevelInfo
+	default:
+		return slog.LevelDebug
+	}
+}

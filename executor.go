@@ -1,0 +1,235 @@
+package aioproducer
+
+import (
+	"errors"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// engine is the Executor's one seam to librdkafka. Its contract is per batch, so an engine may cross cgo
+// once per batch; the first implementation (kafkaEngine) wraps kafka.Producer.
+type engine interface {
+	// enqueue hands recs to librdkafka in order and returns how many it accepted, n, and why it
+	// stopped: nil when it accepted all; errQueueFull when librdkafka's queue is full (recs[n:] are
+	// to be offered again once deliveries free space); any other error belongs to recs[n] alone,
+	// which librdkafka refused.
+	enqueue(recs []*record) (n int, err error)
+	// purge makes librdkafka fail every message it holds, queued or in flight; their reports still
+	// arrive through the sink.
+	purge() error
+	// close releases librdkafka and stops the engine's report goroutine, waiting for it. It is called
+	// once, after every message's outcome is known.
+	close()
+}
+
+// reportSink receives what an engine's report goroutine drains from librdkafka. Its methods are called
+// from that one goroutine and must not block on anything but short locks.
+type reportSink interface {
+	// onReports takes delivery reports, in the order librdkafka gave them. The slice is reused
+	// after the call.
+	onReports(rs []report)
+	// onFatal takes a fatal librdkafka error.
+	onFatal(err kafka.Error)
+}
+
+// report is the outcome of one message that librdkafka accepted.
+type report struct {
+	rec       *record
+	partition int32
+	offset    int64
+	err       error // nil, or the librdkafka error (kafka.Error)
+}
+
+// errQueueFull is what engine.enqueue returns when librdkafka's queue is full.
+var errQueueFull = errors.New("aioproducer: librdkafka queue full")
+
+// Executor is the worker pool that hands MessageBatch values to librdkafka through the engine. Every
+// batch of a topic goes to the same worker, and a worker enqueues its batches one after the other, so
+// produce order per topic (and so per key and per partition) is librdkafka's enqueue order.
+type Executor struct {
+	eng     engine
+	workers []*worker
+	seed    maphash.Seed
+	ready   chan struct{} // a worker took a batch off its queue: the loop may dispatch more
+	space   notifier      // deliveries have freed room in librdkafka's queue
+
+	// fail is the outcome for a record that never reached librdkafka (refused or aborted).
+	fail func(rec *record, err error)
+	// onFatal is told about a fatal error that enqueue returned.
+	onFatal func(err kafka.Error)
+	bufs    *pool[recordBuf]
+	stats   *counters
+
+	// mu is held shared by a worker while it calls enqueue; abort takes it to wait such calls out.
+	mu        sync.RWMutex
+	abortOnce sync.Once
+	aborted   chan struct{}
+	abortErr  error // set before aborted is closed
+
+	wg sync.WaitGroup
+}
+
+type worker struct {
+	queue chan MessageBatch // capacity 1: one batch waits while one is being enqueued
+}
+
+func newExecutor(eng engine, n int, bufs *pool[recordBuf], stats *counters, fail func(*record, error), onFatal func(kafka.Error)) *Executor {
+	ex := &Executor{
+		eng:     eng,
+		seed:    maphash.MakeSeed(),
+		ready:   make(chan struct{}, 1),
+		fail:    fail,
+		onFatal: onFatal,
+		bufs:    bufs,
+		stats:   stats,
+		aborted: make(chan struct{}),
+	}
+	for range n {
+		ex.workers = append(ex.workers, &worker{queue: make(chan MessageBatch, 1)})
+	}
+	return ex
+}
+
+// start starts the workers; stop (after closeQueues) waits for them.
+func (ex *Executor) start() {
+	for _, w := range ex.workers {
+		ex.wg.Add(1)
+		go ex.run(w)
+	}
+}
+
+// route returns the worker that executes every batch of topic.
+func (ex *Executor) route(topic string) *worker {
+	if len(ex.workers) == 1 {
+		return ex.workers[0]
+	}
+	return ex.workers[maphash.String(ex.seed, topic)%uint64(len(ex.workers))]
+}
+
+// idle reports whether w has no batch waiting, so a batch sent to it now is taken without delay.
+func (w *worker) idle() bool { return len(w.queue) == 0 }
+
+// closeQueues tells the workers no more batches come; they finish what they hold and exit.
+func (ex *Executor) closeQueues() {
+	for _, w := range ex.workers {
+		close(w.queue)
+	}
+}
+
+// wait waits for the workers to exit.
+func (ex *Executor) wait() { ex.wg.Wait() }
+
+// abort makes the workers fail, with err, every message they have not yet handed to librdkafka, now and
+// from then on. It returns once no enqueue call is in progress, so a purge after it reaches every
+// message librdkafka was given. Only the first error counts.
+func (ex *Executor) abort(err error) {
+	ex.abortOnce.Do(func() {
+		ex.abortErr = err
+		close(ex.aborted)
+	})
+	ex.mu.Lock()
+	//lint:ignore SA2001 the empty critical section waits for enqueue calls in progress
+	ex.mu.Unlock()
+}
+
+func (ex *Executor) isAborted() bool {
+	select {
+	case <-ex.aborted:
+		return true
+	default:
+		return false
+	}
+}
+
+func (ex *Executor) run(w *worker) {
+	defer ex.wg.Done()
+	for b := range w.queue {
+		select {
+		case ex.ready <- struct{}{}:
+		default:
+		}
+		ex.execute(b)
+	}
+}
+
+// execute hands one batch to librdkafka in order. A message librdkafka refuses fails alone; a full queue
+// waits for deliveries and offers the rest again, so nothing behind it overtakes it.
+func (ex *Executor) execute(b MessageBatch) {
+	recs := b.records()
+	for len(recs) > 0 {
+		gen := ex.space.generation()
+		ex.mu.RLock()
+		if ex.isAborted() {
+			ex.mu.RUnlock()
+			break
+		}
+		n, err := ex.eng.enqueue(recs)
+		ex.mu.RUnlock()
+		ex.stats.enqueued.Add(uint64(n))
+		recs = recs[n:]
+		switch {
+		case err == nil:
+		case errors.Is(err, errQueueFull):
+			ex.stats.queueFullWaits.Add(1)
+			select {
+			case <-ex.space.since(gen):
+			case <-ex.aborted:
+			}
+		default:
+			var ke kafka.Error
+			if errors.As(err, &ke) && ke.Code() == kafka.ErrFatal {
+				ex.onFatal(ke)
+			}
+			ex.stats.failedEarly.Add(1)
+			ex.fail(recs[0], err)
+			recs = recs[1:]
+		}
+	}
+	for _, r := range recs { // left over only when aborted
+		ex.stats.failedEarly.Add(1)
+		ex.fail(r, ex.abortErr)
+	}
+	ex.stats.batches.Add(1)
+	ex.stats.batchedMsgs.Add(uint64(b.Len()))
+	clear(b.buf.recs)
+	b.buf.recs = b.buf.recs[:0]
+	ex.bufs.put(b.buf)
+}
+
+// notifier is a broadcast that waiters can select on. It allocates a channel only when someone waits.
+type notifier struct {
+	gen atomic.Uint64
+	mu  sync.Mutex
+	ch  chan struct{}
+}
+
+// generation is the count of notifications so far; pass it to since.
+func (n *notifier) generation() uint64 { return n.gen.Load() }
+
+// since returns a channel that is closed once a notification after generation gen has happened.
+func (n *notifier) since(gen uint64) <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.gen.Load() != gen {
+		return closedChan
+	}
+	if n.ch == nil {
+		n.ch = make(chan struct{})
+	}
+	return n.ch
+}
+
+// notify wakes every waiter.
+func (n *notifier) notify() {
+	n.mu.Lock()
+	n.gen.Add(1)
+	ch := n.ch
+	n.ch = nil
+	n.mu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
+}

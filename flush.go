@@ -1,0 +1,83 @@
+package aioproducer
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// flushTracker lets Flush wait for exactly the messages accepted before it was called. Accepted
+// messages count towards the current epoch; Flush seals it, opens the next, and waits until every
+// sealed epoch has no message left without an outcome.
+type flushTracker struct {
+	mu     sync.Mutex
+	cur    *epoch
+	sealed []*epoch // sealed epochs not yet done, oldest first
+}
+
+type epoch struct {
+	pending atomic.Int64
+	isSeal  atomic.Bool
+	once    sync.Once
+	done    chan struct{}
+}
+
+func newEpoch() *epoch { return &epoch{done: make(chan struct{})} }
+
+func newFlushTracker() *flushTracker { return &flushTracker{cur: newEpoch()} }
+
+// add counts n accepted messages towards the current epoch and returns it.
+func (t *flushTracker) add(n int) *epoch {
+	t.mu.Lock()
+	e := t.cur
+	e.pending.Add(int64(n))
+	t.mu.Unlock()
+	return e
+}
+
+// finish counts one message of e as having its outcome.
+func (e *epoch) finish() {
+	if e.pending.Add(-1) == 0 && e.isSeal.Load() {
+		e.once.Do(func() { close(e.done) })
+	}
+}
+
+// seal closes the current epoch to new messages and returns the done channels of every epoch not yet
+// done, which together cover every message accepted before the call.
+func (t *flushTracker) seal() []chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := t.cur
+	t.cur = newEpoch()
+	e.isSeal.Store(true)
+	if e.pending.Load() == 0 {
+		e.once.Do(func() { close(e.done) })
+	}
+	live := t.sealed[:0]
+	for _, s := range append(t.sealed, e) {
+		select {
+		case <-s.done:
+		default:
+			live = append(live, s)
+		}
+	}
+	t.sealed = live
+	out := make([]chan struct{}, len(live))
+	for i, s := range live {
+		out[i] = s.done
+	}
+	return out
+}
+
+// wait seals the current epoch and waits until every message accepted before has its outcome, or ctx
+// ends.
+func (t *flushTracker) wait(ctx context.Context) error {
+	for _, done := range t.seal() {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package aioproducer
+
+import (
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// maxTopicLen is the longest topic name Kafka accepts.
+const maxTopicLen = 249
+
+// record is the producer's own bookkeeping for one accepted message, from Produce to its outcome. It is
+// pooled: it goes back to the pool once its outcome has been handed over, when nothing refers to it.
+type record struct {
+	msg   *Message
+	size  int64     // bytes charged to the buffer limit
+	ts    time.Time // the CreateTime sent
+	epoch *epoch    // the Flush epoch it counts towards
+
+	// Exactly one way to report the outcome is set.
+	fut *Future
+	fn  func(Delivery, error)
+	ch  chan<- Result
+
+	// The outcome, kept here while the record waits for its callback to run.
+	d   Delivery
+	err error
+}
+
+func (r *record) reset() { *r = record{} }
+
+// validateMessage checks what can be checked before a message is accepted and returns its size in
+// bytes (key, value, header keys and values). Every error wraps ErrInvalidMessage.
+func validateMessage(m *Message) (int64, error) {
+	if m == nil {
+		return 0, fmt.Errorf("%w: nil message", ErrInvalidMessage)
+	}
+	if err := validateTopic(m.Topic); err != nil {
+		return 0, err
+	}
+	if id, ok := m.Partition.ID(); ok && id < 0 {
+		return 0, fmt.Errorf("%w: topic %q: negative partition %d", ErrInvalidMessage, m.Topic, id)
+	}
+	if !m.Timestamp.IsZero() && m.Timestamp.UnixMilli() < 0 {
+		return 0, fmt.Errorf("%w: topic %q: timestamp %s is before 1970", ErrInvalidMessage, m.Topic,
+			m.Timestamp.UTC().Format(time.RFC3339))
+	}
+	size := int64(len(m.Key) + len(m.Value))
+	for i, h := range m.Headers {
+		if !utf8.ValidString(h.Key) {
+			return 0, fmt.Errorf("%w: topic %q: header %d key is not valid UTF-8", ErrInvalidMessage, m.Topic, i)
+		}
+		size += int64(len(h.Key) + len(h.Value))
+	}
+	return size, nil
+}
+
+func validateTopic(t string) error {
+	switch {
+	case t == "":
+		return fmt.Errorf("%w: empty topic", ErrInvalidMessage)
+	case len(t) > maxTopicLen:
+		return fmt.Errorf("%w: topic name of %d characters, more than %d", ErrInvalidMessage, len(t), maxTopicLen)
+	case t == "." || t == "..":
+		return fmt.Errorf("%w: topic %q is not a legal name", ErrInvalidMessage, t)
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: topic %q: character %q is not one of [a-zA-Z0-9._-]", ErrInvalidMessage, t, c)
+		}
+	}
+	return nil
+}
+
+// recordBuf is a pooled slice of records, the storage of one MessageBatch.
+type recordBuf struct{ recs []*record }
+
+// MessageBatch is an immutable run of accepted messages of one topic, in produce order: the unit the
+// BatchManager hands to the Executor. Nothing changes it after newMessageBatch; the Executor gives its
+// slice back to the pool when every message in it has been handed to librdkafka or failed.
+type MessageBatch struct {
+	topic string
+	buf   *recordBuf
+}
+
+// newMessageBatch is MessageBatch's factory. It takes ownership of buf, whose records must be non-empty
+// and all of topic: a batch that breaks that is a bug in the caller, and it panics.
+func newMessageBatch(topic string, buf *recordBuf) MessageBatch {
+	if len(buf.recs) == 0 {
+		panic("aioproducer: empty MessageBatch")
+	}
+	for _, r := range buf.recs {
+		if r.msg.Topic != topic {
+			panic(fmt.Sprintf("aioproducer: MessageBatch of %q holds a message of %q", topic, r.msg.Topic))
+		}
+	}
+	return MessageBatch{topic: topic, buf: buf}
+}
+
+// records returns the batch's records in produce order; callers must not change the slice.
+func (b MessageBatch) records() []*record { return b.buf.recs }
+
+// Topic is the topic of every message in the batch.
+func (b MessageBatch) Topic() string { return b.topic }
+
+// Len is the number of messages in the batch.
+func (b MessageBatch) Len() int { return len(b.buf.recs) }

@@ -1,0 +1,586 @@
+package aioproducer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/seed-f937cf20/aioproducer/internal/limiter"
+)
+
+// intakeCap is the capacity of the channel from Produce to the loop.
+const intakeCap = 1024
+
+// Producer is an asynchronous Kafka producer. Produce accepts a message into a bounded buffer and
+// returns a Future at once; the producer's loop groups messages by topic into MessageBatch values, its
+// Executor hands them to librdkafka, and its CallbackManager hands each outcome to the Future, callback
+// or channel. Every accepted message gets exactly one outcome. A Producer is safe for concurrent use and
+// must be closed with Close.
+type Producer struct {
+	cfg       config
+	log       *slog.Logger
+	limit     *limiter.Limiter
+	flushes   *flushTracker
+	records   *pool[record]
+	batches   *BatchManager
+	timeouts  *TimeoutManager
+	exec      *Executor
+	callbacks *CallbackManager
+	eng       engine
+	stats     counters
+
+	intakeMu    sync.RWMutex   // guards closed and registering in senders
+	closed      bool           // set once, by Close
+	senders     sync.WaitGroup // Produce calls between the open check and their send
+	intake      chan envelope
+	flushReq    chan struct{}
+	stop        chan struct{} // closed by Close
+	sendersDone chan struct{} // closed once no Produce call can send any more
+	loopDone    chan struct{}
+
+	fatal    atomic.Pointer[fatalError]
+	closeErr atomic.Pointer[error] // the error messages failed by an aborted Close carry
+
+	closeOnce sync.Once
+	closeDone chan struct{}
+	closeRes  error
+}
+
+// envelope carries accepted records from Produce to the loop: one, or a run from ProduceBatch.
+type envelope struct {
+	one  *record
+	many []*record
+}
+
+func (e envelope) each(fn func(*record)) {
+	if e.one != nil {
+		fn(e.one)
+		return
+	}
+	for _, r := range e.many {
+		fn(r)
+	}
+}
+
+// New creates a Producer for the librdkafka configuration cm (see librdkafka's CONFIGURATION.md;
+// "bootstrap.servers" is required) and starts it. Unless cm says otherwise it sets acks=all and
+// enable.idempotence=true; when cm sets acks to something other than all, idempotence stays off unless
+// cm enables it, which then fails as a conflict. The go.* channel settings are the producer's own and
+// may not be set. An invalid configuration or option fails with a *ConfigError naming the key, and
+// starts nothing.
+func New(cm kafka.ConfigMap, opts ...Option) (*Producer, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	kcm, err := kafkaConfig(cm)
+	if err != nil {
+		return nil, err
+	}
+	return newProducer(cfg, func(sink reportSink) (engine, error) {
+		e, err := newKafkaEngine(kcm, sink, cfg.logger)
+		if err != nil {
+			return nil, newKafkaConfigError(err)
+		}
+		return e, nil
+	})
+}
+
+// newProducer builds and starts a producer over the engine newEngine returns.
+func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Producer, error) {
+	p := &Producer{
+		cfg:         cfg,
+		log:         cfg.logger,
+		limit:       limiter.New(int64(cfg.maxMsgs), cfg.maxBytes),
+		flushes:     newFlushTracker(),
+		records:     newPool(func() *record { return new(record) }),
+		timeouts:    newTimeoutManager(cfg.bufferTimeout),
+		intake:      make(chan envelope, intakeCap),
+		flushReq:    make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		sendersDone: make(chan struct{}),
+		loopDone:    make(chan struct{}),
+		closeDone:   make(chan struct{}),
+	}
+	bufs := newPool(func() *recordBuf { return &recordBuf{recs: make([]*record, 0, cfg.batchSize)} })
+	p.batches = newBatchManager(cfg.batchSize, time.Now, bufs)
+	p.callbacks = newCallbackManager(p.log, p.limit, p.records, &p.stats, p.failureCause)
+	eng, err := newEngine(p)
+	if err != nil {
+		p.timeouts.disarm()
+		return nil, err
+	}
+	p.eng = eng
+	p.exec = newExecutor(eng, cfg.workers, bufs, &p.stats, p.callbacks.fail, p.onFatal)
+	p.callbacks.start()
+	p.exec.start()
+	go p.run()
+	return p, nil
+}
+
+// Produce accepts msg for sending and returns its Future. It blocks while the buffer is full
+// (WithMaxBuffered), until there is room or ctx ends; ctx bounds only that wait: once Produce has
+// returned the message is accepted, and cancelling ctx does not recall it. On error the message was
+// not accepted and gets no outcome: ErrInvalidMessage, ErrClosed, an error wrapping ErrFatal, or ctx's
+// error. See Message for who owns its bytes.
+func (p *Producer) Produce(ctx context.Context, msg *Message) (*Future, error) {
+	rec, err := p.accept(ctx, msg, true)
+	if err != nil {
+		return nil, err
+	}
+	f := &Future{msg: msg}
+	rec.fut = f
+	if err := p.submit(ctx, envelope{one: rec}, 1, rec.size, true); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// TryProduce is Produce that never blocks: when the buffer is full it fails with ErrBufferFull.
+func (p *Producer) TryProduce(msg *Message) (*Future, error) {
+	rec, err := p.accept(context.Background(), msg, false)
+	if err != nil {
+		return nil, err
+	}
+	f := &Future{msg: msg}
+	rec.fut = f
+	if err := p.submit(context.Background(), envelope{one: rec}, 1, rec.size, false); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// ProduceFunc is Produce with a callback instead of a Future: fn gets the delivery or the error, once,
+// unless ProduceFunc returns an error. Callbacks run one at a time on the producer's callback
+// goroutine, in the order outcomes arrive, outside every lock. fn must not block: a slow callback delays
+// the other callbacks and result channels (never the draining of librdkafka's reports), and Flush and
+// Close wait for it. A callback that panics is recovered and logged; it costs no other outcome.
+func (p *Producer) ProduceFunc(ctx context.Context, msg *Message, fn func(Delivery, error)) error {
+	if fn == nil {
+		return fmt.Errorf("%w: nil callback", ErrInvalidMessage)
+	}
+	rec, err := p.accept(ctx, msg, true)
+	if err != nil {
+		return err
+	}
+	rec.fn = fn
+	return p.submit(ctx, envelope{one: rec}, 1, rec.size, true)
+}
+
+// ProduceChan is Produce that sends the outcome, as a Result naming msg, on ch. The send happens on the
+// callback goroutine, as ProduceFunc's callbacks do: give ch room (or read it promptly), since a
+// blocked send delays every other callback, and Flush and Close wait for it.
+func (p *Producer) ProduceChan(ctx context.Context, msg *Message, ch chan<- Result) error {
+	if ch == nil {
+		return fmt.Errorf("%w: nil result channel", ErrInvalidMessage)
+	}
+	rec, err := p.accept(ctx, msg, true)
+	if err != nil {
+		return err
+	}
+	rec.ch = ch
+	return p.submit(ctx, envelope{one: rec}, 1, rec.size, true)
+}
+
+// ProduceBatch accepts msgs in order and returns their Futures. It checks every message first: if one
+// is invalid, none is accepted and the error names its index. Otherwise it accepts them as buffer room
+// allows; if ctx ends or the producer closes part way, it returns the Futures of the messages accepted
+// so far, which get their outcomes as usual, with the error.
+func (p *Producer) ProduceBatch(ctx context.Context, msgs []*Message) ([]*Future, error) {
+	sizes := make([]int64, len(msgs))
+	for i, m := range msgs {
+		size, err := p.check(m)
+		if err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+		sizes[i] = size
+	}
+	futs := make([]Future, len(msgs))
+	out := make([]*Future, 0, len(msgs))
+	for start := 0; start < len(msgs); {
+		// Take as many as fit in one batch and in the buffer at once.
+		end, total := start, int64(0)
+		for end < len(msgs) && end-start < p.cfg.batchSize && end-start < p.cfg.maxMsgs && total+sizes[end] <= p.cfg.maxBytes {
+			total += sizes[end]
+			end++
+		}
+		if err := p.usable(); err != nil {
+			return out, err
+		}
+		if err := p.limit.Acquire(ctx, int64(end-start), total); err != nil {
+			return out, err
+		}
+		recs := make([]*record, 0, end-start)
+		for i := start; i < end; i++ {
+			rec := p.newRecord(msgs[i], sizes[i])
+			futs[i].msg = msgs[i]
+			rec.fut = &futs[i]
+			recs = append(recs, rec)
+		}
+		if err := p.submit(ctx, envelope{many: recs}, len(recs), total, true); err != nil {
+			return out, err
+		}
+		for i := start; i < end; i++ {
+			out = append(out, &futs[i])
+		}
+		start = end
+	}
+	return out, nil
+}
+
+// check validates m and checks that it can ever fit the buffer.
+func (p *Producer) check(m *Message) (int64, error) {
+	size, err := validateMessage(m)
+	if err != nil {
+		return 0, err
+	}
+	if size > p.cfg.maxBytes {
+		return 0, fmt.Errorf("%w: topic %q: %d bytes is more than the buffer holds (WithMaxBuffered: %d bytes)",
+			ErrInvalidMessage, m.Topic, size, p.cfg.maxBytes)
+	}
+	return size, nil
+}
+
+// usable returns why the producer takes no more messages, or nil.
+func (p *Producer) usable() error {
+	if f := p.fatal.Load(); f != nil {
+		return f
+	}
+	p.intakeMu.RLock()
+	closed := p.closed
+	p.intakeMu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// accept validates msg, takes its room in the buffer and returns its record.
+func (p *Producer) accept(ctx context.Context, msg *Message, block bool) (*record, error) {
+	size, err := p.check(msg)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.usable(); err != nil {
+		return nil, err
+	}
+	if block {
+		err = p.limit.Acquire(ctx, 1, size)
+	} else {
+		var ok bool
+		if ok, err = p.limit.TryAcquire(1, size); err == nil && !ok {
+			err = ErrBufferFull
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p.newRecord(msg, size), nil
+}
+
+func (p *Producer) newRecord(msg *Message, size int64) *record {
+	rec := p.records.get()
+	rec.msg, rec.size, rec.ts = msg, size, msg.Timestamp
+	if rec.ts.IsZero() {
+		rec.ts = time.Now()
+	}
+	return rec
+}
+
+// submit hands the n accepted records of env, of size bytes, to the loop. On error it undoes their
+// accept.
+func (p *Producer) submit(ctx context.Context, env envelope, n int, size int64, block bool) error {
+	err := p.send(ctx, env, n, block)
+	if err != nil {
+		p.limit.Release(int64(n), size)
+		env.each(func(r *record) {
+			r.reset()
+			p.records.put(r)
+		})
+	}
+	return err
+}
+
+// send counts env's records towards the current Flush epoch and sends env to the loop. It holds
+// intakeMu only to check that the producer is open and to register as a sender, never while it waits:
+// Close does not wait for a blocked Produce, the loop does (it keeps receiving until every sender is
+// done).
+func (p *Producer) send(ctx context.Context, env envelope, n int, block bool) error {
+	p.intakeMu.RLock()
+	if err := p.usableLocked(); err != nil {
+		p.intakeMu.RUnlock()
+		return err
+	}
+	p.senders.Add(1)
+	e := p.flushes.add(n)
+	p.intakeMu.RUnlock()
+	defer p.senders.Done()
+
+	env.each(func(r *record) { r.epoch = e })
+	select {
+	case p.intake <- env:
+		p.stats.accepted.Add(uint64(n))
+		return nil
+	default:
+	}
+	err := ErrBufferFull
+	if block {
+		select {
+		case p.intake <- env:
+			p.stats.accepted.Add(uint64(n))
+			return nil
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	for range n {
+		e.finish()
+	}
+	return err
+}
+
+func (p *Producer) usableLocked() error {
+	if p.closed {
+		return ErrClosed
+	}
+	if f := p.fatal.Load(); f != nil {
+		return f
+	}
+	return nil
+}
+
+// Flush waits until every message accepted before the call has its outcome (its Future is done, its
+// callback has run, its Result was sent), or ctx ends. It sends what the producer buffers at once,
+// without waiting for the buffer timeout. Messages accepted during Flush may get their outcomes before
+// it returns, but it does not wait for them. After Close it returns ErrClosed.
+func (p *Producer) Flush(ctx context.Context) error {
+	if err := p.usable(); errors.Is(err, ErrClosed) {
+		return err
+	}
+	select {
+	case p.flushReq <- struct{}{}:
+	default:
+	}
+	return p.flushes.wait(ctx)
+}
+
+// Close stops taking messages (Produce returns ErrClosed from then on), sends what is buffered, waits
+// for every outcome, and releases librdkafka. If ctx ends first, it fails what was never handed to
+// librdkafka with an error wrapping ErrClosed, purges what librdkafka holds (those fail with
+// kafka.ErrPurgeQueue, or kafka.ErrPurgeInflight: outcome unknown, see IsOutcomeUnknown), waits for
+// those outcomes, and returns an error wrapping ctx's. Either way every accepted message has its outcome
+// when Close returns, and no goroutine of the producer is left.
+//
+// Close is idempotent: a second call waits for the first (or for its own ctx) and returns its result.
+func (p *Producer) Close(ctx context.Context) error {
+	first := false
+	p.closeOnce.Do(func() { first = true })
+	if !first {
+		select {
+		case <-p.closeDone:
+			return p.closeRes
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.closeRes = p.shutdown(ctx)
+	close(p.closeDone)
+	return p.closeRes
+}
+
+func (p *Producer) shutdown(ctx context.Context) error {
+	p.intakeMu.Lock()
+	p.closed = true
+	p.intakeMu.Unlock()
+	p.limit.Close(ErrClosed)
+	close(p.stop)
+	go func() { // ends once the Produce calls in progress have sent or given up; the loop receives
+		p.senders.Wait()
+		close(p.sendersDone)
+	}()
+
+	var res error
+	if err := p.flushes.wait(ctx); err != nil {
+		abortErr := fmt.Errorf("%w before the message was sent: Close's context ended: %w", ErrClosed, err)
+		p.closeErr.Store(&abortErr)
+		p.exec.abort(abortErr)
+		if perr := p.eng.purge(); perr != nil {
+			p.log.Error("aioproducer: purge failed", "error", perr)
+		}
+		// Every message is now failing or failed; purged ones report promptly.
+		_ = p.flushes.wait(context.Background())
+		res = fmt.Errorf("aioproducer: close: %w", err)
+	}
+	<-p.loopDone
+	p.exec.wait()
+	p.eng.close()
+	p.callbacks.close()
+	return res
+}
+
+// Stats returns a snapshot of the producer's counters.
+func (p *Producer) Stats() Stats {
+	s := p.stats.snapshot()
+	s.HeldMessages, s.HeldBytes = p.limit.Used()
+	return s
+}
+
+// onFatal handles a fatal librdkafka error: from now on every Produce fails, and every outstanding
+// message fails with an error wrapping ErrFatal.
+func (p *Producer) onFatal(err kafka.Error) {
+	fe := &fatalError{err: err}
+	if !p.fatal.CompareAndSwap(nil, fe) {
+		return
+	}
+	p.log.Error("aioproducer: fatal error: failing every outstanding message", "error", err.Error())
+	p.limit.Close(fe)
+	p.exec.abort(fe)
+	if perr := p.eng.purge(); perr != nil {
+		p.log.Error("aioproducer: purge failed", "error", perr)
+	}
+}
+
+// failureCause returns what to attach to a message's failure: the fatal error, or Close's abort for a
+// purged message.
+func (p *Producer) failureCause(err error) error {
+	if f := p.fatal.Load(); f != nil {
+		return f
+	}
+	var ke kafka.Error
+	if ce := p.closeErr.Load(); ce != nil && errors.As(err, &ke) &&
+		(ke.Code() == kafka.ErrPurgeQueue || ke.Code() == kafka.ErrPurgeInflight) {
+		return *ce
+	}
+	return nil
+}
+
+// onReports and onFatal make the Producer the engine's reportSink.
+func (p *Producer) onReports(rs []report) {
+	p.callbacks.deliver(rs)
+	p.exec.space.notify()
+}
+
+// run is the producer's loop: it moves accepted messages into the BatchManager and sends batches to
+// the Executor when they are full, when their worker is idle, when the oldest message has waited the
+// buffer timeout, on Flush, and on Close.
+func (p *Producer) run() {
+	defer close(p.loopDone)
+	for {
+		select {
+		case env := <-p.intake:
+			p.take(env)
+			p.drainIntake()
+			p.dispatchIdle()
+		case <-p.exec.ready:
+			p.dispatchIdle()
+		case <-p.timeouts.C():
+			p.timeouts.fired()
+			p.dispatchDue()
+		case <-p.flushReq:
+			p.drainIntake()
+			p.dispatchAll()
+		case <-p.stop:
+			p.finish()
+			return
+		}
+		if pb := p.batches.oldest(); pb != nil {
+			p.timeouts.arm(pb.oldest)
+		} else {
+			p.timeouts.disarm()
+		}
+	}
+}
+
+// finish receives until no Produce call can send any more, sends every batch and closes the
+// Executor's queues.
+func (p *Producer) finish() {
+	p.timeouts.disarm()
+	p.dispatchAll()
+	for {
+		select {
+		case env := <-p.intake:
+			p.take(env)
+		case <-p.sendersDone:
+			p.drainIntake()
+			p.dispatchAll()
+			p.exec.closeQueues()
+			return
+		}
+	}
+}
+
+// take adds an envelope's records to their batches, sending each batch that fills.
+func (p *Producer) take(env envelope) {
+	if env.one != nil {
+		p.add(env.one)
+		return
+	}
+	for _, r := range env.many {
+		p.add(r)
+	}
+}
+
+func (p *Producer) add(rec *record) {
+	if pb, full := p.batches.add(rec); full {
+		p.dispatch(pb)
+	}
+}
+
+// drainIntake takes every envelope already waiting.
+func (p *Producer) drainIntake() {
+	for {
+		select {
+		case env := <-p.intake:
+			p.take(env)
+		default:
+			return
+		}
+	}
+}
+
+// dispatch sends pb's messages to their worker, waiting for room in its queue.
+func (p *Producer) dispatch(pb *pendingBatch) {
+	w := p.exec.route(pb.topic)
+	w.queue <- p.batches.take(pb)
+}
+
+// dispatchIdle sends the pending batches whose worker has nothing waiting: a message on an idle
+// producer goes out at once, and under load batches grow while the workers are busy.
+func (p *Producer) dispatchIdle() {
+	for i := 0; i < len(p.batches.pendingBatches()); {
+		pb := p.batches.pendingBatches()[i]
+		if w := p.exec.route(pb.topic); w.idle() {
+			p.dispatch(pb) // removes pb from the list
+			continue
+		}
+		i++
+	}
+}
+
+// dispatchDue sends the pending batches whose oldest message has waited the buffer timeout.
+func (p *Producer) dispatchDue() {
+	now := time.Now()
+	for {
+		pb := p.batches.oldest()
+		if pb == nil || !p.timeouts.due(pb.oldest, now) {
+			return
+		}
+		p.dispatch(pb)
+	}
+}
+
+// dispatchAll sends every pending batch.
+func (p *Producer) dispatchAll() {
+	for pb := p.batches.oldest(); pb != nil; pb = p.batches.oldest() {
+		p.dispatch(pb)
+	}
+}

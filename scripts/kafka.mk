@@ -1,0 +1,37 @@
+# scripts/kafka.mk - Kafka integration-test targets; `include scripts/kafka.mk`
+# from the main Makefile. Brokers are real Apache Kafka (KRaft) JVMs on
+# 127.0.0.1, jars fetched from Maven Central into .cache/kafka (see scripts/README.md).
+#
+#   make kafka-up          single broker, prints its bootstrap address
+#   make kafka-up3         3-node cluster (state in .cache/kafka/run3)
+#   make kafka-status      what is running
+#   make kafka-down        stop both and delete their data
+#   make test-kafka        brokers up, go test -race -tags kafka ./kafkatest/..., brokers down
+#                          (extra go test flags: make test-kafka KAFKA_TEST_FLAGS='-v -run TestX')
+
+KAFKA_SCRIPTS_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+KAFKA_SH := $(KAFKA_SCRIPTS_DIR)/kafka.sh
+KAFKA_RUN3_DIR := $(abspath $(KAFKA_SCRIPTS_DIR)/../.cache/kafka/run3)
+KAFKA_TEST_FLAGS ?=
+
+.PHONY: kafka-fetch kafka-up kafka-up3 kafka-status kafka-down test-kafka
+
+kafka-fetch:
+	@bash $(KAFKA_SH) fetch
+
+kafka-up:
+	@bash $(KAFKA_SH) up
+
+kafka-up3:
+	@KAFKA_STATE_DIR=$(KAFKA_RUN3_DIR) bash $(KAFKA_SH) up3
+
+kafka-status:
+	-@bash $(KAFKA_SH) status
+	-@KAFKA_STATE_DIR=$(KAFKA_RUN3_DIR) bash $(KAFKA_SH) status
+
+kafka-down:
+	@bash $(KAFKA_SH) down
+	@KAFKA_STATE_DIR=$(KAFKA_RUN3_DIR) bash $(KAFKA_SH) down
+
+test-kafka:
+	@bash $(KAFKA_SCRIPTS_DIR)/test-kafka.sh $(KAFKA_TEST_FLAGS)

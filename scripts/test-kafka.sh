@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# test-kafka.sh - run the Kafka integration suite (./kafkatest, build tag
+# "kafka") against throw-away brokers, and always take the brokers down again.
+#
+#   scripts/test-kafka.sh [extra go test flags, e.g. -v -run TestCompression]
+#
+# Starts a single broker and a 3-node cluster (each on its own free ports and
+# state dir, topic auto-creation off: the tests create their topics), then runs
+#   go test -race -tags kafka -count=1 -timeout 30m ./kafkatest/... [flags]
+# with KAFKA_BOOTSTRAP, KAFKA_CLUSTER3_BOOTSTRAP, KAFKA_CLUSTER3_STATE_DIR and
+# KAFKA_SCRIPT set. Exits with go test's status; on a failure, Ctrl-C or
+# SIGTERM the brokers are stopped all the same.
+#
+# Environment: KAFKA_TEST_CLUSTER3=0 skips the 3-node cluster (its tests then
+# skip); KAFKA_TEST_SINGLE_STATE_DIR / KAFKA_CLUSTER3_STATE_DIR move the state
+# dirs; KAFKA_TEST_TIMEOUT (30m) is go test's -timeout; the KAFKA_* variables of
+# kafka.sh (e.g. KAFKA_START_TIMEOUT) apply to both clusters.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+KAFKA_SH=$SCRIPT_DIR/kafka.sh
+CACHE_DIR=${KAFKA_CACHE_DIR:-$REPO_ROOT/.cache/kafka}
+SINGLE_DIR=${KAFKA_TEST_SINGLE_STATE_DIR:-$CACHE_DIR/run-test-single}
+CLUSTER3_DIR=${KAFKA_CLUSTER3_STATE_DIR:-$CACHE_DIR/run-test-cluster3}
+WITH_CLUSTER3=${KAFKA_TEST_CLUSTER3:-1}
+
+log() { printf 'test-kafka: %s\n' "$*" >&2; }
+
+GO_PGID=
+UP_PIDS=()
+# shellcheck disable=SC2317 # called by the traps
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  # an interrupted start-up: its own trap stops the nodes it started
+  local p
+  for p in "${UP_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${UP_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [[ -n $GO_PGID ]]; then
+    kill -TERM -- "-$GO_PGID" 2>/dev/null || true
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      kill -0 -- "-$GO_PGID" 2>/dev/null || break
+      sleep 0.5
+    done
+    kill -KILL -- "-$GO_PGID" 2>/dev/null || true
+  fi
+  log "stopping brokers"
+  KAFKA_STATE_DIR=$SINGLE_DIR "$KAFKA_SH" down || true
+  KAFKA_STATE_DIR=$CLUSTER3_DIR "$KAFKA_SH" down || true
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+t0=$(date +%s)
+"$KAFKA_SH" fetch
+
+# both clusters start at once; each writes its bootstrap list to a file
+mkdir -p "$CACHE_DIR"
+out1=$(mktemp "$CACHE_DIR/boot1.XXXXXX")
+out3=$(mktemp "$CACHE_DIR/boot3.XXXXXX")
+KAFKA_STATE_DIR=$SINGLE_DIR KAFKA_AUTO_CREATE_TOPICS=false "$KAFKA_SH" up >"$out1" &
+p1=$!
+UP_PIDS+=("$p1")
+p3=
+if [[ $WITH_CLUSTER3 != 0 ]]; then
+  KAFKA_STATE_DIR=$CLUSTER3_DIR KAFKA_AUTO_CREATE_TOPICS=false "$KAFKA_SH" up3 >"$out3" &
+  p3=$!
+  UP_PIDS+=("$p3")
+fi
+ok=1
+wait "$p1" || ok=0
+if [[ -n $p3 ]]; then wait "$p3" || ok=0; fi
+BOOT1=$(cat "$out1")
+BOOT3=$(cat "$out3")
+rm -f "$out1" "$out3"
+UP_PIDS=()
+((ok)) || { log "broker start-up failed"; exit 1; }
+log "brokers up in $(($(date +%s) - t0))s: single $BOOT1${BOOT3:+, cluster $BOOT3}"
+
+export KAFKA_BOOTSTRAP=$BOOT1
+export KAFKA_SCRIPT=$KAFKA_SH
+if [[ -n $BOOT3 ]]; then
+  export KAFKA_CLUSTER3_BOOTSTRAP=$BOOT3
+  export KAFKA_CLUSTER3_STATE_DIR=$CLUSTER3_DIR
+else
+  unset KAFKA_CLUSTER3_BOOTSTRAP KAFKA_CLUSTER3_STATE_DIR
+fi
+
+cd "$REPO_ROOT"
+# go test runs in its own process group so that cleanup can stop it (and the
+# test binary under it) as a whole; waiting in the background keeps this
+# shell responsive to INT/TERM.
+set +e
+setsid go test -race -tags kafka -count=1 -timeout "${KAFKA_TEST_TIMEOUT:-30m}" ./kafkatest/... "$@" &
+gopid=$!
+GO_PGID=$gopid
+wait "$gopid"
+rc=$?
+GO_PGID=
+set -e
+log "go test exited with $rc after $(($(date +%s) - t0))s in total"
+exit "$rc"
