@@ -24,7 +24,9 @@ type CallbackManager struct {
 	stats   *counters
 	cause   func(err error) error // the reason behind failures, if the producer was aborted
 
-	mu      sync.Mutex
+	mu       sync.Mutex
+	resolved []*record // deliver's scratch: records of resolved futures
+
 	queue   []*record     // outcomes waiting for their callback, in order
 	wake    chan struct{} // capacity 1: the queue is not empty, or closing
 	closing bool
@@ -41,9 +43,11 @@ func newCallbackManager(log *slog.Logger, limit *limiter.Limiter, records *pool[
 // start starts the callback goroutine; close stops it and waits.
 func (cm *CallbackManager) start() { go cm.run() }
 
-// deliver hands over the outcomes of a burst of reports.
+// deliver hands over the outcomes of a burst of reports. It is called from the engine's one report
+// goroutine only.
 func (cm *CallbackManager) deliver(rs []report) {
-	var n, size int64
+	var size int64
+	resolved := cm.resolved[:0]
 	queued := false
 	for _, r := range rs {
 		rec := r.rec
@@ -58,9 +62,8 @@ func (cm *CallbackManager) deliver(rs []report) {
 		}
 		if rec.fut != nil {
 			rec.fut.resolve(d, err)
-			n++
 			size += rec.size
-			cm.recycle(rec)
+			resolved = append(resolved, rec)
 			continue
 		}
 		rec.d, rec.err = d, err
@@ -68,11 +71,26 @@ func (cm *CallbackManager) deliver(rs []report) {
 		queued = true
 	}
 	cm.stats.reported.Add(uint64(len(rs)))
-	if n > 0 {
-		cm.limit.Release(n, size)
-	}
+	cm.finish(resolved, size)
+	cm.resolved = resolved[:0]
 	if queued {
 		cm.signal()
+	}
+}
+
+// finish ends records whose outcomes were handed over: it frees their room in the buffer, then counts
+// them done for Flush (so a Flush that returns leaves their room free), then recycles them.
+func (cm *CallbackManager) finish(recs []*record, size int64) {
+	if len(recs) == 0 {
+		return
+	}
+	cm.limit.Release(int64(len(recs)), size)
+	for i, rec := range recs {
+		e := rec.epoch
+		rec.reset()
+		cm.records.put(rec)
+		e.finish()
+		recs[i] = nil
 	}
 }
 
@@ -85,8 +103,7 @@ func (cm *CallbackManager) fail(rec *record, err error) {
 	}
 	if rec.fut != nil {
 		rec.fut.resolve(Delivery{}, err)
-		cm.limit.Release(1, rec.size)
-		cm.recycle(rec)
+		cm.finish([]*record{rec}, rec.size)
 		return
 	}
 	rec.err = err
@@ -100,14 +117,6 @@ func (cm *CallbackManager) deliveryError(rec *record, err error) error {
 		return err
 	}
 	return &DeliveryError{Topic: rec.msg.Topic, Err: ke, cause: cm.cause(err)}
-}
-
-// recycle ends a record whose outcome was handed over.
-func (cm *CallbackManager) recycle(rec *record) {
-	e := rec.epoch
-	rec.reset()
-	cm.records.put(rec)
-	e.finish()
 }
 
 func (cm *CallbackManager) enqueue(rec *record) {
@@ -141,21 +150,17 @@ func (cm *CallbackManager) run() {
 		closing := cm.closing
 		cm.mu.Unlock()
 
-		var n, size int64
-		for i, rec := range batch {
+		var size int64
+		for _, rec := range batch {
 			cm.call(rec)
-			n++
 			size += rec.size
-			cm.recycle(rec)
-			batch[i] = nil
 		}
-		if n > 0 {
-			cm.limit.Release(n, size)
-		}
-		if closing && len(batch) == 0 {
+		n := len(batch)
+		cm.finish(batch, size)
+		if closing && n == 0 {
 			return
 		}
-		if len(batch) > 0 {
+		if n > 0 {
 			// More may have arrived while we ran: look again before sleeping.
 			cm.signal()
 		}

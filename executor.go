@@ -53,7 +53,7 @@ type Executor struct {
 	eng     engine
 	workers []*worker
 	seed    maphash.Seed
-	ready   chan struct{} // a worker took a batch off its queue: the loop may dispatch more
+	ready   chan struct{} // a worker finished a batch: the loop may dispatch more
 	space   notifier      // deliveries have freed room in librdkafka's queue
 
 	// fail is the outcome for a record that never reached librdkafka (refused or aborted).
@@ -74,6 +74,7 @@ type Executor struct {
 
 type worker struct {
 	queue chan MessageBatch // capacity 1: one batch waits while one is being enqueued
+	busy  atomic.Bool       // executing a batch
 }
 
 func newExecutor(eng engine, n int, bufs *pool[recordBuf], stats *counters, fail func(*record, error), onFatal func(kafka.Error)) *Executor {
@@ -109,8 +110,9 @@ func (ex *Executor) route(topic string) *worker {
 	return ex.workers[maphash.String(ex.seed, topic)%uint64(len(ex.workers))]
 }
 
-// idle reports whether w has no batch waiting, so a batch sent to it now is taken without delay.
-func (w *worker) idle() bool { return len(w.queue) == 0 }
+// idle reports whether w is neither executing a batch nor has one waiting, so a batch sent to it now is
+// executed without delay.
+func (w *worker) idle() bool { return !w.busy.Load() && len(w.queue) == 0 }
 
 // closeQueues tells the workers no more batches come; they finish what they hold and exit.
 func (ex *Executor) closeQueues() {
@@ -147,11 +149,13 @@ func (ex *Executor) isAborted() bool {
 func (ex *Executor) run(w *worker) {
 	defer ex.wg.Done()
 	for b := range w.queue {
+		w.busy.Store(true)
+		ex.execute(b)
+		w.busy.Store(false)
 		select {
 		case ex.ready <- struct{}{}:
 		default:
 		}
-		ex.execute(b)
 	}
 }
 

@@ -553,8 +553,8 @@ func (p *Producer) dispatch(pb *pendingBatch) {
 	w.queue <- p.batches.take(pb)
 }
 
-// dispatchIdle sends the pending batches whose worker has nothing waiting: a message on an idle
-// producer goes out at once, and under load batches grow while the workers are busy.
+// dispatchIdle sends the pending batches whose worker is idle: a message on an idle producer goes out
+// at once, and under load batches grow while their worker is busy, until they are full or due.
 func (p *Producer) dispatchIdle() {
 	for i := 0; i < len(p.batches.pendingBatches()); {
 		pb := p.batches.pendingBatches()[i]

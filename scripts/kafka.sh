@@ -16,7 +16,8 @@
 #                    its old config and data, wait until it is ready
 #   pid ID           print the pid of node ID (exit 1 if it is not running)
 #   bootstrap        print the bootstrap list
-#   status           one line per node: id pid state port controller-port data-dir
+#   status           one line per node: id pid state port controller-port data-dir;
+#                    exit 0 if all run, 1 if one is dead or paused, 3 if none is up
 #   log ID [N]       print the last N (default 50) lines of node ID's server log
 #
 # Only the bootstrap list (up, bootstrap) or the asked-for value goes to stdout;
@@ -28,6 +29,7 @@
 #   KAFKA_DATA_ROOT           parent of the per-node data dirs     ($TMPDIR or /tmp)
 #   KAFKA_PORT / KAFKA_CONTROLLER_PORT    force the ports of a single node
 #   KAFKA_PORTS / KAFKA_CONTROLLER_PORTS  force ports for N nodes, comma separated
+#   KAFKA_PORT_RANGE          where free ports are picked          (20000-31999)
 #   KAFKA_AUTO_CREATE_TOPICS  auto.create.topics.enable            (true)
 #   KAFKA_NUM_PARTITIONS      num.partitions                       (1)
 #   KAFKA_REPLICATION_FACTOR  default.replication.factor           (number of nodes, max 3)
@@ -52,6 +54,10 @@ START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-10}
 FETCH_TIMEOUT=${KAFKA_FETCH_TIMEOUT:-900}
 HEAP=${KAFKA_HEAP:-512m}
+# Ports are picked at random in this range: by default below the kernel's
+# ephemeral range (32768+), so that outgoing connections do not take a port
+# between the check and the bind.
+PORT_RANGE=${KAFKA_PORT_RANGE:-20000-31999}
 # Marker put on every broker's java command line: lets us recognise our own
 # processes (pid reuse, leftovers) without ever matching anybody else's.
 MARK=aioproducer.kafka.node
@@ -64,6 +70,9 @@ for v in START_TIMEOUT STOP_TIMEOUT FETCH_TIMEOUT; do
   is_uint "${!v}" || die "KAFKA_$v must be a whole number of seconds, got '${!v}'"
 done
 [[ $HEAP =~ ^[0-9]+[kKmMgG]?$ ]] || die "KAFKA_HEAP must look like 512m, got '$HEAP'"
+[[ $PORT_RANGE =~ ^([0-9]+)-([0-9]+)$ ]] && PORT_LO=${BASH_REMATCH[1]} PORT_HI=${BASH_REMATCH[2]} &&
+  ((PORT_LO >= 1024 && PORT_LO <= PORT_HI && PORT_HI <= 65535 && PORT_HI - PORT_LO < 32768)) ||
+  die "KAFKA_PORT_RANGE must look like 20000-31999 (1024..65535), got '$PORT_RANGE'"
 
 now() { date +%s; }
 
@@ -204,9 +213,7 @@ PORT_OUT=
 pick_port() {
   local p i
   for ((i = 0; i < 500; i++)); do
-    # below the kernel's ephemeral range (32768+), so outgoing connections
-    # do not take it away between the check and the bind
-    p=$((20000 + RANDOM % 12000))
+    p=$((PORT_LO + RANDOM % (PORT_HI - PORT_LO + 1)))
     [[ $PICKED == *" $p "* ]] && continue
     port_busy "$p" && continue
     PICKED+="$p "
@@ -491,8 +498,12 @@ cmd_up() {
       if [[ -n ${fcports[i - 1]:-} ]]; then cports+=("${fcports[i - 1]}"); else pick_port; cports+=("$PORT_OUT"); fi
       voters+="${voters:+,}$i@127.0.0.1:${cports[i - 1]}"
     done
-    # a cluster id is 16 random bytes in unpadded url-safe base64
-    cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+    # a cluster id is 16 random bytes in unpadded url-safe base64; like Kafka's
+    # own, never one starting with '-', which the format tool takes for an option
+    cid=-
+    while [[ $cid == -* ]]; do
+      cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+    done
     local fpids=()
     for ((i = 1; i <= n; i++)); do
       local data

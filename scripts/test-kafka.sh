@@ -29,6 +29,7 @@ log() { printf 'test-kafka: %s\n' "$*" >&2; }
 
 GO_PGID=
 UP_PIDS=()
+out1='' out3=''
 # shellcheck disable=SC2317 # called by the traps
 cleanup() {
   local rc=$?
@@ -45,6 +46,7 @@ cleanup() {
     done
     kill -KILL -- "-$GO_PGID" 2>/dev/null || true
   fi
+  rm -f "$out1" "$out3"
   log "stopping brokers"
   KAFKA_STATE_DIR=$SINGLE_DIR "$KAFKA_SH" down || true
   KAFKA_STATE_DIR=$CLUSTER3_DIR "$KAFKA_SH" down || true

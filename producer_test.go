@@ -1,0 +1,593 @@
+package aioproducer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func msg(topic, key string) *Message {
+	return &Message{Topic: topic, Key: []byte(key), Value: []byte("v-" + key)}
+}
+
+func TestLoneMessageOnIdleProducerIsSentAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(true)
+		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour))
+		start := time.Now()
+		f, err := p.Produce(t.Context(), msg("t", "a"))
+		require.NoError(t, err)
+		d, err := f.Wait(t.Context())
+		require.NoError(t, err)
+		assert.Equal(t, Delivery{Topic: "t", Offset: 0, Timestamp: start}, d)
+		// In a bubble time only moves when every goroutine waits: any wait for the timer shows here.
+		assert.Zero(t, time.Since(start), "a lone message waited for the buffer timeout")
+	})
+}
+
+func TestBatchIsSentWhenItsOldestMessageHasWaitedTheBufferTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(true)
+		p := newFakeProducer(t, fe, WithBufferTimeout(10*time.Millisecond), WithBatchSize(100), WithWorkers(1))
+		gate := make(chan struct{})
+		fe.setGate(gate)
+		var futs []*Future
+		produce := func(key string) {
+			f, err := p.Produce(t.Context(), msg("t", key))
+			require.NoError(t, err)
+			futs = append(futs, f)
+		}
+		produce("a") // the worker takes it and blocks in enqueue: from now on the worker is busy
+		synctest.Wait()
+		// Messages trickle in every 4ms, below the batch size. The batch is due 10ms after its first
+		// message, however many arrive after it: b1..b3 go together, b4 after.
+		produce("b1")
+		time.Sleep(4 * time.Millisecond)
+		produce("b2")
+		time.Sleep(4 * time.Millisecond)
+		produce("b3")
+		time.Sleep(4 * time.Millisecond)
+		produce("b4")
+		synctest.Wait()
+		close(gate)
+		for _, f := range futs {
+			_, err := f.Wait(t.Context())
+			require.NoError(t, err)
+		}
+		assert.Equal(t, []int{1, 3, 1}, fe.callSizes())
+	})
+}
+
+func TestFullBatchIsSentWithoutWaitingForTheTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(true)
+		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour), WithBatchSize(3), WithWorkers(1))
+		gate := make(chan struct{})
+		fe.setGate(gate)
+		var futs []*Future
+		for i := range 8 {
+			f, err := p.Produce(t.Context(), msg("t", fmt.Sprint(i)))
+			require.NoError(t, err)
+			futs = append(futs, f)
+			synctest.Wait()
+		}
+		start := time.Now()
+		close(gate)
+		for _, f := range futs {
+			_, err := f.Wait(t.Context())
+			require.NoError(t, err)
+		}
+		// The first goes alone (idle worker), then full batches of 3; the last one goes when the
+		// worker is idle again.
+		assert.Equal(t, []int{1, 3, 3, 1}, fe.callSizes())
+		assert.Zero(t, time.Since(start))
+	})
+}
+
+func TestBatchesGroupMessagesByTopic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(true)
+		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour), WithWorkers(1))
+		gate := make(chan struct{})
+		fe.setGate(gate)
+		var futs []*Future
+		for _, m := range []*Message{msg("x", "0"), msg("a", "1"), msg("b", "2"), msg("a", "3"), msg("b", "4"), msg("a", "5")} {
+			f, err := p.Produce(t.Context(), m)
+			require.NoError(t, err)
+			futs = append(futs, f)
+			synctest.Wait()
+		}
+		close(gate)
+		for _, f := range futs {
+			_, err := f.Wait(t.Context())
+			require.NoError(t, err)
+		}
+		var got [][]string
+		fe.mu.Lock()
+		for _, c := range fe.calls {
+			var keys []string
+			for _, m := range c {
+				keys = append(keys, m.Topic+string(m.Key))
+			}
+			got = append(got, keys)
+		}
+		fe.mu.Unlock()
+		// x0 went alone; then a's batch and b's batch (each in produce order), oldest first.
+		assert.Equal(t, [][]string{{"x0"}, {"a1", "a3", "a5"}, {"b2", "b4"}}, got)
+	})
+}
+
+func TestOrderPerKeyHoldsWithManyWorkersAndConcurrentProducers(t *testing.T) {
+	fe := newFakeEngine(true)
+	p := newFakeProducer(t, fe, WithWorkers(8), WithBatchSize(7), WithBufferTimeout(time.Millisecond))
+	const producers, perProducer, topics = 6, 2000, 16
+	var wg sync.WaitGroup
+	for g := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perProducer {
+				m := &Message{
+					Topic: fmt.Sprintf("t%d", i%topics),
+					Key:   []byte(fmt.Sprintf("g%d-k%d", g, i%5)),
+					Value: []byte(fmt.Sprint(i)),
+				}
+				_, err := p.Produce(context.Background(), m)
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	require.NoError(t, p.Flush(ctxTimeout(t, 10*time.Second)))
+	last := map[string]int{}
+	got := fe.enqueued()
+	require.Len(t, got, producers*perProducer)
+	for _, m := range got {
+		k := m.Topic + "/" + string(m.Key)
+		var seq int
+		fmt.Sscan(string(m.Value), &seq)
+		if prev, ok := last[k]; ok {
+			require.Greater(t, seq, prev, "key %s out of order", k)
+		}
+		last[k] = seq
+	}
+}
+
+func TestProduceBlocksWhileTheBufferIsFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(false)
+		p := newFakeProducer(t, fe, WithMaxBuffered(2, 1<<20))
+		for i := range 2 {
+			_, err := p.Produce(t.Context(), msg("t", fmt.Sprint(i)))
+			require.NoError(t, err)
+		}
+
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		_, err := p.Produce(ctx, msg("t", "late"))
+		require.ErrorIs(t, err, context.DeadlineExceeded, "Produce returns ctx's error when the buffer stays full")
+
+		_, err = p.TryProduce(msg("t", "try"))
+		require.ErrorIs(t, err, ErrBufferFull)
+
+		var accepted atomic.Bool
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, err := p.Produce(t.Context(), msg("t", "waits"))
+			assert.NoError(t, err)
+			accepted.Store(true)
+		}()
+		synctest.Wait()
+		assert.False(t, accepted.Load(), "Produce returned while the buffer was full")
+		synctest.Wait()
+		fe.deliver(1) // one outcome frees one place
+		<-done
+		assert.True(t, accepted.Load())
+		assert.EqualValues(t, 2, p.Stats().HeldMessages)
+		fe.deliver(-1)
+		require.NoError(t, p.Flush(t.Context()))
+	})
+}
+
+func TestByteLimitBoundsTheBufferAndRefusesWhatCanNeverFit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(false)
+		p := newFakeProducer(t, fe, WithMaxBuffered(100, 10))
+		_, err := p.Produce(t.Context(), &Message{Topic: "t", Value: make([]byte, 11)})
+		require.ErrorIs(t, err, ErrInvalidMessage)
+
+		_, err = p.Produce(t.Context(), &Message{Topic: "t", Value: make([]byte, 6)})
+		require.NoError(t, err)
+		_, err = p.TryProduce(&Message{Topic: "t", Value: make([]byte, 6)})
+		require.ErrorIs(t, err, ErrBufferFull)
+		_, err = p.TryProduce(&Message{Topic: "t", Value: make([]byte, 4)})
+		require.NoError(t, err)
+		fe.deliver(-1)
+	})
+}
+
+func TestFullLibrdkafkaQueueWaitsForDeliveriesAndKeepsOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(false)
+		fe.capacity = 5
+		p := newFakeProducer(t, fe, WithBatchSize(50))
+		var msgs []*Message
+		for i := range 23 {
+			msgs = append(msgs, msg("t", fmt.Sprint(i)))
+		}
+		futs, err := p.ProduceBatch(t.Context(), msgs)
+		require.NoError(t, err)
+		for fe.pendingCount() > 0 || len(fe.enqueued()) < len(msgs) {
+			synctest.Wait()
+			fe.deliver(2)
+		}
+		for i, f := range futs {
+			d, err := f.Wait(t.Context())
+			require.NoError(t, err, "message %d", i)
+			assert.EqualValues(t, i, d.Offset)
+		}
+		assert.Equal(t, msgs, fe.enqueued(), "enqueue order is produce order")
+		assert.Positive(t, p.Stats().QueueFullWaits)
+		assert.Zero(t, p.Stats().Failed)
+	})
+}
+
+func TestMessageRefusedByLibrdkafkaFailsAloneInItsBatch(t *testing.T) {
+	fe := newFakeEngine(true)
+	p := newFakeProducer(t, fe)
+	var msgs []*Message
+	for i := range 6 {
+		msgs = append(msgs, msg("t", fmt.Sprint(i)))
+	}
+	fe.refuse[msgs[3]] = kafka.NewError(kafka.ErrMsgSizeTooLarge, "too large", false)
+	futs, err := p.ProduceBatch(ctxTimeout(t, 5*time.Second), msgs)
+	require.NoError(t, err)
+	for i, f := range futs {
+		_, err := f.Wait(ctxTimeout(t, 5*time.Second))
+		if i != 3 {
+			assert.NoError(t, err, "neighbour %d", i)
+			continue
+		}
+		var de *DeliveryError
+		require.ErrorAs(t, err, &de)
+		assert.Equal(t, "t", de.Topic)
+		var ke kafka.Error
+		require.ErrorAs(t, err, &ke)
+		assert.Equal(t, kafka.ErrMsgSizeTooLarge, ke.Code())
+	}
+	assert.EqualValues(t, 1, p.Stats().Failed)
+	assert.EqualValues(t, 5, p.Stats().Delivered)
+}
+
+func TestFlushWaitsForMessagesAcceptedBeforeItOnly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(false)
+		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour))
+		before, err := p.Produce(t.Context(), msg("t", "before"))
+		require.NoError(t, err)
+		flushed := make(chan error, 1)
+		go func() { flushed <- p.Flush(t.Context()) }()
+		synctest.Wait()
+		after, err := p.Produce(t.Context(), msg("t", "after"))
+		require.NoError(t, err)
+		synctest.Wait()
+		select {
+		case <-flushed:
+			t.Fatal("Flush returned before the earlier message had its outcome")
+		default:
+		}
+		fe.deliver(1)
+		require.NoError(t, <-flushed)
+		select {
+		case <-before.Done():
+		default:
+			t.Fatal("the earlier message has no outcome after Flush")
+		}
+		select {
+		case <-after.Done():
+			t.Fatal("the later message was delivered too early by the fake")
+		default:
+		}
+		fe.deliver(-1)
+	})
+}
+
+func TestFlushSendsBufferedMessagesWithoutWaitingForTheTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(true)
+		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour), WithWorkers(1))
+		gate := make(chan struct{})
+		fe.setGate(gate)
+		for i := range 3 {
+			_, err := p.Produce(t.Context(), msg("t", fmt.Sprint(i)))
+			require.NoError(t, err)
+		}
+		synctest.Wait()
+		start := time.Now()
+		close(gate)
+		require.NoError(t, p.Flush(t.Context()))
+		assert.Zero(t, time.Since(start))
+	})
+}
+
+func TestCloseWhoseContextEndsFailsEveryMessageWithAClearError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(false)
+		p := newFakeProducer(t, fe, WithWorkers(1), WithBufferTimeout(time.Hour))
+		gate := make(chan struct{})
+		fe.setGate(gate)
+		var futs []*Future
+		for i := range 4 {
+			f, err := p.Produce(t.Context(), msg("t", fmt.Sprint(i)))
+			require.NoError(t, err)
+			futs = append(futs, f)
+			synctest.Wait() // "0" goes alone and stays inside enqueue; the rest wait in the producer
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		defer cancel()
+		go func() {
+			<-ctx.Done() // then enqueue returns, as librdkafka's does: it never blocks
+			close(gate)
+		}()
+		err := p.Close(ctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		for i, f := range futs {
+			_, err := f.Wait(t.Context())
+			require.ErrorIs(t, err, ErrClosed, "message %d", i)
+		}
+		// "0" reached librdkafka and was purged; the others never left the producer.
+		var ke kafka.Error
+		_, err = futs[0].Wait(t.Context())
+		require.ErrorAs(t, err, &ke)
+		assert.Equal(t, kafka.ErrPurgeQueue, ke.Code())
+		_, err = futs[1].Wait(t.Context())
+		assert.False(t, errors.As(err, &ke), "never sent, so no librdkafka error: %v", err)
+		assert.Equal(t, 1, fe.purged)
+
+		again := p.Close(t.Context())
+		require.ErrorIs(t, again, context.DeadlineExceeded, "Close is idempotent: a second call returns the first one's result")
+	})
+}
+
+func TestProduceAfterCloseFailsWithErrClosed(t *testing.T) {
+	fe := newFakeEngine(true)
+	p := newFakeProducer(t, fe)
+	require.NoError(t, p.Close(ctxTimeout(t, 5*time.Second)))
+	require.NoError(t, p.Close(ctxTimeout(t, 5*time.Second)))
+	ctx := ctxTimeout(t, 5*time.Second)
+	_, err := p.Produce(ctx, msg("t", "a"))
+	assert.ErrorIs(t, err, ErrClosed)
+	_, err = p.TryProduce(msg("t", "a"))
+	assert.ErrorIs(t, err, ErrClosed)
+	assert.ErrorIs(t, p.ProduceFunc(ctx, msg("t", "a"), func(Delivery, error) {}), ErrClosed)
+	assert.ErrorIs(t, p.ProduceChan(ctx, msg("t", "a"), make(chan Result, 1)), ErrClosed)
+	_, err = p.ProduceBatch(ctx, []*Message{msg("t", "a")})
+	assert.ErrorIs(t, err, ErrClosed)
+	assert.ErrorIs(t, p.Flush(ctx), ErrClosed)
+}
+
+func TestCloseWakesProduceCallsBlockedOnAFullBuffer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(false)
+		p := newFakeProducer(t, fe, WithMaxBuffered(1, 1<<20))
+		_, err := p.Produce(t.Context(), msg("t", "held"))
+		require.NoError(t, err)
+		blocked := make(chan error, 1)
+		go func() {
+			_, err := p.Produce(t.Context(), msg("t", "blocked"))
+			blocked <- err
+		}()
+		synctest.Wait()
+		closed := make(chan error, 1)
+		go func() { closed <- p.Close(t.Context()) }()
+		require.ErrorIs(t, <-blocked, ErrClosed)
+		fe.deliver(-1)
+		require.NoError(t, <-closed)
+	})
+}
+
+func TestFatalErrorFailsOutstandingAndLaterMessages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(false)
+		p := newFakeProducer(t, fe, WithWorkers(1))
+		var futs []*Future
+		for i := range 3 {
+			f, err := p.Produce(t.Context(), msg("t", fmt.Sprint(i)))
+			require.NoError(t, err)
+			futs = append(futs, f)
+		}
+		synctest.Wait()
+		fe.raiseFatal(kafka.NewError(kafka.ErrOutOfOrderSequenceNumber, "broker lost sequence", true))
+		for i, f := range futs {
+			_, err := f.Wait(t.Context())
+			require.ErrorIs(t, err, ErrFatal, "message %d", i)
+			assert.True(t, IsFatal(err))
+		}
+		_, err := p.Produce(t.Context(), msg("t", "later"))
+		require.ErrorIs(t, err, ErrFatal)
+		var ke kafka.Error
+		require.ErrorAs(t, err, &ke)
+		assert.Equal(t, kafka.ErrOutOfOrderSequenceNumber, ke.Code())
+		require.NoError(t, p.Close(t.Context()))
+	})
+}
+
+func TestCallbacksRunOneAtATimeInOutcomeOrder(t *testing.T) {
+	fe := newFakeEngine(true)
+	p := newFakeProducer(t, fe, WithWorkers(4))
+	var active, maxActive atomic.Int32
+	var mu sync.Mutex
+	var order []int
+	const n = 300
+	for i := range n {
+		err := p.ProduceFunc(context.Background(), msg("t", fmt.Sprint(i)), func(d Delivery, err error) {
+			a := active.Add(1)
+			if a > maxActive.Load() {
+				maxActive.Store(a)
+			}
+			assert.NoError(t, err)
+			mu.Lock()
+			order = append(order, int(d.Offset))
+			mu.Unlock()
+			time.Sleep(10 * time.Microsecond)
+			active.Add(-1)
+		})
+		require.NoError(t, err)
+	}
+	require.NoError(t, p.Flush(ctxTimeout(t, 10*time.Second)))
+	assert.EqualValues(t, 1, maxActive.Load(), "callbacks ran concurrently")
+	require.Len(t, order, n, "Flush returned before every callback ran")
+	for i, off := range order {
+		require.Equal(t, i, off, "callbacks out of outcome order")
+	}
+}
+
+func TestPanickingCallbackCostsNoOtherOutcome(t *testing.T) {
+	fe := newFakeEngine(true)
+	p := newFakeProducer(t, fe)
+	var called atomic.Int32
+	ctx := ctxTimeout(t, 10*time.Second)
+	for i := range 10 {
+		err := p.ProduceFunc(ctx, msg("t", fmt.Sprint(i)), func(Delivery, error) {
+			called.Add(1)
+			if i%3 == 0 {
+				panic("user bug")
+			}
+		})
+		require.NoError(t, err)
+	}
+	require.NoError(t, p.Flush(ctx))
+	assert.EqualValues(t, 10, called.Load())
+	assert.EqualValues(t, 4, p.Stats().CallbackPanics)
+	f, err := p.Produce(ctx, msg("t", "after"))
+	require.NoError(t, err)
+	_, err = f.Wait(ctx)
+	require.NoError(t, err, "the producer works after a callback panicked")
+}
+
+func TestBlockedCallbackDoesNotDelayFutures(t *testing.T) {
+	fe := newFakeEngine(true)
+	p := newFakeProducer(t, fe)
+	ctx := ctxTimeout(t, 10*time.Second)
+	release := make(chan struct{})
+	require.NoError(t, p.ProduceFunc(ctx, msg("t", "slow"), func(Delivery, error) { <-release }))
+	f, err := p.Produce(ctx, msg("t", "fast"))
+	require.NoError(t, err)
+	_, err = f.Wait(ctx)
+	require.NoError(t, err, "a future waited for a blocked callback")
+	close(release)
+	require.NoError(t, p.Flush(ctx))
+}
+
+func TestProduceChanSendsAResultNamingItsMessage(t *testing.T) {
+	fe := newFakeEngine(true)
+	p := newFakeProducer(t, fe)
+	ctx := ctxTimeout(t, 10*time.Second)
+	ch := make(chan Result, 3)
+	var msgs []*Message
+	for i := range 3 {
+		m := msg("t", fmt.Sprint(i))
+		msgs = append(msgs, m)
+		require.NoError(t, p.ProduceChan(ctx, m, ch))
+	}
+	for i := range 3 {
+		r := <-ch
+		require.NoError(t, r.Err)
+		assert.Same(t, msgs[i], r.Message)
+		assert.EqualValues(t, i, r.Delivery.Offset)
+	}
+}
+
+func TestProduceBatchAcceptsMoreThanTheBufferHoldsAsRoomFrees(t *testing.T) {
+	fe := newFakeEngine(true)
+	p := newFakeProducer(t, fe, WithMaxBuffered(10, 1<<20), WithBatchSize(4))
+	var msgs []*Message
+	for i := range 95 {
+		msgs = append(msgs, msg("t", fmt.Sprint(i)))
+	}
+	ctx := ctxTimeout(t, 10*time.Second)
+	futs, err := p.ProduceBatch(ctx, msgs)
+	require.NoError(t, err)
+	require.Len(t, futs, len(msgs))
+	for i, f := range futs {
+		d, err := f.Wait(ctx)
+		require.NoError(t, err)
+		assert.EqualValues(t, i, d.Offset)
+		assert.Same(t, msgs[i], f.Message())
+	}
+}
+
+func TestProduceBatchWithAnInvalidMessageAcceptsNone(t *testing.T) {
+	fe := newFakeEngine(true)
+	p := newFakeProducer(t, fe)
+	futs, err := p.ProduceBatch(ctxTimeout(t, 5*time.Second), []*Message{msg("t", "a"), {Topic: "bad topic"}})
+	require.ErrorIs(t, err, ErrInvalidMessage)
+	assert.ErrorContains(t, err, "message 1")
+	assert.Empty(t, futs)
+	assert.Zero(t, p.Stats().HeldMessages)
+}
+
+func TestProduceBatchReturnsTheAcceptedPrefixWhenItsContextEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(false)
+		p := newFakeProducer(t, fe, WithMaxBuffered(3, 1<<20), WithBatchSize(2))
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		msgs := []*Message{msg("t", "0"), msg("t", "1"), msg("t", "2"), msg("t", "3"), msg("t", "4")}
+		futs, err := p.ProduceBatch(ctx, msgs)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.Len(t, futs, 2, "the first chunk of 2 fits; the next chunk of 2 does not")
+		fe.deliver(-1)
+		for _, f := range futs {
+			_, err := f.Wait(t.Context())
+			require.NoError(t, err)
+		}
+	})
+}
+
+func TestInvalidMessageFailsItsOwnCallOnly(t *testing.T) {
+	fe := newFakeEngine(true)
+	p := newFakeProducer(t, fe)
+	ctx := ctxTimeout(t, 5*time.Second)
+	_, err := p.Produce(ctx, nil)
+	require.ErrorIs(t, err, ErrInvalidMessage)
+	_, err = p.Produce(ctx, &Message{Topic: ""})
+	require.ErrorIs(t, err, ErrInvalidMessage)
+	require.ErrorIs(t, p.ProduceFunc(ctx, msg("t", "a"), nil), ErrInvalidMessage)
+	require.ErrorIs(t, p.ProduceChan(ctx, msg("t", "a"), nil), ErrInvalidMessage)
+	f, err := p.Produce(ctx, msg("t", "ok"))
+	require.NoError(t, err)
+	_, err = f.Wait(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, p.Stats().Failed)
+}
+
+func TestStatsCountOutcomesAndBatches(t *testing.T) {
+	fe := newFakeEngine(true)
+	p := newFakeProducer(t, fe)
+	ctx := ctxTimeout(t, 5*time.Second)
+	futs, err := p.ProduceBatch(ctx, []*Message{msg("t", "a"), msg("t", "b"), msg("u", "c")})
+	require.NoError(t, err)
+	for _, f := range futs {
+		_, err := f.Wait(ctx)
+		require.NoError(t, err)
+	}
+	s := p.Stats()
+	assert.EqualValues(t, 3, s.Delivered)
+	assert.Zero(t, s.Buffered)
+	assert.Zero(t, s.InFlight)
+	assert.Zero(t, s.HeldMessages)
+	assert.Zero(t, s.HeldBytes)
+	assert.Positive(t, s.Batches)
+	assert.InDelta(t, 3/float64(s.Batches), s.MeanBatchSize, 1e-9)
+}
