@@ -1,0 +1,81 @@
+package aioproducer
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestFutureResolvedBeforeAnyoneWaitsReturnsAtOnce(t *testing.T) {
+	f := &Future{}
+	d := Delivery{Topic: "t", Partition: 1, Offset: 7}
+	f.resolve(d, nil)
+	select {
+	case <-f.Done():
+	default:
+		t.Fatal("Done not closed")
+	}
+	assert.Nil(t, f.ch, "no channel was needed")
+	got, err := f.Wait(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, d, got)
+}
+
+func TestFutureWakesEveryWaiter(t *testing.T) {
+	f := &Future{}
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.Wait(context.Background())
+			assert.ErrorIs(t, err, boom)
+		}()
+	}
+	<-time.After(time.Millisecond)
+	f.resolve(Delivery{}, boom)
+	wg.Wait()
+}
+
+func TestFutureWaitEndsWithItsContextButKeepsTheOutcome(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &Future{}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		_, err := f.Wait(ctx)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		f.resolve(Delivery{Offset: 3}, nil)
+		d, err := f.Wait(t.Context())
+		require.NoError(t, err)
+		assert.EqualValues(t, 3, d.Offset)
+	})
+}
+
+func TestPoolReusesWhatWasPutBack(t *testing.T) {
+	made := 0
+	p := newPool(func() *record { made++; return new(record) })
+	r := p.get()
+	assert.Equal(t, 1, made)
+	reused := false
+	for range 100 { // the race detector drops some puts on purpose
+		p.put(r)
+		if p.get() == r {
+			reused = true
+			break
+		}
+	}
+	assert.True(t, reused)
+}
+
+func TestRecycledRecordsHoldNoReferences(t *testing.T) {
+	r := &record{msg: &Message{}, fut: &Future{}, fn: func(Delivery, error) {}, ch: make(chan Result), err: errors.New("x"), size: 3}
+	r.reset()
+	assert.Equal(t, record{}, *r)
+}
