@@ -16,12 +16,12 @@ type fakeEngine struct {
 	sink reportSink
 
 	mu       sync.Mutex
-	calls    [][]*Message            // the messages of every enqueue call, in call order
-	pending  []*record               // accepted, not yet reported
-	offsets  map[string]int64        // next offset per topic
+	calls    [][]*Message             // the messages of every enqueue call, in call order
+	pending  []*record                // accepted, not yet reported
+	offsets  map[string]int64         // next offset per topic
 	refuse   map[*Message]kafka.Error // messages enqueue refuses with an error
-	capacity int                     // >0: queue full when this many are pending
-	gate     chan struct{}           // non-nil: enqueue waits until it is closed
+	capacity int                      // >0: queue full when this many are pending
+	gate     chan struct{}            // non-nil: enqueue waits until it is closed
 	purged   int
 
 	auto bool
