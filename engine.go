@@ -131,7 +131,9 @@ func (e *kafkaEngine) handle(ev kafka.Event, buf []report) []report {
 			e.sink.onFatal(ev)
 			return buf
 		}
-		e.log.Warn("aioproducer: librdkafka error", "code", ev.Code().String(), "error", ev.Error())
+		// librdkafka logs these itself (they reach the logger as its log lines); this one is for
+		// debugging the producer.
+		e.log.Debug("aioproducer: librdkafka error event", "code", ev.Code().String(), "error", ev.Error())
 	}
 	return buf
 }

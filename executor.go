@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
@@ -163,6 +164,7 @@ func (ex *Executor) run(w *worker) {
 // waits for deliveries and offers the rest again, so nothing behind it overtakes it.
 func (ex *Executor) execute(b MessageBatch) {
 	recs := b.records()
+	backoff := minQueueFullBackoff
 	for len(recs) > 0 {
 		gen := ex.space.generation()
 		ex.mu.RLock()
@@ -178,10 +180,7 @@ func (ex *Executor) execute(b MessageBatch) {
 		case err == nil:
 		case errors.Is(err, errQueueFull):
 			ex.stats.queueFullWaits.Add(1)
-			select {
-			case <-ex.space.since(gen):
-			case <-ex.aborted:
-			}
+			ex.waitForRoom(gen, &backoff)
 		default:
 			var ke kafka.Error
 			if errors.As(err, &ke) && ke.Code() == kafka.ErrFatal {
@@ -201,6 +200,29 @@ func (ex *Executor) execute(b MessageBatch) {
 	clear(b.buf.recs)
 	b.buf.recs = b.buf.recs[:0]
 	ex.bufs.put(b.buf)
+}
+
+// The backoff of a worker whose librdkafka queue is full, between two offers that no delivery report
+// came between.
+const (
+	minQueueFullBackoff = time.Millisecond
+	maxQueueFullBackoff = 16 * time.Millisecond
+)
+
+// waitForRoom waits, after librdkafka's queue was found full, until a delivery report has come since
+// generation gen, the Executor aborts, or the backoff has passed. The backoff is needed: librdkafka
+// frees a message's room only when the report event that carried it is destroyed, which may be after
+// the report reached us, so the last report before the queue drains may come before the refusal.
+func (ex *Executor) waitForRoom(gen uint64, backoff *time.Duration) {
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	select {
+	case <-ex.space.since(gen):
+		*backoff = minQueueFullBackoff
+	case <-ex.aborted:
+	case <-t.C:
+		*backoff = min(2**backoff, maxQueueFullBackoff)
+	}
 }
 
 // notifier is a broadcast that waiters can select on. It allocates a channel only when someone waits.

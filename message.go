@@ -66,7 +66,9 @@ type Delivery struct {
 	Topic     string
 	Partition int32
 	Offset    int64
-	// Timestamp is the record's CreateTime: Message.Timestamp, or the time Produce accepted it.
+	// Timestamp is the CreateTime the record was sent with: Message.Timestamp, or the time Produce
+	// accepted it, in milliseconds. On a topic with message.timestamp.type=LogAppendTime the broker
+	// stores its own time instead, which this engine does not report.
 	Timestamp time.Time
 }
 

@@ -291,7 +291,8 @@ func (p *Producer) newRecord(msg *Message, size int64) *record {
 	rec := p.records.get()
 	rec.msg, rec.size, rec.ts = msg, size, msg.Timestamp
 	if rec.ts.IsZero() {
-		rec.ts = time.Now()
+		// Kafka keeps milliseconds: the Delivery reports what the log holds.
+		rec.ts = time.UnixMilli(time.Now().UnixMilli())
 	}
 	return rec
 }

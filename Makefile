@@ -1,0 +1,42 @@
+# aioproducer - make targets. Plain `make test` needs only Go and gcc; the real-Kafka suite needs Java 17+
+# and Maven (see scripts/README.md).
+GO ?= go
+
+.PHONY: all build test race vet fmt lint tidy cover bench fuzz quickstart ci
+
+all: vet test
+
+build:
+	$(GO) build ./...
+
+## test: the whole default suite with the race detector (goleak checks every package).
+test:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+race: test
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+tidy:
+	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+
+lint: fmt vet tidy
+
+cover:
+	$(GO) test -race -count=1 -coverprofile=.cache/cover.out ./... && $(GO) tool cover -func=.cache/cover.out | tail -1
+
+## bench: side-by-side benchmarks against raw confluent-kafka-go, interleaved, medians and ratios.
+bench:
+	bash scripts/bench.sh 5
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzValidateMessage -fuzztime 30s .
+
+quickstart:
+	$(GO) run ./examples/quickstart
+
+include scripts/kafka.mk

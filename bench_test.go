@@ -1,0 +1,187 @@
+package aioproducer
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// Side-by-side benchmarks: the raw confluent-kafka-go producer and aioproducer, same mock cluster, same
+// librdkafka settings, one process. Compare ns/op and msgs/s of the pairs; `make bench` runs them
+// interleaved and prints the ratios.
+
+const benchValueSize = 100
+
+// benchConfig is what both clients get: the producer's defaults, made explicit for the raw client.
+func benchConfig(bootstrap string, linger int) kafka.ConfigMap {
+	return kafka.ConfigMap{
+		"bootstrap.servers":  bootstrap,
+		"acks":               "all",
+		"enable.idempotence": true,
+		"linger.ms":          linger,
+	}
+}
+
+func benchCluster(b *testing.B) *kafka.MockCluster {
+	mc, err := kafka.NewMockCluster(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(mc.Close)
+	if err := mc.CreateTopic("bench", 1, 1); err != nil {
+		b.Fatal(err)
+	}
+	return mc
+}
+
+// rawProducer is the raw client as a careful user runs it: delivery reports on Events, drained by one
+// goroutine, with only the fields it needs.
+func rawProducer(b *testing.B, cm kafka.ConfigMap) *kafka.Producer {
+	cm["go.delivery.report.fields"] = "none"
+	kp, err := kafka.NewProducer(&cm)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(kp.Close)
+	return kp
+}
+
+func benchAIO(b *testing.B, cm kafka.ConfigMap, opts ...Option) *Producer {
+	p, err := New(cm, append([]Option{WithLogger(quietLogger)}, opts...)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Close(context.Background()) })
+	return p
+}
+
+// BenchmarkLoneMessage measures produce→delivered latency of one message at a time on an idle
+// producer: ns/op is the latency.
+func BenchmarkLoneMessage(b *testing.B) {
+	value := make([]byte, benchValueSize)
+	for _, linger := range []int{5, 0} {
+		b.Run(fmt.Sprintf("linger=%dms/raw", linger), func(b *testing.B) {
+			mc := benchCluster(b)
+			kp := rawProducer(b, benchConfig(mc.BootstrapServers(), linger))
+			topic := "bench"
+			dr := make(chan kafka.Event, 1)
+			b.ResetTimer()
+			for range b.N {
+				err := kp.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Value: value}, dr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if m := (<-dr).(*kafka.Message); m.TopicPartition.Error != nil {
+					b.Fatal(m.TopicPartition.Error)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("linger=%dms/aioproducer", linger), func(b *testing.B) {
+			mc := benchCluster(b)
+			p := benchAIO(b, benchConfig(mc.BootstrapServers(), linger))
+			ctx := context.Background()
+			b.ResetTimer()
+			for range b.N {
+				f, err := p.Produce(ctx, &Message{Topic: "bench", Value: value})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := f.Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkThroughput measures messages per second of a stream of 100-byte messages, waiting for every
+// delivery: ns/op is per message.
+func BenchmarkThroughput(b *testing.B) {
+	value := make([]byte, benchValueSize)
+	b.Run("raw", func(b *testing.B) {
+		mc := benchCluster(b)
+		kp := rawProducer(b, benchConfig(mc.BootstrapServers(), 5))
+		topic := "bench"
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < b.N; {
+				if m, ok := (<-kp.Events()).(*kafka.Message); ok {
+					if m.TopicPartition.Error != nil {
+						b.Error(m.TopicPartition.Error)
+					}
+					n++
+				}
+			}
+		}()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			for {
+				err := kp.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Value: value}, nil)
+				if err == nil {
+					break
+				}
+				if err.(kafka.Error).Code() != kafka.ErrQueueFull {
+					b.Fatal(err)
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+		wg.Wait()
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	})
+	b.Run("aioproducer/Produce", func(b *testing.B) {
+		mc := benchCluster(b)
+		p := benchAIO(b, benchConfig(mc.BootstrapServers(), 5))
+		ctx := context.Background()
+		msgs := make([]Message, b.N)
+		futs := make([]*Future, b.N)
+		b.ResetTimer()
+		start := time.Now()
+		for i := range b.N {
+			msgs[i] = Message{Topic: "bench", Value: value}
+			f, err := p.Produce(ctx, &msgs[i])
+			if err != nil {
+				b.Fatal(err)
+			}
+			futs[i] = f
+		}
+		for _, f := range futs {
+			if _, err := f.Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	})
+	b.Run("aioproducer/ProduceBatch", func(b *testing.B) {
+		mc := benchCluster(b)
+		p := benchAIO(b, benchConfig(mc.BootstrapServers(), 5))
+		ctx := context.Background()
+		msgs := make([]*Message, b.N)
+		for i := range msgs {
+			msgs[i] = &Message{Topic: "bench", Value: value}
+		}
+		b.ResetTimer()
+		start := time.Now()
+		var futs []*Future
+		for i := 0; i < b.N; i += 1000 {
+			fs, err := p.ProduceBatch(ctx, msgs[i:min(i+1000, b.N)])
+			if err != nil {
+				b.Fatal(err)
+			}
+			futs = append(futs, fs...)
+		}
+		for _, f := range futs {
+			if _, err := f.Wait(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	})
+}

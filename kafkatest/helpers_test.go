@@ -1,0 +1,342 @@
+//go:build kafka
+
+package kafkatest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed-f937cf20/aioproducer"
+)
+
+// Environment set by scripts/test-kafka.sh.
+const (
+	envBootstrap      = "KAFKA_BOOTSTRAP"
+	envCluster3       = "KAFKA_CLUSTER3_BOOTSTRAP"
+	envCluster3State  = "KAFKA_CLUSTER3_STATE_DIR"
+	envScript         = "KAFKA_SCRIPT"
+	howToRun          = "run `make test-kafka` (scripts/test-kafka.sh), which starts the brokers and sets it"
+	adminTimeout      = 30 * time.Second
+	topicReadyTimeout = 60 * time.Second
+)
+
+// singleBroker returns the single broker's bootstrap address, or skips the test.
+func singleBroker(t *testing.T) string {
+	t.Helper()
+	bs := os.Getenv(envBootstrap)
+	if bs == "" {
+		t.Skipf("%s is not set: %s", envBootstrap, howToRun)
+	}
+	return bs
+}
+
+// cluster is the 3-node cluster of scripts/kafka.sh up3.
+type cluster struct {
+	bootstrap string
+	script    string
+	stateDir  string
+}
+
+// cluster3 returns the 3-node cluster, or skips the test.
+func cluster3(t *testing.T) cluster {
+	t.Helper()
+	c := cluster{os.Getenv(envCluster3), os.Getenv(envScript), os.Getenv(envCluster3State)}
+	switch {
+	case c.bootstrap == "":
+		t.Skipf("%s is not set: %s", envCluster3, howToRun)
+	case c.script == "" || c.stateDir == "":
+		t.Skipf("%s and %s must be set with %s to kill and restart brokers: %s", envScript, envCluster3State, envCluster3, howToRun)
+	}
+	return c
+}
+
+// run runs scripts/kafka.sh on the cluster's state dir and returns its stdout.
+func (c cluster) run(t *testing.T, timeout time.Duration, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.script, args...)
+	cmd.Env = append(os.Environ(), "KAFKA_STATE_DIR="+c.stateDir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if s := strings.TrimSpace(stderr.String()); s != "" {
+		t.Logf("kafka.sh %s: %s", strings.Join(args, " "), s)
+	}
+	if err != nil {
+		return string(out), fmt.Errorf("kafka.sh %s: %w", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+var topicSeq atomic.Int64
+
+var nonTopicChars = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
+
+// topicName returns a topic name unique to this test and run.
+func topicName(t *testing.T, suffix string) string {
+	base := nonTopicChars.ReplaceAllString(t.Name(), "_")
+	if len(base) > 120 {
+		base = base[:120]
+	}
+	return fmt.Sprintf("kt.%s.%s.%d.%d", base, suffix, time.Now().UnixNano(), topicSeq.Add(1))
+}
+
+// newAdmin returns an AdminClient closed at cleanup. It never asks the broker to create a topic.
+func newAdmin(t *testing.T, bootstrap string) *kafka.AdminClient {
+	t.Helper()
+	a, err := kafka.NewAdminClient(&kafka.ConfigMap{
+		"bootstrap.servers":        bootstrap,
+		"allow.auto.create.topics": false,
+	})
+	require.NoError(t, err)
+	t.Cleanup(a.Close)
+	return a
+}
+
+// createTopic creates a topic and waits until every partition has a leader and a full ISR.
+func createTopic(t *testing.T, bootstrap, name string, partitions, replicas int, config map[string]string) {
+	t.Helper()
+	a := newAdmin(t, bootstrap)
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	res, err := a.CreateTopics(ctx, []kafka.TopicSpecification{{
+		Topic:             name,
+		NumPartitions:     partitions,
+		ReplicationFactor: replicas,
+		Config:            config,
+	}}, kafka.SetAdminOperationTimeout(adminTimeout))
+	require.NoError(t, err, "create topic %s", name)
+	for _, r := range res {
+		require.Equal(t, kafka.ErrNoError, r.Error.Code(), "create topic %s: %v", r.Topic, r.Error)
+	}
+	deadline := time.Now().Add(topicReadyTimeout)
+	for {
+		md, err := a.GetMetadata(&name, false, 5000)
+		if err == nil {
+			if tm, ok := md.Topics[name]; ok && tm.Error.Code() == kafka.ErrNoError && len(tm.Partitions) == partitions {
+				ready := true
+				for _, p := range tm.Partitions {
+					if p.Error.Code() != kafka.ErrNoError || p.Leader < 0 || len(p.Isrs) < replicas {
+						ready = false
+					}
+				}
+				if ready {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s: partitions not all led with a full ISR after %v (last metadata error: %v)", name, topicReadyTimeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// partitionLeader returns the broker id leading partition p of topic.
+func partitionLeader(t *testing.T, bootstrap, topic string, p int32) int32 {
+	t.Helper()
+	a := newAdmin(t, bootstrap)
+	md, err := a.GetMetadata(&topic, false, 10000)
+	require.NoError(t, err)
+	tm, ok := md.Topics[topic]
+	require.True(t, ok, "no metadata for %s", topic)
+	for _, pm := range tm.Partitions {
+		if pm.ID == p {
+			require.GreaterOrEqual(t, pm.Leader, int32(0), "partition %d of %s has no leader", p, topic)
+			return pm.Leader
+		}
+	}
+	t.Fatalf("topic %s has no partition %d", topic, p)
+	return -1
+}
+
+// topicExists looks the topic up in a full metadata listing (which never creates topics).
+func topicExists(t *testing.T, bootstrap, topic string) bool {
+	t.Helper()
+	a := newAdmin(t, bootstrap)
+	md, err := a.GetMetadata(nil, true, 10000)
+	require.NoError(t, err)
+	_, ok := md.Topics[topic]
+	return ok
+}
+
+// logWriter sends the producer's warnings and errors to the test log, at most max lines.
+type logWriter struct {
+	t       *testing.T
+	mu      sync.Mutex
+	n, max  int
+	dropped int
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n >= w.max {
+		w.dropped++
+		return len(p), nil
+	}
+	w.n++
+	w.t.Log("producer log: " + strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// newProducer returns a producer (acks=all, idempotent, no topic auto-creation, plus extra) that logs
+// warnings to the test log and is closed at cleanup.
+func newProducer(t *testing.T, bootstrap string, extra kafka.ConfigMap, opts ...aioproducer.Option) *aioproducer.Producer {
+	t.Helper()
+	cm := kafka.ConfigMap{
+		"bootstrap.servers":        bootstrap,
+		"acks":                     "all",
+		"enable.idempotence":       true,
+		"allow.auto.create.topics": false,
+	}
+	for k, v := range extra {
+		cm[k] = v
+	}
+	lw := &logWriter{t: t, max: 40}
+	var out io.Writer = lw
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(logger)}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		// Close returns the first call's result again: an error while this ctx is still live belongs
+		// to a Close the test made (and checked) itself.
+		if err := p.Close(ctx); err != nil && ctx.Err() != nil {
+			t.Errorf("Close at cleanup: %v", err)
+		}
+		lw.mu.Lock()
+		if lw.dropped > 0 {
+			t.Logf("producer log: %d more lines not shown", lw.dropped)
+		}
+		lw.mu.Unlock()
+	})
+	return p
+}
+
+// consumeAll reads every partition of topic from the beginning up to its high watermark as of the
+// call, and returns the messages sorted by partition and offset.
+func consumeAll(t *testing.T, bootstrap, topic string, partitions int, timeout time.Duration) []*kafka.Message {
+	t.Helper()
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{
+		"bootstrap.servers":        bootstrap,
+		"group.id":                 "kafkatest-" + topic,
+		"enable.auto.commit":       false,
+		"enable.auto.offset.store": false,
+		"auto.offset.reset":        "earliest",
+		"allow.auto.create.topics": false,
+	})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, c.Close()) }()
+
+	high := make(map[int32]int64, partitions)
+	next := make(map[int32]int64, partitions)
+	var assign []kafka.TopicPartition
+	total := int64(0)
+	for p := int32(0); p < int32(partitions); p++ {
+		_, hi, err := c.QueryWatermarkOffsets(topic, p, 10000)
+		require.NoError(t, err, "watermarks of %s/%d", topic, p)
+		if hi > 0 {
+			high[p] = hi
+			total += hi
+			assign = append(assign, kafka.TopicPartition{Topic: &topic, Partition: p, Offset: kafka.OffsetBeginning})
+		}
+	}
+	out := make([]*kafka.Message, 0, total)
+	if len(assign) == 0 {
+		return out
+	}
+	require.NoError(t, c.Assign(assign))
+	pending := len(high)
+	deadline := time.Now().Add(timeout)
+	for pending > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("consume %s: read %d of %d messages in %v (per partition next/high: %v / %v)", topic, len(out), total, timeout, next, high)
+		}
+		switch ev := c.Poll(200).(type) {
+		case *kafka.Message:
+			if ev.TopicPartition.Error != nil {
+				t.Fatalf("consume %s: %v", topic, ev.TopicPartition.Error)
+			}
+			p, off := ev.TopicPartition.Partition, int64(ev.TopicPartition.Offset)
+			if off >= high[p] {
+				continue // written after the watermarks were taken
+			}
+			out = append(out, ev)
+			if next[p] <= off {
+				next[p] = off + 1
+				if next[p] == high[p] {
+					pending--
+				}
+			}
+		case kafka.Error:
+			t.Logf("consumer: %v", ev)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].TopicPartition, out[j].TopicPartition
+		if a.Partition != b.Partition {
+			return a.Partition < b.Partition
+		}
+		return a.Offset < b.Offset
+	})
+	return out
+}
+
+// header returns the value of the first header named key, and whether there is one.
+func header(m *kafka.Message, key string) ([]byte, bool) {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return h.Value, true
+		}
+	}
+	return nil, false
+}
+
+// capped reports at most max problems as test errors and counts the rest.
+type capped struct {
+	t     *testing.T
+	max   int
+	count int
+}
+
+func (c *capped) errorf(format string, args ...any) {
+	c.t.Helper()
+	c.count++
+	if c.count <= c.max {
+		c.t.Errorf(format, args...)
+	}
+}
+
+func (c *capped) done(what string) {
+	c.t.Helper()
+	if c.count > c.max {
+		c.t.Errorf("%s: %d problems in all, %d shown", what, c.count, c.max)
+	}
+}
+
+// kafkaCode returns the code of the kafka.Error in err's chain, and whether there is one.
+func kafkaCode(err error) (kafka.ErrorCode, bool) {
+	var ke kafka.Error
+	if err == nil || !errors.As(err, &ke) {
+		return kafka.ErrNoError, false
+	}
+	return ke.Code(), true
+}
