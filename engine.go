@@ -20,17 +20,17 @@ type kafkaEngine struct {
 	done chan struct{}
 }
 
-// newKafkaEngine creates the librdkafka producer for cm and starts draining its reports into sink. It
-// starts nothing when it returns an error.
+// newKafkaEngine creates the librdkafka producer for cm, whose reports go to sink once started. It
+// starts nothing of its own when it returns an error.
 func newKafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger) (*kafkaEngine, error) {
 	kp, err := kafka.NewProducer(&cm)
 	if err != nil {
 		return nil, err
 	}
-	e := &kafkaEngine{kp: kp, sink: sink, log: log, done: make(chan struct{})}
-	go e.run()
-	return e, nil
+	return &kafkaEngine{kp: kp, sink: sink, log: log, done: make(chan struct{})}, nil
 }
+
+func (e *kafkaEngine) start() { go e.run() }
 
 func (e *kafkaEngine) enqueue(recs []*record) (int, error) {
 	km := new(kafka.Message)

@@ -13,6 +13,8 @@ import (
 // engine is the Executor's one seam to librdkafka. Its contract is per batch, so an engine may cross cgo
 // once per batch; the first implementation (kafkaEngine) wraps kafka.Producer.
 type engine interface {
+	// start starts draining librdkafka's reports into the sink. Nothing is reported before.
+	start()
 	// enqueue hands recs to librdkafka in order and returns how many it accepted, n, and why it
 	// stopped: nil when it accepted all; errQueueFull when librdkafka's queue is full (recs[n:] are
 	// to be offered again once deliveries free space); any other error belongs to recs[n] alone,
@@ -172,9 +174,14 @@ func (ex *Executor) execute(b MessageBatch) {
 			ex.mu.RUnlock()
 			break
 		}
+		// Counted before the call, so a report that comes before it returns never makes the in-flight
+		// gauge negative; what enqueue did not take is taken back.
+		ex.stats.enqueued.Add(uint64(len(recs)))
 		n, err := ex.eng.enqueue(recs)
 		ex.mu.RUnlock()
-		ex.stats.enqueued.Add(uint64(n))
+		if n < len(recs) {
+			ex.stats.enqueued.Add(-uint64(len(recs) - n))
+		}
 		recs = recs[n:]
 		switch {
 		case err == nil:

@@ -55,13 +55,14 @@ func newFakeProducer(t testing.TB, fe *fakeEngine, opts ...Option) *Producer {
 	require.NoError(t, cfg.validate())
 	p, err := newProducer(cfg, func(s reportSink) (engine, error) {
 		fe.sink = s
-		go fe.run()
 		return fe, nil
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Close(ctxTimeout(t, 10*time.Second)) })
 	return p
 }
+
+func (f *fakeEngine) start() { go f.run() }
 
 func (f *fakeEngine) enqueue(recs []*record) (int, error) {
 	f.mu.Lock()

@@ -123,6 +123,7 @@ func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Produ
 	p.exec = newExecutor(eng, cfg.workers, bufs, &p.stats, p.callbacks.fail, p.onFatal)
 	p.callbacks.start()
 	p.exec.start()
+	eng.start() // only now: its reports and fatal errors reach the Executor
 	go p.run()
 	return p, nil
 }
