@@ -27,7 +27,8 @@ type Message struct {
 	// Headers are sent in order; a nil Value is a null header value.
 	Headers []Header
 	// Timestamp is the record's CreateTime. The zero value means "now", taken when Produce accepts
-	// the message (as the Java producer does). Times before 1970 are invalid.
+	// the message (as the Java producer does). It must lie between 1970-01-01T00:00:00.001Z and
+	// 2262-04-11 (librdkafka reads 0 as unset; confluent-kafka-go converts through UnixNano).
 	Timestamp time.Time
 	// Partition pins the message to one partition, set with ExplicitPartition. The zero value lets
 	// librdkafka's partitioner choose (the "partitioner" setting; by default a hash of the key,

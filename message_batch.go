@@ -9,6 +9,10 @@ import (
 // maxTopicLen is the longest topic name Kafka accepts.
 const maxTopicLen = 249
 
+// maxTimestamp is the latest Message.Timestamp that can be sent: the last whole millisecond that
+// time.Time.UnixNano can represent (2262-04-11).
+var maxTimestamp = time.UnixMilli((1<<63 - 1) / int64(time.Millisecond)).UTC()
+
 // record is the producer's own bookkeeping for one accepted message, from Produce to its outcome. It is
 // pooled: it goes back to the pool once its outcome has been handed over, when nothing refers to it.
 type record struct {
@@ -41,9 +45,20 @@ func validateMessage(m *Message) (int64, error) {
 	if id, ok := m.Partition.ID(); ok && id < 0 {
 		return 0, fmt.Errorf("%w: topic %q: negative partition %d", ErrInvalidMessage, m.Topic, id)
 	}
-	if !m.Timestamp.IsZero() && m.Timestamp.UnixMilli() < 0 {
-		return 0, fmt.Errorf("%w: topic %q: timestamp %s is before 1970", ErrInvalidMessage, m.Topic,
-			m.Timestamp.UTC().Format(time.RFC3339))
+	if ts := m.Timestamp; !ts.IsZero() {
+		switch {
+		case ts.UnixMilli() < 0:
+			return 0, fmt.Errorf("%w: topic %q: timestamp %s is before 1970", ErrInvalidMessage, m.Topic,
+				ts.UTC().Format(time.RFC3339Nano))
+		case ts.UnixMilli() == 0:
+			// librdkafka reads a CreateTime of 0 as "not set" and writes the send time instead.
+			return 0, fmt.Errorf("%w: topic %q: timestamp %s is in the first millisecond of 1970, which librdkafka reads as unset",
+				ErrInvalidMessage, m.Topic, ts.UTC().Format(time.RFC3339Nano))
+		case ts.After(maxTimestamp):
+			// confluent-kafka-go converts through UnixNano, which overflows after this.
+			return 0, fmt.Errorf("%w: topic %q: timestamp %s is after %s, the latest that can be sent",
+				ErrInvalidMessage, m.Topic, ts.UTC().Format(time.RFC3339), maxTimestamp.Format(time.RFC3339))
+		}
 	}
 	size := int64(len(m.Key) + len(m.Value))
 	for i, h := range m.Headers {

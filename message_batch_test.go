@@ -33,8 +33,13 @@ func TestValidateMessage(t *testing.T) {
 		{"header key not UTF-8", &Message{Topic: "t", Headers: []Header{{Key: "\xff"}}}, 0, "not valid UTF-8"},
 		{"explicit partition 0", &Message{Topic: "t", Partition: ExplicitPartition(0)}, 0, ""},
 		{"negative partition", &Message{Topic: "t", Partition: ExplicitPartition(-1)}, 0, "negative partition"},
-		{"timestamp at the epoch", &Message{Topic: "t", Timestamp: time.UnixMilli(0)}, 0, ""},
+		{"timestamp 1 ms after the epoch", &Message{Topic: "t", Timestamp: time.UnixMilli(1)}, 0, ""},
+		{"timestamp at the epoch", &Message{Topic: "t", Timestamp: time.UnixMilli(0)}, 0, "reads as unset"},
+		{"timestamp in the epoch's first millisecond", &Message{Topic: "t", Timestamp: time.Unix(0, 999_999)}, 0, "reads as unset"},
 		{"timestamp before 1970", &Message{Topic: "t", Timestamp: time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC)}, 0, "before 1970"},
+		{"timestamp in 2262, the last one", &Message{Topic: "t", Timestamp: maxTimestamp}, 0, ""},
+		{"timestamp after 2262-04-11", &Message{Topic: "t", Timestamp: maxTimestamp.Add(time.Millisecond)}, 0, "the latest that can be sent"},
+		{"timestamp in year 3000", &Message{Topic: "t", Timestamp: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)}, 0, "the latest that can be sent"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -92,7 +97,8 @@ func FuzzValidateMessage(f *testing.F) {
 			return
 		}
 		require.NoError(t, validateTopic(topic))
-		require.GreaterOrEqual(t, tsMillis, int64(0))
+		require.True(t, tsMillis == 0 || tsMillis >= 1 && !time.UnixMilli(tsMillis).After(maxTimestamp),
+			"timestamp %d ms accepted", tsMillis)
 		require.EqualValues(t, len(key)+len(value)+len(hk)+len(hv), size)
 	})
 }
