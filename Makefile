@@ -2,7 +2,7 @@
 # and Maven (see scripts/README.md).
 GO ?= go
 
-.PHONY: all build test race vet fmt lint tidy cover bench fuzz quickstart ci
+.PHONY: all build test test-engines race vet fmt lint tidy cover bench fuzz quickstart ci
 
 all: vet test
 
@@ -14,6 +14,13 @@ test:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 race: test
+
+## test-engines: the whole suite on each engine (AIOPRODUCER_TEST_ENGINE), then on the batch engine with
+## cgocheck2 (every pointer passed to C checked).
+test-engines:
+	AIOPRODUCER_TEST_ENGINE=kafka $(GO) test -race -count=1 -timeout 15m ./...
+	AIOPRODUCER_TEST_ENGINE=batch $(GO) test -race -count=1 -timeout 15m ./...
+	GOEXPERIMENT=cgocheck2 AIOPRODUCER_TEST_ENGINE=batch $(GO) test -count=1 -timeout 15m ./...
 
 vet:
 	$(GO) vet ./...

@@ -37,8 +37,7 @@ func TestFatalLibrdkafkaErrorFailsOutstandingAndLaterMessages(t *testing.T) {
 	require.Eventually(t, func() bool { return p.Stats().InFlight == 20 }, 10*time.Second, time.Millisecond,
 		"the messages reach librdkafka and stay there")
 
-	kp := p.eng.(*kafkaEngine).kp
-	kp.TestFatalError(kafka.ErrOutOfOrderSequenceNumber, "test fatal error")
+	raiseTestFatal(p, kafka.ErrOutOfOrderSequenceNumber, "test fatal error")
 
 	for i, f := range futs {
 		_, err := f.Wait(ctx)

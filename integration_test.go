@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strconv"
 	"sync"
@@ -58,9 +59,23 @@ func itNew(t *testing.T, bootstrap string, extra kafka.ConfigMap, opts ...aiopro
 	for k, v := range extra {
 		cm[k] = v
 	}
-	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(itLogger)}, opts...)...)
+	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(itLogger), itEngine(t)}, opts...)...)
 	require.NoError(t, err)
 	return p
+}
+
+// itEngine is WithEngine for the engine AIOPRODUCER_TEST_ENGINE names: "batch" or "kafka" (the default
+// when unset).
+func itEngine(t *testing.T) aioproducer.Option {
+	switch v := os.Getenv("AIOPRODUCER_TEST_ENGINE"); v {
+	case "", "kafka":
+		return aioproducer.WithEngine(aioproducer.EngineKafkaProducer)
+	case "batch":
+		return aioproducer.WithEngine(aioproducer.EngineBatch)
+	default:
+		t.Fatalf("AIOPRODUCER_TEST_ENGINE=%q: want batch or kafka", v)
+		return nil
+	}
 }
 
 // itProducer is itNew for a producer that the test expects to close cleanly: at cleanup Close must
@@ -521,12 +536,13 @@ func TestFuturesResolveWithoutTheCallerPollingOrFlushing(t *testing.T) {
 func TestMessagesTimeOutWhileTheBrokerIsDownAndFlowAgainOnceItIsUp(t *testing.T) {
 	const topic, brokers = "timeout", 1
 	mc := itCluster(t, brokers, map[string]int{topic: 1})
+	// Long enough for the first message's connection and InitProducerId on a loaded machine.
 	p := itProducer(t, mc.BootstrapServers(), kafka.ConfigMap{
-		"message.timeout.ms":       1000,
+		"message.timeout.ms":       2500,
 		"reconnect.backoff.ms":     20,
 		"reconnect.backoff.max.ms": 200,
 	})
-	ctx := itCtx(t, 10*time.Second)
+	ctx := itCtx(t, 20*time.Second)
 	produce := func(value string) *aioproducer.Future {
 		f, err := p.Produce(ctx, &aioproducer.Message{Topic: topic, Value: []byte(value)})
 		require.NoError(t, err)
@@ -542,12 +558,12 @@ func TestMessagesTimeOutWhileTheBrokerIsDownAndFlowAgainOnceItIsUp(t *testing.T)
 	for i := range futs {
 		futs[i] = produce("lost " + strconv.Itoa(i))
 	}
-	wctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+	wctx, cancel := context.WithTimeout(ctx, 8*time.Second)
 	defer cancel()
 	for i, f := range futs {
 		_, err := f.Wait(wctx)
 		require.Error(t, err, "message %d with the broker down", i)
-		require.NotErrorIs(t, err, context.DeadlineExceeded, "message %d did not time out within 4 s", i)
+		require.NotErrorIs(t, err, context.DeadlineExceeded, "message %d did not time out within 8 s", i)
 		var ke kafka.Error
 		require.ErrorAs(t, err, &ke)
 		require.Equal(t, kafka.ErrMsgTimedOut, ke.Code(), "message %d: %v", i, err)

@@ -35,6 +35,7 @@ type config struct {
 	maxBytes      int64
 	logger        *slog.Logger
 	loggerSet     bool
+	engine        Engine
 }
 
 func defaultConfig() config {
@@ -45,6 +46,7 @@ func defaultConfig() config {
 		maxMsgs:       DefaultMaxBufferedMsgs,
 		maxBytes:      DefaultMaxBufferedSize,
 		logger:        slog.Default(),
+		engine:        defaultEngine,
 	}
 }
 
@@ -79,6 +81,40 @@ func WithMaxBuffered(messages int, bytes int64) Option {
 // mapped to slog levels). Default slog.Default(). It must not be nil.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger, c.loggerSet = l, true } }
 
+// Engine selects how the producer talks to librdkafka (WithEngine).
+type Engine int
+
+const (
+	// EngineKafkaProducer hands messages to confluent-kafka-go's kafka.Producer, one Produce call
+	// per message, and reads its Events channel.
+	EngineKafkaProducer Engine = iota + 1
+	// EngineBatch uses the producer's own librdkafka handle (the librdkafka confluent-kafka-go
+	// bundles): one cgo call enqueues a whole batch and one cgo call drains thousands of delivery
+	// reports. Same guarantees as EngineKafkaProducer, fewer cgo crossings and allocations.
+	EngineBatch
+)
+
+// DefaultEngine is the engine when WithEngine is not given.
+const DefaultEngine = EngineKafkaProducer
+
+// defaultEngine is DefaultEngine; the tests switch it to run the whole suite on either engine.
+var defaultEngine = DefaultEngine
+
+func (e Engine) String() string {
+	switch e {
+	case EngineKafkaProducer:
+		return "kafka-producer"
+	case EngineBatch:
+		return "batch"
+	}
+	return fmt.Sprintf("Engine(%d)", int(e))
+}
+
+// WithEngine selects the engine that hands messages to librdkafka: EngineKafkaProducer (the default,
+// DefaultEngine) or EngineBatch. The public API and every guarantee (order, exactly one outcome,
+// backpressure, Close, fatal errors, headers, timestamps) are the same with both.
+func WithEngine(e Engine) Option { return func(c *config) { c.engine = e } }
+
 func (c *config) validate() error {
 	switch {
 	case c.batchSize < 1:
@@ -93,6 +129,8 @@ func (c *config) validate() error {
 		return &ConfigError{Key: "WithMaxBuffered", Err: fmt.Errorf("byte limit %d is less than 1", c.maxBytes)}
 	case c.logger == nil:
 		return &ConfigError{Key: "WithLogger", Err: errors.New("nil logger")}
+	case c.engine != EngineKafkaProducer && c.engine != EngineBatch:
+		return &ConfigError{Key: "WithEngine", Err: fmt.Errorf("unknown engine %v", c.engine)}
 	}
 	return nil
 }

@@ -87,6 +87,13 @@ func New(cm kafka.ConfigMap, opts ...Option) (*Producer, error) {
 		return nil, err
 	}
 	return newProducer(cfg, func(sink reportSink) (engine, error) {
+		if cfg.engine == EngineBatch {
+			e, err := newBatchEngine(kcm, sink, cfg.logger)
+			if err != nil {
+				return nil, newKafkaConfigError(err)
+			}
+			return e, nil
+		}
 		e, err := newKafkaEngine(kcm, sink, cfg.logger)
 		if err != nil {
 			return nil, newKafkaConfigError(err)

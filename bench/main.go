@@ -1,0 +1,608 @@
+// Command bench runs side-by-side producer benchmarks in one process: raw confluent-kafka-go,
+// aioproducer on each engine, franz-go, and a C loop over the same librdkafka as the ceiling. Every run
+// gets a fresh librdkafka mock cluster; the clients of one configuration run interleaved, rep after
+// rep, and the tables report medians.
+//
+//	cd bench && go run . -reps 5
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/seed-f937cf20/aioproducer"
+)
+
+const topic = "bench"
+
+// passes is how many times a throughput run produces its messages on the same client: the first pass
+// warms the client's pools and connections, the last is measured.
+const passes = 2
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// workload is one configuration: message size, compression, message count.
+type workload struct {
+	size  int
+	comp  string
+	count int
+}
+
+func (w workload) String() string { return fmt.Sprintf("%s/%s", sizeName(w.size), w.comp) }
+
+func sizeName(n int) string {
+	if n >= 1000 && n%1000 == 0 {
+		return fmt.Sprintf("%dKB", n/1000)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// settings is the librdkafka configuration every librdkafka-based client gets.
+func settings(bootstrap, comp string) [][2]string {
+	return [][2]string{
+		{"bootstrap.servers", bootstrap},
+		{"acks", "all"},
+		{"enable.idempotence", "true"},
+		{"linger.ms", "5"},
+		{"compression.type", comp},
+	}
+}
+
+func configMap(bootstrap, comp string) kafka.ConfigMap {
+	cm := kafka.ConfigMap{}
+	for _, kv := range settings(bootstrap, comp) {
+		cm[kv[0]] = kv[1]
+	}
+	return cm
+}
+
+// ---- throughput ----
+
+// throughputFn produces w.count messages and waits for every delivery; it returns the time from the
+// first produce (after one warm-up message) to the last delivery and the heap allocations in between.
+type throughputFn func(bootstrap string, w workload) (time.Duration, uint64, error)
+
+type client struct {
+	name string
+	run  throughputFn
+}
+
+// payload returns size bytes of pseudo-random letters from a 16-letter alphabet (4 bits of entropy a
+// byte: lz4 and zstd shrink it about 2×), the same bytes for every client.
+func payload(size int) []byte {
+	rng := rand.New(rand.NewPCG(1, uint64(size)))
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = 'a' + byte(rng.IntN(16))
+	}
+	return b
+}
+
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}
+
+func rawThroughput(bootstrap string, w workload) (time.Duration, uint64, error) {
+	cm := configMap(bootstrap, w.comp)
+	cm["go.delivery.report.fields"] = "none"
+	kp, err := kafka.NewProducer(&cm)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer kp.Close()
+	t := topic
+	val := payload(w.size)
+	var failed atomic.Int64
+	drain := func(n int) {
+		for n > 0 {
+			if m, ok := (<-kp.Events()).(*kafka.Message); ok {
+				if m.TopicPartition.Error != nil {
+					failed.Add(1)
+				}
+				n--
+			}
+		}
+	}
+	produce := func() error {
+		for {
+			err := kp.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &t, Partition: kafka.PartitionAny}, Value: val}, nil)
+			if err == nil {
+				return nil
+			}
+			if err.(kafka.Error).Code() != kafka.ErrQueueFull {
+				return err
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+	if err := produce(); err != nil {
+		return 0, 0, err
+	}
+	drain(1)
+	var d time.Duration
+	var m uint64
+	for range passes {
+		m0 := mallocs()
+		start := time.Now()
+		done := make(chan struct{})
+		go func() { drain(w.count); close(done) }()
+		for range w.count {
+			if err := produce(); err != nil {
+				return 0, 0, err
+			}
+		}
+		<-done
+		d, m = time.Since(start), mallocs()-m0
+	}
+	if failed.Load() > 0 {
+		return 0, 0, fmt.Errorf("%d failed", failed.Load())
+	}
+	return d, m, nil
+}
+
+func aioProducer(bootstrap, comp string, eng aioproducer.Engine) (*aioproducer.Producer, error) {
+	return aioproducer.New(configMap(bootstrap, comp), aioproducer.WithLogger(quiet), aioproducer.WithEngine(eng))
+}
+
+// aioThroughput is Produce + futures from g goroutines, or ProduceBatch (g == 0).
+func aioThroughput(eng aioproducer.Engine, g int) throughputFn {
+	return func(bootstrap string, w workload) (time.Duration, uint64, error) {
+		p, err := aioProducer(bootstrap, w.comp, eng)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer p.Close(context.Background())
+		ctx := context.Background()
+		val := payload(w.size)
+		f, err := p.Produce(ctx, &aioproducer.Message{Topic: topic, Value: val})
+		if err != nil {
+			return 0, 0, err
+		}
+		if _, err := f.Wait(ctx); err != nil {
+			return 0, 0, err
+		}
+		msgs := make([]aioproducer.Message, w.count)
+		ptrs := make([]*aioproducer.Message, w.count)
+		for i := range msgs {
+			msgs[i] = aioproducer.Message{Topic: topic, Value: val}
+			ptrs[i] = &msgs[i]
+		}
+		futs := make([]*aioproducer.Future, w.count)
+		var d time.Duration
+		var m uint64
+		for range passes {
+			var err error
+			if d, m, err = aioPass(p, g, ptrs, futs); err != nil {
+				return 0, 0, err
+			}
+		}
+		return d, m, nil
+	}
+}
+
+func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs []*aioproducer.Future) (time.Duration, uint64, error) {
+	ctx := context.Background()
+	w := workload{count: len(ptrs)}
+	clear(futs)
+	m0 := mallocs()
+	start := time.Now()
+	var errOnce sync.Once
+	var firstErr error
+	if g == 0 {
+		for i := 0; i < w.count; i += 1000 {
+			fs, err := p.ProduceBatch(ctx, ptrs[i:min(i+1000, w.count)])
+			if err != nil {
+				return 0, 0, err
+			}
+			copy(futs[i:], fs)
+		}
+	} else {
+		var wg sync.WaitGroup
+		per := (w.count + g - 1) / g
+		for k := range g {
+			lo, hi := k*per, min((k+1)*per, w.count)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := lo; i < hi; i++ {
+					f, err := p.Produce(ctx, ptrs[i])
+					if err != nil {
+						errOnce.Do(func() { firstErr = err })
+						return
+					}
+					futs[i] = f
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if firstErr != nil {
+		return 0, 0, firstErr
+	}
+	for _, f := range futs {
+		if _, err := f.Wait(ctx); err != nil {
+			return 0, 0, err
+		}
+	}
+	return time.Since(start), mallocs() - m0, nil
+}
+
+func franzOpts(bootstrap, comp string) []kgo.Opt {
+	codec := kgo.NoCompression()
+	switch comp {
+	case "lz4":
+		codec = kgo.Lz4Compression()
+	case "zstd":
+		codec = kgo.ZstdCompression()
+	}
+	return []kgo.Opt{
+		kgo.SeedBrokers(bootstrap),
+		kgo.MaxVersions(kversion.V2_3_0()),
+		kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.ProducerBatchCompression(codec),
+	}
+}
+
+func franzThroughput(bootstrap string, w workload) (time.Duration, uint64, error) {
+	cl, err := kgo.NewClient(franzOpts(bootstrap, w.comp)...)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	val := payload(w.size)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: val}).FirstErr(); err != nil {
+		return 0, 0, err
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			failed.Add(1)
+		}
+		wg.Done()
+	}
+	var d time.Duration
+	var m uint64
+	for range passes {
+		m0 := mallocs()
+		start := time.Now()
+		wg.Add(w.count)
+		for range w.count {
+			cl.Produce(ctx, &kgo.Record{Value: val}, promise)
+		}
+		wg.Wait()
+		d, m = time.Since(start), mallocs()-m0
+	}
+	if failed.Load() > 0 {
+		return 0, 0, fmt.Errorf("%d failed", failed.Load())
+	}
+	return d, m, nil
+}
+
+func cThroughput(bootstrap string, w workload) (time.Duration, uint64, error) {
+	m0 := mallocs()
+	d, err := cLoop(settings(bootstrap, w.comp), topic, w.count, payload(w.size))
+	return d, mallocs() - m0, err
+}
+
+// ---- latency ----
+
+// sender sends one message and calls done once it is delivered or failed.
+type sender interface {
+	send(val []byte, done func(error)) error
+	close()
+}
+
+type rawSender struct{ kp *kafka.Producer }
+
+func newRawSender(bootstrap string) (sender, error) {
+	cm := configMap(bootstrap, "none")
+	cm["go.delivery.report.fields"] = "none"
+	kp, err := kafka.NewProducer(&cm)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for ev := range kp.Events() {
+			if m, ok := ev.(*kafka.Message); ok {
+				m.Opaque.(func(error))(m.TopicPartition.Error)
+			}
+		}
+	}()
+	return rawSender{kp}, nil
+}
+
+func (s rawSender) send(val []byte, done func(error)) error {
+	t := topic
+	return s.kp.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &t, Partition: kafka.PartitionAny}, Value: val, Opaque: done}, nil)
+}
+
+func (s rawSender) close() { s.kp.Close() }
+
+// aioSender waits for each Future on a goroutine: Produce + futures, as a caller would.
+type aioSender struct{ p *aioproducer.Producer }
+
+func (s aioSender) send(val []byte, done func(error)) error {
+	f, err := s.p.Produce(context.Background(), &aioproducer.Message{Topic: topic, Value: val})
+	if err != nil {
+		return err
+	}
+	go func() {
+		_, err := f.Wait(context.Background())
+		done(err)
+	}()
+	return nil
+}
+
+func (s aioSender) close() { _ = s.p.Close(context.Background()) }
+
+type franzSender struct{ cl *kgo.Client }
+
+func (s franzSender) send(val []byte, done func(error)) error {
+	s.cl.Produce(context.Background(), &kgo.Record{Value: val}, func(_ *kgo.Record, err error) { done(err) })
+	return nil
+}
+
+func (s franzSender) close() { s.cl.Close() }
+
+type latClient struct {
+	name string
+	open func(bootstrap string) (sender, error)
+}
+
+// loneLatency sends n messages one at a time, each after the previous one's delivery.
+func loneLatency(s sender, n int, val []byte) ([]time.Duration, error) {
+	lat := make([]time.Duration, 0, n)
+	ch := make(chan error, 1)
+	for range n {
+		t0 := time.Now()
+		if err := s.send(val, func(err error) { ch <- err }); err != nil {
+			return nil, err
+		}
+		if err := <-ch; err != nil {
+			return nil, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	return lat, nil
+}
+
+// rateLatency sends rate messages per second for d and returns each one's produce→delivered time.
+func rateLatency(s sender, rate int, d time.Duration, val []byte) ([]time.Duration, error) {
+	n := int(float64(rate) * d.Seconds())
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	wg.Add(n)
+	start := time.Now()
+	for i := range n {
+		if due := start.Add(time.Duration(i) * time.Second / time.Duration(rate)); time.Until(due) > 0 {
+			time.Sleep(time.Until(due))
+		}
+		t0 := time.Now()
+		if err := s.send(val, func(err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+			lat[i] = time.Since(t0)
+			wg.Done()
+		}); err != nil {
+			return nil, err
+		}
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		return nil, fmt.Errorf("%d failed", failed.Load())
+	}
+	return lat, nil
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// withCluster runs fn against a fresh one-broker mock cluster holding the one-partition bench topic.
+func withCluster[T any](fn func(bootstrap string) (T, error)) (T, error) {
+	var zero T
+	mc, err := kafka.NewMockCluster(1)
+	if err != nil {
+		return zero, err
+	}
+	defer mc.Close()
+	if err := mc.CreateTopic(topic, 1, 1); err != nil {
+		return zero, err
+	}
+	return fn(mc.BootstrapServers())
+}
+
+func main() {
+	reps := flag.Int("reps", 5, "repetitions, interleaved")
+	sizes := flag.String("sizes", "100,1000,10000", "message sizes in bytes")
+	comps := flag.String("compression", "none,lz4,zstd", "compression codecs")
+	msgBytes := flag.Int("bytes", 40<<20, "payload bytes per throughput run (count = bytes/size, at most -max)")
+	maxCount := flag.Int("max", 200_000, "most messages per throughput run")
+	loneN := flag.Int("lone", 200, "messages in the lone-message latency run")
+	rate := flag.Int("rate", 5000, "messages per second in the fixed-rate latency run")
+	rateDur := flag.Duration("rate-for", 2*time.Second, "duration of the fixed-rate latency run")
+	only := flag.String("only", "", "run only clients whose name contains this")
+	flag.Parse()
+
+	clients := []client{
+		{"raw confluent-kafka-go", rawThroughput},
+		{"aio kafka engine Produce 1g", aioThroughput(aioproducer.EngineKafkaProducer, 1)},
+		{"aio kafka engine Produce 8g", aioThroughput(aioproducer.EngineKafkaProducer, 8)},
+		{"aio kafka engine ProduceBatch", aioThroughput(aioproducer.EngineKafkaProducer, 0)},
+		{"aio batch engine Produce 1g", aioThroughput(aioproducer.EngineBatch, 1)},
+		{"aio batch engine Produce 8g", aioThroughput(aioproducer.EngineBatch, 8)},
+		{"aio batch engine ProduceBatch", aioThroughput(aioproducer.EngineBatch, 0)},
+		{"franz-go kgo", franzThroughput},
+		{"C loop (librdkafka)", cThroughput},
+	}
+	lats := []latClient{
+		{"raw confluent-kafka-go", newRawSender},
+		{"aio kafka engine", func(bs string) (sender, error) {
+			p, err := aioProducer(bs, "none", aioproducer.EngineKafkaProducer)
+			return aioSender{p}, err
+		}},
+		{"aio batch engine", func(bs string) (sender, error) {
+			p, err := aioProducer(bs, "none", aioproducer.EngineBatch)
+			return aioSender{p}, err
+		}},
+		{"franz-go kgo", func(bs string) (sender, error) {
+			cl, err := kgo.NewClient(franzOpts(bs, "none")...)
+			return franzSender{cl}, err
+		}},
+	}
+	var works []workload
+	for _, s := range strings.Split(*sizes, ",") {
+		var size int
+		fmt.Sscan(s, &size)
+		for _, c := range strings.Split(*comps, ",") {
+			works = append(works, workload{size: size, comp: c, count: min(*maxCount, *msgBytes/size)})
+		}
+	}
+
+	type key struct{ work, client string }
+	rates, allocs := map[key][]float64{}, map[key][]float64{}
+	type latKey struct{ kind, client string }
+	latRes := map[latKey][][2]time.Duration{} // per rep: p50, p99
+	for rep := 1; rep <= *reps; rep++ {
+		for _, w := range works {
+			for _, c := range clients {
+				if *only != "" && !strings.Contains(c.name, *only) {
+					continue
+				}
+				type res struct {
+					d time.Duration
+					m uint64
+				}
+				r, err := withCluster(func(bs string) (res, error) {
+					d, m, err := c.run(bs, w)
+					return res{d, m}, err
+				})
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "rep %d %s %s: %v\n", rep, w, c.name, err)
+					continue
+				}
+				k := key{w.String(), c.name}
+				rates[k] = append(rates[k], float64(w.count)/r.d.Seconds())
+				allocs[k] = append(allocs[k], float64(r.m)/float64(w.count))
+				fmt.Fprintf(os.Stderr, "rep %d %-12s %-32s %10.0f msgs/s %6.2f allocs/msg\n", rep, w, c.name,
+					float64(w.count)/r.d.Seconds(), float64(r.m)/float64(w.count))
+			}
+		}
+		val := payload(100)
+		for _, lc := range lats {
+			if *only != "" && !strings.Contains(lc.name, *only) {
+				continue
+			}
+			for _, kind := range []string{"lone", "rate"} {
+				lat, err := withCluster(func(bs string) ([]time.Duration, error) {
+					s, err := lc.open(bs)
+					if err != nil {
+						return nil, err
+					}
+					defer s.close()
+					if _, err := loneLatency(s, 5, val); err != nil { // warm up: connection, metadata
+						return nil, err
+					}
+					if kind == "lone" {
+						return loneLatency(s, *loneN, val)
+					}
+					return rateLatency(s, *rate, *rateDur, val)
+				})
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "rep %d latency %s %s: %v\n", rep, kind, lc.name, err)
+					continue
+				}
+				p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99)
+				k := latKey{kind, lc.name}
+				latRes[k] = append(latRes[k], [2]time.Duration{p50, p99})
+				fmt.Fprintf(os.Stderr, "rep %d latency %-4s %-24s p50 %v p99 %v\n", rep, kind, lc.name, p50, p99)
+			}
+		}
+	}
+
+	fmt.Printf("## Throughput (median of %d reps; msgs/s, MB/s, allocs/msg)\n\n", *reps)
+	for _, w := range works {
+		fmt.Printf("### %s, %d messages per run\n\n", w, w.count)
+		fmt.Println("| client | msgs/s | MB/s | allocs/msg | × raw | × C loop | × franz-go |")
+		fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+		raw := median(rates[key{w.String(), "raw confluent-kafka-go"}])
+		cl := median(rates[key{w.String(), "C loop (librdkafka)"}])
+		fr := median(rates[key{w.String(), "franz-go kgo"}])
+		for _, c := range clients {
+			k := key{w.String(), c.name}
+			if len(rates[k]) == 0 {
+				continue
+			}
+			m := median(rates[k])
+			fmt.Printf("| %s | %.0f | %.1f | %.3f | %s | %s | %s |\n", c.name, m, m*float64(w.size)/1e6, median(allocs[k]),
+				ratio(m, raw), ratio(m, cl), ratio(m, fr))
+		}
+		fmt.Println()
+	}
+	fmt.Printf("## Latency, produce→delivered, 100 B, uncompressed (median over reps of each rep's percentile)\n\n")
+	fmt.Printf("| client | lone p50 | lone p99 | %d msg/s p50 | %d msg/s p99 |\n| --- | ---: | ---: | ---: | ---: |\n", *rate, *rate)
+	for _, lc := range lats {
+		row := []string{lc.name}
+		for _, kind := range []string{"lone", "rate"} {
+			rs := latRes[latKey{kind, lc.name}]
+			var p50, p99 []float64
+			for _, r := range rs {
+				p50 = append(p50, float64(r[0]))
+				p99 = append(p99, float64(r[1]))
+			}
+			row = append(row, fmtDur(median(p50)), fmtDur(median(p99)))
+		}
+		fmt.Printf("| %s |\n", strings.Join(row, " | "))
+	}
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func fmtDur(ns float64) string {
+	if ns == 0 {
+		return "-"
+	}
+	return time.Duration(ns).Round(10 * time.Microsecond).String()
+}

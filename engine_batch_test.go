@@ -1,0 +1,214 @@
+package aioproducer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// AIOPRODUCER_TEST_ENGINE=batch|kafka runs every test of this binary (the package's own and the
+// aioproducer_test ones) on that engine: it sets the default engine, so producers the tests create
+// without WithEngine use it too.
+func init() {
+	switch os.Getenv("AIOPRODUCER_TEST_ENGINE") {
+	case "batch":
+		defaultEngine = EngineBatch
+	case "kafka":
+		defaultEngine = EngineKafkaProducer
+	}
+}
+
+func newBatchTestProducer(t *testing.T, bootstrap string, extra kafka.ConfigMap, opts ...Option) *Producer {
+	t.Helper()
+	return newTestProducer(t, bootstrap, extra, append([]Option{WithEngine(EngineBatch)}, opts...)...)
+}
+
+func TestBatchEngineIsSelected(t *testing.T) {
+	mc := newMockCluster(t, 1)
+	p := newBatchTestProducer(t, mc.BootstrapServers(), nil)
+	_, ok := p.eng.(*batchEngine)
+	require.True(t, ok, "engine %T", p.eng)
+}
+
+func TestWithEngineRefusesAnUnknownEngine(t *testing.T) {
+	_, err := New(kafka.ConfigMap{"bootstrap.servers": "127.0.0.1:1"}, WithEngine(Engine(42)))
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "WithEngine", ce.Key)
+}
+
+func TestBatchEngineNamesTheRefusedKey(t *testing.T) {
+	for key, v := range map[string]any{"no.such.key": 1, "batch.num.messages": "many"} {
+		_, err := New(kafka.ConfigMap{"bootstrap.servers": "127.0.0.1:1", key: v}, WithEngine(EngineBatch))
+		var ce *ConfigError
+		require.ErrorAs(t, err, &ce, key)
+		assert.Equal(t, key, ce.Key)
+		var ke kafka.Error
+		require.ErrorAs(t, err, &ke, key)
+		assert.NotEqual(t, kafka.ErrNoError, ke.Code())
+	}
+}
+
+func TestBatchEngineDeliversHeadersKeysAndTimestamps(t *testing.T) {
+	mc := newMockCluster(t, 1)
+	require.NoError(t, mc.CreateTopic("hk", 3, 1))
+	p := newBatchTestProducer(t, mc.BootstrapServers(), nil)
+	ctx := ctxTimeout(t, 30*time.Second)
+	ts := time.UnixMilli(1_700_000_000_123)
+	msgs := []*Message{
+		{Topic: "hk", Key: []byte("k1"), Value: []byte("v1"), Timestamp: ts,
+			Headers: []Header{{Key: "a", Value: []byte("1")}, {Key: "null"}, {Key: "empty", Value: []byte{}}}},
+		{Topic: "hk", Value: []byte("no key"), Partition: ExplicitPartition(2), Timestamp: ts},
+		{Topic: "hk", Key: []byte{}, Value: nil, Partition: ExplicitPartition(1), Timestamp: ts},
+	}
+	futs, err := p.ProduceBatch(ctx, msgs)
+	require.NoError(t, err)
+	for i, f := range futs {
+		d, err := f.Wait(ctx)
+		require.NoError(t, err, "message %d", i)
+		assert.Equal(t, ts, d.Timestamp)
+	}
+	got := consumeAll(t, mc.BootstrapServers(), "hk", len(msgs))
+	byValue := map[string]consumed{}
+	for _, c := range got {
+		byValue[string(c.Value)] = c
+		assert.Equal(t, ts.UnixMilli(), c.Timestamp.UnixMilli())
+	}
+	c := byValue["v1"]
+	assert.Equal(t, []byte("k1"), c.Key)
+	require.Len(t, c.Headers, 3)
+	assert.Equal(t, "a", c.Headers[0].Key)
+	assert.Equal(t, []byte("1"), c.Headers[0].Value)
+	assert.Nil(t, c.Headers[1].Value)
+	assert.Equal(t, "empty", c.Headers[2].Key)
+	assert.Nil(t, byValue["no key"].Key)
+	assert.Equal(t, int32(2), byValue["no key"].Partition)
+}
+
+func TestBatchEngineFatalErrorFailsOutstandingAndLaterMessages(t *testing.T) {
+	mc := newMockCluster(t, 1)
+	require.NoError(t, mc.CreateTopic("t", 1, 1))
+	p := newBatchTestProducer(t, mc.BootstrapServers(), nil)
+	ctx := ctxTimeout(t, 30*time.Second)
+	f, err := p.Produce(ctx, msg("t", "before"))
+	require.NoError(t, err)
+	_, err = f.Wait(ctx)
+	require.NoError(t, err)
+
+	require.NoError(t, mc.SetBrokerDown(1))
+	var futs []*Future
+	for i := range 20 {
+		f, err := p.Produce(ctx, msg("t", fmt.Sprint(i)))
+		require.NoError(t, err)
+		futs = append(futs, f)
+	}
+	require.Eventually(t, func() bool { return p.Stats().InFlight == 20 }, 10*time.Second, time.Millisecond)
+	raiseTestFatal(p, kafka.ErrOutOfOrderSequenceNumber, "test fatal error")
+	for i, f := range futs {
+		_, err := f.Wait(ctx)
+		require.ErrorIs(t, err, ErrFatal, "outstanding message %d", i)
+		assert.True(t, IsFatal(err))
+	}
+	_, err = p.Produce(ctx, msg("t", "after"))
+	require.ErrorIs(t, err, ErrFatal)
+	var ke kafka.Error
+	require.ErrorAs(t, err, &ke)
+	assert.True(t, ke.IsFatal())
+	assert.Equal(t, kafka.ErrOutOfOrderSequenceNumber, ke.Code())
+	start := time.Now()
+	require.NoError(t, p.Close(ctx))
+	assert.Less(t, time.Since(start), 5*time.Second)
+}
+
+func TestBatchEngineLogsGoToTheLogger(t *testing.T) {
+	var out syncBuffer
+	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	mc := newMockCluster(t, 1)
+	p, err := New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "debug": "msg"}, WithLogger(log), WithEngine(EngineBatch))
+	require.NoError(t, err)
+	ctx := ctxTimeout(t, 20*time.Second)
+	f, err := p.Produce(ctx, msg("logged", "a"))
+	require.NoError(t, err)
+	_, err = f.Wait(ctx)
+	require.NoError(t, err)
+	require.NoError(t, p.Close(ctx))
+	assert.Contains(t, out.String(), "librdkafka: ")
+	assert.Contains(t, out.String(), "tag=")
+}
+
+func TestBatchEngineQueueFullKeepsOrder(t *testing.T) {
+	mc := newMockCluster(t, 1)
+	require.NoError(t, mc.CreateTopic("qf", 1, 1))
+	p := newBatchTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 50}, WithBatchSize(200))
+	ctx := ctxTimeout(t, 60*time.Second)
+	const n = 2000
+	msgs := make([]*Message, n)
+	for i := range msgs {
+		msgs[i] = &Message{Topic: "qf", Key: []byte("k"), Value: []byte(fmt.Sprint(i))}
+	}
+	futs, err := p.ProduceBatch(ctx, msgs)
+	require.NoError(t, err)
+	last := int64(-1)
+	for i, f := range futs {
+		d, err := f.Wait(ctx)
+		require.NoError(t, err, "message %d", i)
+		require.Greater(t, d.Offset, last, "message %d out of order", i)
+		last = d.Offset
+	}
+	assert.Positive(t, p.Stats().QueueFullWaits, "the small librdkafka queue filled")
+}
+
+// TestBatchEngineSteadyStateAllocations measures heap allocations per message of Produce + Wait on the
+// batch engine, in bursts of 1000.
+func TestBatchEngineSteadyStateAllocations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation measurement")
+	}
+	mc := newMockCluster(t, 1)
+	require.NoError(t, mc.CreateTopic("alloc", 1, 1))
+	p := newBatchTestProducer(t, mc.BootstrapServers(), nil)
+	ctx := context.Background()
+	const burst = 1000
+	msgs := make([]Message, burst)
+	for i := range msgs {
+		msgs[i] = Message{Topic: "alloc", Value: make([]byte, 100)}
+	}
+	futs := make([]*Future, burst)
+	run := func() {
+		for i := range msgs {
+			f, err := p.Produce(ctx, &msgs[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			futs[i] = f
+		}
+		for _, f := range futs {
+			if _, err := f.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run() // warm the pools
+	perBurst := testing.AllocsPerRun(20, run)
+	t.Logf("batch engine: %.2f allocs per message (Produce + Future.Wait)", perBurst/burst)
+}
+
+// raiseTestFatal raises a fatal librdkafka error in p's engine, whichever it is: tests that raise one
+// should call it instead of asserting p.eng to *kafkaEngine, so that they run on both engines.
+func raiseTestFatal(p *Producer, code kafka.ErrorCode, reason string) {
+	switch e := p.eng.(type) {
+	case *kafkaEngine:
+		e.kp.TestFatalError(code, reason)
+	case *batchEngine:
+		e.testFatalError(code, reason)
+	default:
+		panic(fmt.Sprintf("raiseTestFatal: engine %T", p.eng))
+	}
+}

@@ -1,0 +1,245 @@
+/* aiop.c - the C side of package rdk: one call enqueues a whole batch, one call drains thousands of
+ * delivery reports. See aiop.h. */
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "aiop.h"
+
+#define AIOP_MAX_BURST 8192
+#define AIOP_STACK_VUS 64
+
+struct aiop_h {
+	aiop_rk_t *rk;
+	aiop_queue_t *mainq;
+	aiop_event_t *cur;  /* the delivery report event being drained */
+	aiop_event_t *held; /* an error or log event handed to the caller, until aiop_release_event */
+	aiop_event_t *next; /* an error or log event polled after reports: it waits for the next call */
+	const aiop_message_t *msgs[AIOP_MAX_BURST];
+};
+
+int aiop_check_abi(void) {
+	if (sizeof(aiop_message_t) != AIOP_MESSAGE_SIZE || sizeof(aiop_vu_t) != AIOP_VU_SIZE)
+		return -1;
+	if (offsetof(aiop_message_t, partition) != 16 || offsetof(aiop_message_t, offset) != 56 ||
+	    offsetof(aiop_message_t, _private) != 64 || offsetof(aiop_vu_t, u) != 8)
+		return -1;
+	return 0;
+}
+
+aiop_h *aiop_open(aiop_conf_t *conf, char *errstr, size_t errstr_size) {
+	aiop_h *h = calloc(1, sizeof(*h));
+	if (!h) {
+		snprintf(errstr, errstr_size, "out of memory");
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	rd_kafka_conf_set_events(conf, AIOP_EVENT_DR | AIOP_EVENT_ERROR | AIOP_EVENT_LOG);
+	h->rk = rd_kafka_new(AIOP_PRODUCER, conf, errstr, errstr_size);
+	if (!h->rk) { /* conf is still ours */
+		rd_kafka_conf_destroy(conf);
+		free(h);
+		return NULL;
+	}
+	h->mainq = rd_kafka_queue_get_main(h->rk);
+	rd_kafka_set_log_queue(h->rk, NULL); /* log lines come to the main queue too */
+	return h;
+}
+
+void aiop_close(aiop_h *h) {
+	if (h->cur)
+		rd_kafka_event_destroy(h->cur);
+	if (h->held)
+		rd_kafka_event_destroy(h->held);
+	if (h->next)
+		rd_kafka_event_destroy(h->next);
+	rd_kafka_queue_destroy(h->mainq);
+	rd_kafka_destroy(h->rk);
+	free(h);
+}
+
+void aiop_wake(aiop_h *h) { rd_kafka_queue_yield(h->mainq); }
+
+size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *arena, const aiop_hdr_t *hdrs,
+                    aiop_perr_t *perr) {
+	aiop_vu_t stack[AIOP_STACK_VUS];
+	aiop_vu_t *vus = stack;
+	size_t vcap = AIOP_STACK_VUS;
+	const char *topic = NULL;
+	aiop_topic_t *rkt = NULL;
+	size_t i;
+
+	perr->code = 0;
+	for (i = 0; i < n; i++) {
+		const aiop_rec_t *r = &recs[i];
+		const char *t = arena + r->topic_off;
+		size_t need = 8 + (size_t)r->hdr_count, k = 0;
+		aiop_error_t *err;
+		int32_t j;
+
+		if (need > vcap) {
+			aiop_vu_t *nv = malloc(need * sizeof(*nv));
+			if (!nv) {
+				perr->code = AIOP_ERR_QUEUE_FULL;
+				break;
+			}
+			if (vus != stack)
+				free(vus);
+			vus = nv;
+			vcap = need;
+		}
+		if (!topic || (t != topic && strcmp(t, topic) != 0)) {
+			if (rkt)
+				rd_kafka_topic_destroy(rkt);
+			rkt = rd_kafka_topic_new(h->rk, t, NULL);
+			topic = t;
+		}
+		if (rkt) {
+			vus[k].vtype = AIOP_VTYPE_RKT;
+			vus[k++].u.rkt = rkt;
+		} else { /* let produceva report why */
+			vus[k].vtype = AIOP_VTYPE_TOPIC;
+			vus[k++].u.cstr = t;
+		}
+		vus[k].vtype = AIOP_VTYPE_PARTITION;
+		vus[k++].u.i32 = r->partition;
+		vus[k].vtype = AIOP_VTYPE_MSGFLAGS;
+		vus[k++].u.i = AIOP_MSG_F_COPY;
+		if (r->val_len >= 0) {
+			vus[k].vtype = AIOP_VTYPE_VALUE;
+			vus[k].u.mem.ptr = (void *)(arena + r->val_off);
+			vus[k++].u.mem.size = (size_t)r->val_len;
+		}
+		if (r->key_len >= 0) {
+			vus[k].vtype = AIOP_VTYPE_KEY;
+			vus[k].u.mem.ptr = (void *)(arena + r->key_off);
+			vus[k++].u.mem.size = (size_t)r->key_len;
+		}
+		vus[k].vtype = AIOP_VTYPE_OPAQUE;
+		vus[k++].u.ptr = (void *)(uintptr_t)r->opaque;
+		if (r->timestamp) {
+			vus[k].vtype = AIOP_VTYPE_TIMESTAMP;
+			vus[k++].u.i64 = r->timestamp;
+		}
+		for (j = 0; j < r->hdr_count; j++) {
+			const aiop_hdr_t *hd = &hdrs[r->hdr_first + j];
+			vus[k].vtype = AIOP_VTYPE_HEADER;
+			vus[k].u.header.name = arena + hd->name_off;
+			vus[k].u.header.val = hd->val_len < 0 ? NULL : arena + hd->val_off;
+			vus[k++].u.header.size = hd->val_len < 0 ? 0 : (ssize_t)hd->val_len;
+		}
+		err = rd_kafka_produceva(h->rk, vus, k);
+		if (err) {
+			const char *s = rd_kafka_error_string(err);
+			perr->code = rd_kafka_error_code(err);
+			perr->fatal = rd_kafka_error_is_fatal(err);
+			snprintf(perr->str, sizeof(perr->str), "%s", s ? s : "");
+			rd_kafka_error_destroy(err);
+			break;
+		}
+	}
+	if (rkt)
+		rd_kafka_topic_destroy(rkt);
+	if (vus != stack)
+		free(vus);
+	return i;
+}
+
+/* fill_event describes ev (an error or log event) in out and holds it until aiop_release_event. */
+static void fill_event(aiop_h *h, aiop_event_t *ev, aiop_ev_t *out) {
+	int type = rd_kafka_event_type(ev);
+	h->held = ev;
+	out->type = type;
+	if (type == AIOP_EVENT_ERROR) {
+		out->code = rd_kafka_event_error(ev);
+		out->str = rd_kafka_event_error_string(ev);
+		out->fatal = rd_kafka_event_error_is_fatal(ev);
+		if (out->fatal) {
+			/* The event says _FATAL; the client knows the error behind it. */
+			out->fatal_str[0] = '\0';
+			out->code = rd_kafka_fatal_error(h->rk, out->fatal_str, sizeof(out->fatal_str));
+		}
+	} else if (type == AIOP_EVENT_LOG) {
+		int level = 0;
+		rd_kafka_event_log(ev, &out->fac, &out->str, &level);
+		out->level = level;
+	}
+}
+
+size_t aiop_poll(aiop_h *h, int timeout_ms, aiop_dr_t *out, size_t cap, aiop_ev_t *evout) {
+	size_t n = 0;
+
+	evout->type = 0;
+	if (cap > AIOP_MAX_BURST)
+		cap = AIOP_MAX_BURST;
+	if (h->held) {
+		rd_kafka_event_destroy(h->held);
+		h->held = NULL;
+	}
+	for (;;) {
+		aiop_event_t *ev;
+		if (h->cur) {
+			size_t got = rd_kafka_event_message_array(h->cur, h->msgs, cap - n), i;
+			for (i = 0; i < got; i++) {
+				const aiop_message_t *m = h->msgs[i];
+				int tstype = 0;
+				aiop_dr_t *d = &out[n + i];
+				d->opaque = (uint64_t)(uintptr_t)m->_private;
+				d->err = m->err;
+				d->partition = m->partition;
+				d->offset = m->offset;
+				d->timestamp = rd_kafka_message_timestamp(m, &tstype);
+				d->tstype = tstype;
+			}
+			n += got;
+			if (n == cap)
+				return n; /* the event may hold more: next call */
+			rd_kafka_event_destroy(h->cur);
+			h->cur = NULL;
+		}
+		if (h->next) { /* an error or log event that came after the reports already returned */
+			if (n > 0)
+				return n;
+			ev = h->next;
+			h->next = NULL;
+			fill_event(h, ev, evout);
+			return 0;
+		}
+		ev = rd_kafka_queue_poll(h->mainq, n > 0 ? 0 : timeout_ms);
+		if (!ev)
+			return n;
+		switch (rd_kafka_event_type(ev)) {
+		case AIOP_EVENT_DR:
+			h->cur = ev;
+			continue;
+		case AIOP_EVENT_ERROR:
+		case AIOP_EVENT_LOG:
+			if (n > 0) { /* reports first: they happened before */
+				h->next = ev;
+				return n;
+			}
+			fill_event(h, ev, evout);
+			return 0;
+		default:
+			rd_kafka_event_destroy(ev);
+			if (n > 0)
+				return n;
+			timeout_ms = 0;
+		}
+	}
+}
+
+void aiop_release_event(aiop_h *h) {
+	if (h->held) {
+		rd_kafka_event_destroy(h->held);
+		h->held = NULL;
+	}
+}
+
+int aiop_purge(aiop_h *h, int flags) { return rd_kafka_purge(h->rk, flags); }
+
+int aiop_test_fatal(aiop_h *h, int code, const char *reason) { return rd_kafka_test_fatal_error(h->rk, code, reason); }
+
+const char *aiop_name(aiop_h *h) { return rd_kafka_name(h->rk); }
+
+int aiop_outq_len(aiop_h *h) { return rd_kafka_outq_len(h->rk); }

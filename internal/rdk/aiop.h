@@ -1,0 +1,192 @@
+/*
+ * aiop.h - the few librdkafka declarations the rdk package needs, written here instead of including
+ * rdkafka.h (which is not on the include path), and the C helper's own API. Every symbol this package
+ * defines is prefixed aiop_: confluent-kafka-go's glue defines global C names of its own.
+ *
+ * The layouts below are librdkafka's public ABI (rdkafka.h, major version 2); aiop_check_abi and the
+ * _Static_asserts check their sizes.
+ */
+#ifndef AIOP_H
+#define AIOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Opaque librdkafka handles. */
+typedef struct aiop_rk_s aiop_rk_t;       /* rd_kafka_t */
+typedef struct aiop_conf_s aiop_conf_t;   /* rd_kafka_conf_t */
+typedef struct aiop_queue_s aiop_queue_t; /* rd_kafka_queue_t */
+typedef struct aiop_event_s aiop_event_t; /* rd_kafka_event_t */
+typedef struct aiop_error_s aiop_error_t; /* rd_kafka_error_t */
+typedef struct aiop_topic_s aiop_topic_t; /* rd_kafka_topic_t */
+
+/* rd_kafka_message_t */
+typedef struct {
+	int err;
+	aiop_topic_t *rkt;
+	int32_t partition;
+	void *payload;
+	size_t len;
+	void *key;
+	size_t key_len;
+	int64_t offset;
+	void *_private;
+} aiop_message_t;
+
+/* rd_kafka_vu_t */
+typedef struct {
+	int vtype;
+	union {
+		const char *cstr;
+		aiop_topic_t *rkt;
+		int i;
+		int32_t i32;
+		int64_t i64;
+		struct {
+			void *ptr;
+			size_t size;
+		} mem;
+		struct {
+			const char *name;
+			const void *val;
+			ssize_t size;
+		} header;
+		void *ptr;
+		char _pad[64];
+	} u;
+} aiop_vu_t;
+
+#define AIOP_MESSAGE_SIZE 72
+#define AIOP_VU_SIZE 72
+_Static_assert(sizeof(aiop_message_t) == AIOP_MESSAGE_SIZE || sizeof(void *) != 8, "rd_kafka_message_t layout");
+_Static_assert(sizeof(aiop_vu_t) == AIOP_VU_SIZE || sizeof(void *) != 8, "rd_kafka_vu_t layout");
+
+/* rd_kafka_vtype_t */
+enum {
+	AIOP_VTYPE_END = 0,
+	AIOP_VTYPE_TOPIC = 1,
+	AIOP_VTYPE_RKT = 2,
+	AIOP_VTYPE_PARTITION = 3,
+	AIOP_VTYPE_VALUE = 4,
+	AIOP_VTYPE_KEY = 5,
+	AIOP_VTYPE_OPAQUE = 6,
+	AIOP_VTYPE_MSGFLAGS = 7,
+	AIOP_VTYPE_TIMESTAMP = 8,
+	AIOP_VTYPE_HEADER = 9,
+};
+
+#define AIOP_PRODUCER 0
+#define AIOP_MSG_F_COPY 0x2
+#define AIOP_EVENT_DR 0x1
+#define AIOP_EVENT_LOG 0x4
+#define AIOP_EVENT_ERROR 0x8
+#define AIOP_ERR_QUEUE_FULL (-184)
+#define AIOP_ERR_FATAL (-150)
+#define AIOP_CONF_OK 0
+
+/* The librdkafka functions used (librdkafka's own symbols, from the static archive that
+ * confluent-kafka-go links). */
+int rd_kafka_version(void);
+aiop_conf_t *rd_kafka_conf_new(void);
+int rd_kafka_conf_set(aiop_conf_t *conf, const char *name, const char *value, char *errstr, size_t errstr_size);
+void rd_kafka_conf_destroy(aiop_conf_t *conf);
+void rd_kafka_conf_set_events(aiop_conf_t *conf, int events);
+aiop_rk_t *rd_kafka_new(int type, aiop_conf_t *conf, char *errstr, size_t errstr_size);
+void rd_kafka_destroy(aiop_rk_t *rk);
+const char *rd_kafka_name(const aiop_rk_t *rk);
+aiop_queue_t *rd_kafka_queue_get_main(aiop_rk_t *rk);
+void rd_kafka_queue_destroy(aiop_queue_t *rkqu);
+aiop_event_t *rd_kafka_queue_poll(aiop_queue_t *rkqu, int timeout_ms);
+void rd_kafka_queue_yield(aiop_queue_t *rkqu);
+int rd_kafka_set_log_queue(aiop_rk_t *rk, aiop_queue_t *rkqu);
+int rd_kafka_event_type(const aiop_event_t *rkev);
+size_t rd_kafka_event_message_array(aiop_event_t *rkev, const aiop_message_t **rkmessages, size_t size);
+void rd_kafka_event_destroy(aiop_event_t *rkev);
+int rd_kafka_event_error(aiop_event_t *rkev);
+const char *rd_kafka_event_error_string(aiop_event_t *rkev);
+int rd_kafka_event_error_is_fatal(aiop_event_t *rkev);
+int rd_kafka_event_log(aiop_event_t *rkev, const char **fac, const char **str, int *level);
+int64_t rd_kafka_message_timestamp(const aiop_message_t *rkmessage, int *tstype);
+aiop_error_t *rd_kafka_produceva(aiop_rk_t *rk, const aiop_vu_t *vus, size_t cnt);
+int rd_kafka_error_code(const aiop_error_t *error);
+const char *rd_kafka_error_string(const aiop_error_t *error);
+int rd_kafka_error_is_fatal(const aiop_error_t *error);
+void rd_kafka_error_destroy(aiop_error_t *error);
+int rd_kafka_purge(aiop_rk_t *rk, int purge_flags);
+int rd_kafka_fatal_error(aiop_rk_t *rk, char *errstr, size_t errstr_size);
+int rd_kafka_test_fatal_error(aiop_rk_t *rk, int err, const char *reason);
+aiop_topic_t *rd_kafka_topic_new(aiop_rk_t *rk, const char *topic, void *conf);
+void rd_kafka_topic_destroy(aiop_topic_t *rkt);
+int rd_kafka_outq_len(aiop_rk_t *rk);
+
+/* ---- The helper's own API. ---- */
+
+/* One message to produce: offsets into the call's byte arena, no pointers. A length of -1 is null. */
+typedef struct {
+	int64_t topic_off; /* NUL-terminated topic name */
+	int64_t key_off;
+	int64_t val_off;
+	int64_t key_len;
+	int64_t val_len;
+	int64_t timestamp; /* ms since the epoch; 0: librdkafka's now */
+	uint64_t opaque;   /* slot index */
+	int32_t partition; /* -1: any */
+	int32_t hdr_first; /* index into the header array */
+	int32_t hdr_count;
+	int32_t _pad;
+} aiop_rec_t;
+
+/* One header: a NUL-terminated name and a value in the arena. */
+typedef struct {
+	int64_t name_off;
+	int64_t val_off;
+	int64_t val_len; /* -1: null */
+} aiop_hdr_t;
+
+/* Why aiop_produce stopped before the end. */
+typedef struct {
+	int32_t code; /* 0: all enqueued */
+	int32_t fatal;
+	char str[256];
+} aiop_perr_t;
+
+/* One delivery report. */
+typedef struct {
+	uint64_t opaque;
+	int64_t offset;
+	int64_t timestamp; /* ms, -1 if not available */
+	int32_t err;
+	int32_t partition;
+	int32_t tstype; /* 0: not available, 1: CreateTime, 2: LogAppendTime */
+	int32_t _pad;
+} aiop_dr_t;
+
+/* A non-delivery event: an error or a log line. The strings are owned by the event, valid until
+ * aiop_release_event. */
+typedef struct {
+	int32_t type; /* AIOP_EVENT_ERROR or AIOP_EVENT_LOG; 0: none */
+	int32_t code;
+	int32_t fatal;
+	int32_t level;
+	const char *fac;
+	const char *str;
+	char fatal_str[512];
+} aiop_ev_t;
+
+typedef struct aiop_h aiop_h;
+
+int aiop_check_abi(void);
+aiop_h *aiop_open(aiop_conf_t *conf, char *errstr, size_t errstr_size);
+void aiop_close(aiop_h *h);
+void aiop_wake(aiop_h *h);
+size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *arena, const aiop_hdr_t *hdrs,
+                    aiop_perr_t *perr);
+size_t aiop_poll(aiop_h *h, int timeout_ms, aiop_dr_t *out, size_t cap, aiop_ev_t *ev);
+void aiop_release_event(aiop_h *h);
+int aiop_purge(aiop_h *h, int flags);
+int aiop_test_fatal(aiop_h *h, int code, const char *reason);
+const char *aiop_name(aiop_h *h);
+int aiop_outq_len(aiop_h *h);
+
+#endif

@@ -1,0 +1,285 @@
+// Package rdk is a thin cgo binding to the librdkafka that confluent-kafka-go bundles, made for batch
+// producing: one cgo call enqueues a whole batch of pointer-free records (offsets into one byte arena),
+// and one cgo call drains thousands of delivery reports. It owns its own librdkafka producer handle.
+//
+// It declares the few librdkafka types and functions it uses itself (aiop.h) instead of including
+// rdkafka.h; New checks librdkafka's major version and the layouts of the structs it shares with it.
+// No Go pointer is kept by C beyond a call: a message's opaque is an integer (the caller's slot index).
+package rdk
+
+/*
+#cgo CFLAGS: -O2 -Wall
+#include <stdlib.h>
+#include "aiop.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka" // also links librdkafka's static archive
+)
+
+// SupportedMajor is the librdkafka major version whose ABI this package declares.
+const SupportedMajor = 2
+
+// Purge flags (rd_kafka_purge).
+const (
+	PurgeQueue       = 0x1
+	PurgeInFlight    = 0x2
+	PurgeNonBlocking = 0x4
+)
+
+// Event types Poll returns besides delivery reports.
+const (
+	EventLog   = int(C.AIOP_EVENT_LOG)
+	EventError = int(C.AIOP_EVENT_ERROR)
+)
+
+// Report is one delivery report. Its layout is aiop_dr_t's.
+type Report struct {
+	Opaque    uint64 // what the message was produced with
+	Offset    int64
+	Timestamp int64 // ms since the epoch; -1 if librdkafka has none
+	Err       int32 // librdkafka error code, 0 for delivered
+	Partition int32
+	TsType    int32 // 0: no timestamp, 1: CreateTime, 2: LogAppendTime
+	_         int32
+}
+
+// Event is an error or log event from librdkafka.
+type Event struct {
+	Type  int // EventLog or EventError
+	Code  kafka.ErrorCode
+	Fatal bool
+	Level int    // log events: syslog level
+	Tag   string // log events: facility
+	Str   string
+}
+
+var abiErr = func() error {
+	if C.aiop_check_abi() != 0 {
+		return errors.New("rdk: rd_kafka_message_t/rd_kafka_vu_t layout differs from librdkafka's")
+	}
+	if unsafe.Sizeof(Report{}) != C.sizeof_aiop_dr_t {
+		return errors.New("rdk: Report layout differs from aiop_dr_t")
+	}
+	return nil
+}()
+
+// Version returns librdkafka's version as an int (0xMMmmrrpp) and as a string.
+func Version() (int, string) {
+	v := int(C.rd_kafka_version())
+	return v, fmt.Sprintf("%d.%d.%d", v>>24&0xff, v>>16&0xff, v>>8&0xff)
+}
+
+// CheckVersion refuses a librdkafka whose major version is not SupportedMajor, or whose struct
+// layouts differ from the declarations.
+func CheckVersion() error {
+	if abiErr != nil {
+		return abiErr
+	}
+	v, s := Version()
+	if v>>24 != SupportedMajor {
+		return fmt.Errorf("rdk: linked librdkafka %s has major version %d; this package is written for major version %d",
+			s, v>>24, SupportedMajor)
+	}
+	return nil
+}
+
+// Producer is a librdkafka producer handle. Produce is safe for concurrent use (each caller with its own
+// Batch); Poll must be called from one goroutine at a time; Close after Poll has stopped.
+type Producer struct {
+	h    *C.aiop_h
+	name string
+	ev   C.aiop_ev_t // Poll's event scratch
+}
+
+// ConfigError is a setting librdkafka refused.
+type ConfigError struct {
+	Key string
+	Err kafka.Error
+}
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("property %q: %v", e.Key, e.Err) }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// New creates a producer from the settings kv (name, value pairs, in order). Delivery reports, errors
+// and log lines (log.queue=true) all arrive through Poll.
+func New(kv [][2]string) (*Producer, error) {
+	if err := CheckVersion(); err != nil {
+		return nil, err
+	}
+	errstr := (*C.char)(C.malloc(512))
+	defer C.free(unsafe.Pointer(errstr))
+	conf := C.rd_kafka_conf_new()
+	set := func(k, v string) error {
+		ck, cv := C.CString(k), C.CString(v)
+		defer C.free(unsafe.Pointer(ck))
+		defer C.free(unsafe.Pointer(cv))
+		if C.rd_kafka_conf_set(conf, ck, cv, errstr, 512) != C.AIOP_CONF_OK {
+			return &ConfigError{Key: k, Err: kafka.NewError(kafka.ErrInvalidArg, C.GoString(errstr), false)}
+		}
+		return nil
+	}
+	for _, p := range kv {
+		if err := set(p[0], p[1]); err != nil {
+			C.rd_kafka_conf_destroy(conf)
+			return nil, err
+		}
+	}
+	if err := set("log.queue", "true"); err != nil {
+		C.rd_kafka_conf_destroy(conf)
+		return nil, err
+	}
+	h := C.aiop_open(conf, errstr, 512) // takes conf
+	if h == nil {
+		return nil, kafka.NewError(kafka.ErrInvalidArg, C.GoString(errstr), false)
+	}
+	return &Producer{h: h, name: C.GoString(C.aiop_name(h))}, nil
+}
+
+// Name is the client instance's name (rd_kafka_name).
+func (p *Producer) Name() string { return p.name }
+
+// Batch is a reusable set of messages for one Produce call: records of offsets into one byte arena, so
+// nothing passed to C holds a Go pointer. Not safe for concurrent use.
+type Batch struct {
+	recs      []C.aiop_rec_t
+	hdrs      []C.aiop_hdr_t
+	arena     []byte
+	lastTopic string
+	lastOff   int64
+	perr      C.aiop_perr_t
+}
+
+// Reset empties b, keeping its memory.
+func (b *Batch) Reset() {
+	b.recs, b.hdrs, b.arena = b.recs[:0], b.hdrs[:0], b.arena[:0]
+	b.lastTopic, b.lastOff = "", -1
+}
+
+// Len is the number of messages in b.
+func (b *Batch) Len() int { return len(b.recs) }
+
+// Opaque returns message i's opaque.
+func (b *Batch) Opaque(i int) uint64 { return uint64(b.recs[i].opaque) }
+
+// bytes appends v to the arena and returns its offset and length, -1 for nil.
+func (b *Batch) bytes(v []byte) (C.int64_t, C.int64_t) {
+	if v == nil {
+		return 0, -1
+	}
+	off := len(b.arena)
+	b.arena = append(b.arena, v...)
+	return C.int64_t(off), C.int64_t(len(v))
+}
+
+func (b *Batch) cstr(s string) C.int64_t {
+	off := len(b.arena)
+	b.arena = append(b.arena, s...)
+	b.arena = append(b.arena, 0)
+	return C.int64_t(off)
+}
+
+// Add appends a message. partition is kafka.PartitionAny for the partitioner's choice; tsMs is the
+// CreateTime in milliseconds (0: librdkafka's now); opaque comes back in its Report.
+func (b *Batch) Add(topic string, key, value []byte, hdrs []kafka.Header, partition int32, tsMs int64, opaque uint64) {
+	if b.lastOff < 0 || topic != b.lastTopic {
+		b.lastTopic, b.lastOff = topic, int64(b.cstr(topic))
+	}
+	var r C.aiop_rec_t
+	r.topic_off = C.int64_t(b.lastOff)
+	r.key_off, r.key_len = b.bytes(key)
+	r.val_off, r.val_len = b.bytes(value)
+	r.timestamp = C.int64_t(tsMs)
+	r.opaque = C.uint64_t(opaque)
+	r.partition = C.int32_t(partition)
+	r.hdr_first = C.int32_t(len(b.hdrs))
+	r.hdr_count = C.int32_t(len(hdrs))
+	for _, h := range hdrs {
+		var ch C.aiop_hdr_t
+		ch.name_off = b.cstr(h.Key)
+		ch.val_off, ch.val_len = b.bytes(h.Value)
+		b.hdrs = append(b.hdrs, ch)
+	}
+	b.recs = append(b.recs, r)
+}
+
+// ErrQueueFull is what Produce returns when librdkafka's queue is full.
+var ErrQueueFull = kafka.NewError(kafka.ErrQueueFull, "Local: Queue full", false)
+
+// Produce enqueues b's messages from start on, in order, in one cgo call, copying their bytes
+// (RD_KAFKA_MSG_F_COPY). It returns how many it enqueued and, if it stopped early, why: ErrQueueFull
+// (the rest may be offered again later) or the kafka.Error of the message at start+n, which librdkafka
+// refused.
+func (p *Producer) Produce(b *Batch, start int) (int, error) {
+	if start >= len(b.recs) {
+		return 0, nil
+	}
+	var hdrs *C.aiop_hdr_t
+	if len(b.hdrs) > 0 {
+		hdrs = &b.hdrs[0]
+	}
+	n := int(C.aiop_produce(p.h, &b.recs[start], C.size_t(len(b.recs)-start), (*C.char)(unsafe.Pointer(&b.arena[0])), hdrs, &b.perr))
+	switch code := kafka.ErrorCode(b.perr.code); {
+	case code == 0:
+		return n, nil
+	case code == kafka.ErrQueueFull:
+		return n, ErrQueueFull
+	default:
+		return n, kafka.NewError(code, C.GoString(&b.perr.str[0]), b.perr.fatal != 0)
+	}
+}
+
+// Poll waits up to timeoutMs for librdkafka's events and returns the delivery reports it copied into
+// out (up to len(out), in librdkafka's order), or, with n == 0, an error or log event. Reports that came
+// before an event are returned first. It returns (0, nil) on timeout or after Wake.
+func (p *Producer) Poll(timeoutMs int, out []Report) (int, *Event) {
+	n := int(C.aiop_poll(p.h, C.int(timeoutMs), (*C.aiop_dr_t)(unsafe.Pointer(&out[0])), C.size_t(len(out)), &p.ev))
+	if n > 0 || p.ev._type == 0 {
+		return n, nil
+	}
+	ev := &Event{Type: int(p.ev._type), Code: kafka.ErrorCode(p.ev.code), Fatal: p.ev.fatal != 0, Level: int(p.ev.level)}
+	if p.ev.fac != nil {
+		ev.Tag = C.GoString(p.ev.fac)
+	}
+	if ev.Fatal {
+		ev.Str = C.GoString(&p.ev.fatal_str[0])
+	} else if p.ev.str != nil {
+		ev.Str = C.GoString(p.ev.str)
+	}
+	C.aiop_release_event(p.h)
+	return 0, ev
+}
+
+// Wake makes a Poll in progress (or the next one) return at once.
+func (p *Producer) Wake() { C.aiop_wake(p.h) }
+
+// Purge makes librdkafka fail the messages it holds (rd_kafka_purge with flags).
+func (p *Producer) Purge(flags int) error {
+	if code := kafka.ErrorCode(C.aiop_purge(p.h, C.int(flags))); code != 0 {
+		return kafka.NewError(code, "", false)
+	}
+	return nil
+}
+
+// OutqLen is rd_kafka_outq_len: messages and requests librdkafka holds, plus undrained events.
+func (p *Producer) OutqLen() int { return int(C.aiop_outq_len(p.h)) }
+
+// TestFatalError raises a fatal error of code for tests (rd_kafka_test_fatal_error).
+func (p *Producer) TestFatalError(code kafka.ErrorCode, reason string) kafka.ErrorCode {
+	cr := C.CString(reason)
+	defer C.free(unsafe.Pointer(cr))
+	return kafka.ErrorCode(C.aiop_test_fatal(p.h, C.int(code), cr))
+}
+
+// Close destroys the handle. Poll must have returned for good; Close is called once.
+func (p *Producer) Close() {
+	if p.h != nil {
+		C.aiop_close(p.h)
+		p.h = nil
+	}
+}
