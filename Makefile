@@ -24,12 +24,16 @@ test-engines:
 
 vet:
 	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
+	cd reliability/kfake && $(GO) vet ./...
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 tidy:
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
+	cd bench && $(GO) mod tidy && git diff --exit-code go.mod go.sum
+	cd reliability/kfake && $(GO) mod tidy && git diff --exit-code go.mod go.sum
 
 lint: fmt vet tidy
 
@@ -47,3 +51,4 @@ quickstart:
 	$(GO) run ./examples/quickstart
 
 include scripts/kafka.mk
+include reliability/kfake/kfake.mk
