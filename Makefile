@@ -2,7 +2,7 @@
 # and Maven (see scripts/README.md).
 GO ?= go
 
-.PHONY: all build test test-engines race vet fmt lint tidy cover bench fuzz quickstart ci
+.PHONY: all build test test-engines race vet fmt lint tidy cover bench fuzz reliability flake quickstart ci
 
 all: vet test
 
@@ -46,6 +46,15 @@ bench:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidateMessage -fuzztime 30s .
+	$(GO) test -run '^$$' -fuzz FuzzProducerMessage -fuzztime 60s -parallel 1 .
+
+## reliability: the fault, load and shutdown-race tests alone (they also run in make test); see RELIABILITY.md.
+reliability:
+	$(GO) test -race -count=1 -v -run 'TestReliability|FuzzProducerMessage' .
+
+## flake: the default suite 20 times in a row.
+flake:
+	$(GO) test -race -count=20 -timeout 60m .
 
 quickstart:
 	$(GO) run ./examples/quickstart

@@ -59,6 +59,12 @@ func (e *kafkaEngine) purge() error {
 	return e.kp.Purge(kafka.PurgeQueue | kafka.PurgeInFlight | kafka.PurgeNonBlocking)
 }
 
+func (e *kafkaEngine) fatalError() (kafka.Error, bool) {
+	var ke kafka.Error
+	ok := errors.As(e.kp.GetFatalError(), &ke)
+	return ke, ok
+}
+
 func (e *kafkaEngine) close() {
 	e.kp.Close()
 	<-e.done

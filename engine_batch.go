@@ -126,6 +126,8 @@ func (e *batchEngine) close() {
 	e.p.Close()
 }
 
+func (e *batchEngine) fatalError() (kafka.Error, bool) { return e.p.FatalError() }
+
 // testFatalError raises a fatal error in librdkafka, for tests.
 func (e *batchEngine) testFatalError(code kafka.ErrorCode, reason string) {
 	e.p.TestFatalError(code, reason)

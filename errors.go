@@ -19,8 +19,8 @@ var (
 
 	// ErrInvalidMessage is returned by Produce and its variants for a message that can never be sent:
 	// nil, an invalid topic name, a negative partition, a timestamp outside what can be sent (see
-	// Message.Timestamp), a header key that is not UTF-8, or a message larger than the producer's
-	// byte buffer. Only that call fails.
+	// Message.Timestamp), a header key that is not UTF-8 or holds a NUL byte, or a message larger
+	// than the producer's byte buffer. Only that call fails.
 	ErrInvalidMessage = errors.New("aioproducer: invalid message")
 
 	// ErrFatal marks a fatal librdkafka error, such as an idempotent producer that lost its

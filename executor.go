@@ -23,6 +23,9 @@ type engine interface {
 	// purge makes librdkafka fail every message it holds, queued or in flight; their reports still
 	// arrive through the sink.
 	purge() error
+	// fatalError returns the fatal error librdkafka raised, with its own code and text, and false if
+	// it raised none. An enqueue refused after a fatal error only says kafka.ErrFatal.
+	fatalError() (kafka.Error, bool)
 	// close releases librdkafka and stops the engine's report goroutine, waiting for it. It is called
 	// once, after every message's outcome is known.
 	close()
@@ -190,7 +193,10 @@ func (ex *Executor) execute(b MessageBatch) {
 			ex.waitForRoom(gen, &backoff)
 		default:
 			var ke kafka.Error
-			if errors.As(err, &ke) && ke.Code() == kafka.ErrFatal {
+			if errors.As(err, &ke) && (ke.Code() == kafka.ErrFatal || ke.IsFatal()) {
+				if cause, ok := ex.eng.fatalError(); ok {
+					ke = cause
+				}
 				ex.onFatal(ke)
 			}
 			ex.stats.failedEarly.Add(1)

@@ -64,6 +64,8 @@ func newFakeProducer(t testing.TB, fe *fakeEngine, opts ...Option) *Producer {
 
 func (f *fakeEngine) start() { go f.run() }
 
+func (f *fakeEngine) fatalError() (kafka.Error, bool) { return kafka.Error{}, false }
+
 func (f *fakeEngine) enqueue(recs []*record) (int, error) {
 	f.mu.Lock()
 	gate := f.gate

@@ -2,6 +2,7 @@ package aioproducer
 
 import (
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -64,6 +65,10 @@ func validateMessage(m *Message) (int64, error) {
 	for i, h := range m.Headers {
 		if !utf8.ValidString(h.Key) {
 			return 0, fmt.Errorf("%w: topic %q: header %d key is not valid UTF-8", ErrInvalidMessage, m.Topic, i)
+		}
+		if strings.IndexByte(h.Key, 0) >= 0 {
+			// confluent-kafka-go hands header keys to librdkafka as C strings: a NUL would cut the key.
+			return 0, fmt.Errorf("%w: topic %q: header %d key contains a NUL byte", ErrInvalidMessage, m.Topic, i)
 		}
 		size += int64(len(h.Key) + len(h.Value))
 	}

@@ -31,6 +31,7 @@ func TestValidateMessage(t *testing.T) {
 		{"size counts key value and headers", &Message{Topic: "t", Key: []byte("kk"), Value: []byte("vvv"),
 			Headers: []Header{{Key: "h", Value: []byte("12")}, {Key: "n", Value: nil}}}, 2 + 3 + 1 + 2 + 1, ""},
 		{"header key not UTF-8", &Message{Topic: "t", Headers: []Header{{Key: "\xff"}}}, 0, "not valid UTF-8"},
+		{"header key with a NUL byte", &Message{Topic: "t", Headers: []Header{{Key: "a\x00b"}}}, 0, "NUL byte"},
 		{"explicit partition 0", &Message{Topic: "t", Partition: ExplicitPartition(0)}, 0, ""},
 		{"negative partition", &Message{Topic: "t", Partition: ExplicitPartition(-1)}, 0, "negative partition"},
 		{"timestamp 1 ms after the epoch", &Message{Topic: "t", Timestamp: time.UnixMilli(1)}, 0, ""},

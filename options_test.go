@@ -2,13 +2,13 @@ package aioproducer
 
 import (
 	"errors"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 func TestNewRefusesInvalidConfigurationNamingTheKey(t *testing.T) {
@@ -38,7 +38,7 @@ func TestNewRefusesInvalidConfigurationNamingTheKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := runtime.NumGoroutine()
+			defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 			p, err := New(tt.cm, tt.opts...)
 			require.Error(t, err)
 			assert.Nil(t, p)
@@ -47,7 +47,6 @@ func TestNewRefusesInvalidConfigurationNamingTheKey(t *testing.T) {
 			assert.Equal(t, tt.key, ce.Key)
 			assert.ErrorIs(t, err, ErrInvalidConfig)
 			assert.Contains(t, err.Error(), tt.key)
-			assert.Equal(t, before, runtime.NumGoroutine(), "a refused New started a goroutine")
 		})
 	}
 }

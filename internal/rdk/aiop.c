@@ -240,6 +240,8 @@ int aiop_purge(aiop_h *h, int flags) { return rd_kafka_purge(h->rk, flags); }
 
 int aiop_test_fatal(aiop_h *h, int code, const char *reason) { return rd_kafka_test_fatal_error(h->rk, code, reason); }
 
+int aiop_fatal_error(aiop_h *h, char *errstr, size_t errstr_size) { return rd_kafka_fatal_error(h->rk, errstr, errstr_size); }
+
 const char *aiop_name(aiop_h *h) { return rd_kafka_name(h->rk); }
 
 int aiop_outq_len(aiop_h *h) { return rd_kafka_outq_len(h->rk); }

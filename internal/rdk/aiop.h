@@ -186,6 +186,7 @@ size_t aiop_poll(aiop_h *h, int timeout_ms, aiop_dr_t *out, size_t cap, aiop_ev_
 void aiop_release_event(aiop_h *h);
 int aiop_purge(aiop_h *h, int flags);
 int aiop_test_fatal(aiop_h *h, int code, const char *reason);
+int aiop_fatal_error(aiop_h *h, char *errstr, size_t errstr_size);
 const char *aiop_name(aiop_h *h);
 int aiop_outq_len(aiop_h *h);
 

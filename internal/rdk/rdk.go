@@ -269,6 +269,16 @@ func (p *Producer) Purge(flags int) error {
 // OutqLen is rd_kafka_outq_len: messages and requests librdkafka holds, plus undrained events.
 func (p *Producer) OutqLen() int { return int(C.aiop_outq_len(p.h)) }
 
+// FatalError returns the fatal error librdkafka raised, and false if it raised none.
+func (p *Producer) FatalError() (kafka.Error, bool) {
+	var buf [512]C.char
+	code := kafka.ErrorCode(C.aiop_fatal_error(p.h, &buf[0], C.size_t(len(buf))))
+	if code == kafka.ErrNoError {
+		return kafka.Error{}, false
+	}
+	return kafka.NewError(code, C.GoString(&buf[0]), true), true
+}
+
 // TestFatalError raises a fatal error of code for tests (rd_kafka_test_fatal_error).
 func (p *Producer) TestFatalError(code kafka.ErrorCode, reason string) kafka.ErrorCode {
 	cr := C.CString(reason)
