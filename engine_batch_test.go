@@ -3,7 +3,6 @@ package aioproducer
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -90,57 +89,6 @@ func TestBatchEngineDeliversHeadersKeysAndTimestamps(t *testing.T) {
 	assert.Equal(t, "empty", c.Headers[2].Key)
 	assert.Nil(t, byValue["no key"].Key)
 	assert.Equal(t, int32(2), byValue["no key"].Partition)
-}
-
-func TestBatchEngineFatalErrorFailsOutstandingAndLaterMessages(t *testing.T) {
-	mc := newMockCluster(t, 1)
-	require.NoError(t, mc.CreateTopic("t", 1, 1))
-	p := newBatchTestProducer(t, mc.BootstrapServers(), nil)
-	ctx := ctxTimeout(t, 30*time.Second)
-	f, err := p.Produce(ctx, msg("t", "before"))
-	require.NoError(t, err)
-	_, err = f.Wait(ctx)
-	require.NoError(t, err)
-
-	require.NoError(t, mc.SetBrokerDown(1))
-	var futs []*Future
-	for i := range 20 {
-		f, err := p.Produce(ctx, msg("t", fmt.Sprint(i)))
-		require.NoError(t, err)
-		futs = append(futs, f)
-	}
-	require.Eventually(t, func() bool { return p.Stats().InFlight == 20 }, 10*time.Second, time.Millisecond)
-	raiseTestFatal(p, kafka.ErrOutOfOrderSequenceNumber, "test fatal error")
-	for i, f := range futs {
-		_, err := f.Wait(ctx)
-		require.ErrorIs(t, err, ErrFatal, "outstanding message %d", i)
-		assert.True(t, IsFatal(err))
-	}
-	_, err = p.Produce(ctx, msg("t", "after"))
-	require.ErrorIs(t, err, ErrFatal)
-	var ke kafka.Error
-	require.ErrorAs(t, err, &ke)
-	assert.True(t, ke.IsFatal())
-	assert.Equal(t, kafka.ErrOutOfOrderSequenceNumber, ke.Code())
-	start := time.Now()
-	require.NoError(t, p.Close(ctx))
-	assert.Less(t, time.Since(start), 5*time.Second)
-}
-
-func TestBatchEngineLogsGoToTheLogger(t *testing.T) {
-	var out syncBuffer
-	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	mc := newMockCluster(t, 1)
-	p, err := New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "debug": "msg"}, WithLogger(log), WithEngine(EngineBatch))
-	require.NoError(t, err)
-	ctx := ctxTimeout(t, 20*time.Second)
-	f, err := p.Produce(ctx, msg("logged", "a"))
-	require.NoError(t, err)
-	_, err = f.Wait(ctx)
-	require.NoError(t, err)
-	require.NoError(t, p.Close(ctx))
-	assert.Contains(t, out.String(), "librdkafka: ")
-	assert.Contains(t, out.String(), "tag=")
 }
 
 func TestBatchEngineQueueFullKeepsOrder(t *testing.T) {

@@ -15,10 +15,19 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// engines are the engines the engine-level tests run on, whatever AIOPRODUCER_TEST_ENGINE says.
+var engines = []Engine{EngineKafkaProducer, EngineBatch}
+
 func TestFatalLibrdkafkaErrorFailsOutstandingAndLaterMessages(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.String(), func(t *testing.T) { testFatalLibrdkafkaError(t, e) })
+	}
+}
+
+func testFatalLibrdkafkaError(t *testing.T, e Engine) {
 	mc := newMockCluster(t, 1)
 	require.NoError(t, mc.CreateTopic("t", 1, 1))
-	p := newTestProducer(t, mc.BootstrapServers(), nil)
+	p := newTestProducer(t, mc.BootstrapServers(), nil, WithEngine(e))
 	ctx := ctxTimeout(t, 30*time.Second)
 
 	// One delivered first, so the producer is known to work.
@@ -49,6 +58,7 @@ func TestFatalLibrdkafkaErrorFailsOutstandingAndLaterMessages(t *testing.T) {
 	var ke kafka.Error
 	require.ErrorAs(t, err, &ke)
 	assert.True(t, ke.IsFatal())
+	assert.Equal(t, kafka.ErrOutOfOrderSequenceNumber, ke.Code(), "librdkafka's own fatal error, not the generic one")
 
 	start := time.Now()
 	require.NoError(t, p.Close(ctx))
@@ -74,10 +84,16 @@ func (s *syncBuffer) String() string {
 }
 
 func TestLibrdkafkaLogsGoToTheLogger(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.String(), func(t *testing.T) { testLibrdkafkaLogs(t, e) })
+	}
+}
+
+func testLibrdkafkaLogs(t *testing.T, e Engine) {
 	var out syncBuffer
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mc := newMockCluster(t, 1)
-	p, err := New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "debug": "msg"}, WithLogger(log))
+	p, err := New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "debug": "msg"}, WithLogger(log), WithEngine(e))
 	require.NoError(t, err)
 	ctx := ctxTimeout(t, 20*time.Second)
 	f, err := p.Produce(ctx, msg("logged", "a"))
