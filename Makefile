@@ -2,7 +2,7 @@
 # and Maven (see scripts/README.md).
 GO ?= go
 
-.PHONY: all build test test-engines race vet fmt lint tidy cover bench fuzz reliability flake quickstart ci
+.PHONY: all build test test-engines race vet fmt staticcheck lint tidy cover bench fuzz reliability flake quickstart ci
 
 all: vet test
 
@@ -35,7 +35,14 @@ tidy:
 	cd bench && $(GO) mod tidy && git diff --exit-code go.mod go.sum
 	cd reliability/kfake && $(GO) mod tidy && git diff --exit-code go.mod go.sum
 
-lint: fmt vet tidy
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+staticcheck:
+	$(STATICCHECK) ./...
+	cd bench && $(STATICCHECK) ./...
+	cd reliability/kfake && $(STATICCHECK) ./...
+
+lint: fmt vet tidy staticcheck
 
 cover:
 	$(GO) test -race -count=1 -coverprofile=.cache/cover.out ./... && $(GO) tool cover -func=.cache/cover.out | tail -1

@@ -67,12 +67,3 @@ func (m *BatchManager) oldest() *pendingBatch {
 // pendingBatches returns the non-empty pending batches, oldest first. The slice is the manager's own:
 // take changes it, so copy it before taking while iterating.
 func (m *BatchManager) pendingBatches() []*pendingBatch { return m.order }
-
-// buffered returns the number of messages in pending batches.
-func (m *BatchManager) buffered() int {
-	n := 0
-	for _, pb := range m.order {
-		n += len(pb.buf.recs)
-	}
-	return n
-}

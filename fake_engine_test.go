@@ -171,13 +171,6 @@ func (f *fakeEngine) deliver(n int) {
 	<-done
 }
 
-// fail reports the n oldest pending messages failed with err.
-func (f *fakeEngine) fail(n int, err error) {
-	done := make(chan struct{})
-	f.req <- fakeReq{n: n, err: err, done: done}
-	<-done
-}
-
 // raiseFatal reports a fatal error.
 func (f *fakeEngine) raiseFatal(err kafka.Error) {
 	done := make(chan struct{})

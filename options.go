@@ -34,7 +34,6 @@ type config struct {
 	maxMsgs       int
 	maxBytes      int64
 	logger        *slog.Logger
-	loggerSet     bool
 	engine        Engine
 }
 
@@ -79,7 +78,7 @@ func WithMaxBuffered(messages int, bytes int64) Option {
 
 // WithLogger sets the logger for the producer's own events and for librdkafka's log lines (syslog levels
 // mapped to slog levels). Default slog.Default(). It must not be nil.
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger, c.loggerSet = l, true } }
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // Engine selects how the producer talks to librdkafka (WithEngine).
 type Engine int

@@ -89,7 +89,7 @@ func TestMessageTooLargeFailsOnlyThatRequestsMessages(t *testing.T) {
 	l.requireOneOutcomeEach(t, p)
 	first, last := -1, -1
 	for i := range l.len() {
-		_, err, _ := l.outcome(i)
+		_, _, err := l.outcome(i)
 		if err == nil {
 			continue
 		}
@@ -243,7 +243,7 @@ func TestAckDelayedPastMessageTimeoutFailsOutcomeUnknown(t *testing.T) {
 
 	l.requireOneOutcomeEach(t, p)
 	for i := range l.len() {
-		_, err, _ := l.outcome(i)
+		_, _, err := l.outcome(i)
 		if err == nil {
 			continue
 		}
@@ -347,7 +347,7 @@ func TestOutOfOrderSequenceIsFatalAndCloseIsPrompt(t *testing.T) {
 	var notFatal []string
 	firstFailed := -1
 	for i := range l.len() {
-		_, err, _ := l.outcome(i)
+		_, _, err := l.outcome(i)
 		if err == nil {
 			continue
 		}
@@ -364,7 +364,7 @@ func TestOutOfOrderSequenceIsFatalAndCloseIsPrompt(t *testing.T) {
 	lc := l.checkLog(t, readLog(t, c, topic, 1), true)
 	// After the first failure nothing may be delivered: the fatal error fails everything outstanding.
 	for i := firstFailed; i < l.len(); i++ {
-		_, err, _ := l.outcome(i)
+		_, _, err := l.outcome(i)
 		require.Error(t, err, "message %d delivered after message %d failed fatally", i, firstFailed)
 	}
 	t.Logf("figures: %d messages accepted (Produce refused message %d with ErrFatal), 1 partition; 1 produce "+
@@ -560,7 +560,7 @@ func TestCloseDeadlineWithAckHeldPurgesWithKnownAndUnknownOutcomes(t *testing.T)
 	l.requireOneOutcomeEach(t, p)
 	codes := map[kafka.ErrorCode]int{}
 	for i := range l.len() {
-		_, err, _ := l.outcome(i)
+		_, _, err := l.outcome(i)
 		if err == nil {
 			require.Less(t, i, perPhase, "message %d of the held phase delivered", i)
 			continue
@@ -670,7 +670,7 @@ func TestInitProducerIDAuthorizationFailureIsFatal(t *testing.T) {
 	require.Positive(t, h.Hits(), "InitProducerId requests failed")
 	l.requireOneOutcomeEach(t, p)
 	for i := range l.len() {
-		_, err, _ := l.outcome(i)
+		_, _, err := l.outcome(i)
 		require.ErrorIs(t, err, aioproducer.ErrFatal, "message %d", i)
 		require.True(t, aioproducer.IsFatal(err), "message %d", i)
 	}

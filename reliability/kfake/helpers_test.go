@@ -162,11 +162,11 @@ func (l *ledger) len() int {
 	return len(l.msgs)
 }
 
-// outcome returns message i's outcome and how many it got.
-func (l *ledger) outcome(i int) (aioproducer.Delivery, error, int) {
+// outcome returns message i's delivery, how many outcomes it got, and its error.
+func (l *ledger) outcome(i int) (aioproducer.Delivery, int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.dels[i], l.errs[i], l.calls[i]
+	return l.dels[i], l.calls[i], l.errs[i]
 }
 
 // requireOneOutcomeEach requires that every accepted message got exactly one outcome and that the
