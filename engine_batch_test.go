@@ -16,11 +16,13 @@ import (
 // aioproducer_test ones) on that engine: it sets the default engine, so producers the tests create
 // without WithEngine use it too.
 func init() {
-	switch os.Getenv("AIOPRODUCER_TEST_ENGINE") {
+	switch v := os.Getenv("AIOPRODUCER_TEST_ENGINE"); v {
 	case "batch":
 		defaultEngine = EngineBatch
-	case "kafka":
+	case "", "kafka":
 		defaultEngine = EngineKafkaProducer
+	default:
+		panic(fmt.Sprintf("AIOPRODUCER_TEST_ENGINE=%q: want batch or kafka", v))
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sort"
 	"testing"
 	"time"
@@ -33,7 +32,7 @@ func newTestProducer(t testing.TB, bootstrap string, extra kafka.ConfigMap, opts
 	for k, v := range extra {
 		cm[k] = v
 	}
-	p, err := New(cm, append([]Option{WithLogger(quietLogger), testEngineOption(t)}, opts...)...)
+	p, err := New(cm, append([]Option{WithLogger(quietLogger)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -41,20 +40,6 @@ func newTestProducer(t testing.TB, bootstrap string, extra kafka.ConfigMap, opts
 		require.NoError(t, p.Close(ctx))
 	})
 	return p
-}
-
-// testEngineOption is WithEngine for the engine AIOPRODUCER_TEST_ENGINE names: "batch" or "kafka"
-// (the default when unset).
-func testEngineOption(t testing.TB) Option {
-	switch v := os.Getenv("AIOPRODUCER_TEST_ENGINE"); v {
-	case "", "kafka":
-		return WithEngine(EngineKafkaProducer)
-	case "batch":
-		return WithEngine(EngineBatch)
-	default:
-		t.Fatalf("AIOPRODUCER_TEST_ENGINE=%q: want batch or kafka", v)
-		return nil
-	}
 }
 
 // consumed is a message read back from the cluster.

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sort"
 	"strconv"
 	"sync"
@@ -59,23 +58,9 @@ func itNew(t *testing.T, bootstrap string, extra kafka.ConfigMap, opts ...aiopro
 	for k, v := range extra {
 		cm[k] = v
 	}
-	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(itLogger), itEngine(t)}, opts...)...)
+	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(itLogger)}, opts...)...)
 	require.NoError(t, err)
 	return p
-}
-
-// itEngine is WithEngine for the engine AIOPRODUCER_TEST_ENGINE names: "batch" or "kafka" (the default
-// when unset).
-func itEngine(t *testing.T) aioproducer.Option {
-	switch v := os.Getenv("AIOPRODUCER_TEST_ENGINE"); v {
-	case "", "kafka":
-		return aioproducer.WithEngine(aioproducer.EngineKafkaProducer)
-	case "batch":
-		return aioproducer.WithEngine(aioproducer.EngineBatch)
-	default:
-		t.Fatalf("AIOPRODUCER_TEST_ENGINE=%q: want batch or kafka", v)
-		return nil
-	}
 }
 
 // itProducer is itNew for a producer that the test expects to close cleanly: at cleanup Close must
