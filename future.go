@@ -9,13 +9,23 @@ import (
 // closedChan is the Done channel of every future whose outcome was known before anyone asked for it.
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
+// The states of a Future.
+const (
+	futurePending uint32 = iota // no outcome, no Done channel
+	futureWaited                // no outcome; ch is made and someone may wait on it
+	futureDone                  // the outcome is written
+)
+
 // Future is the outcome of one produced message: a Delivery or an error. It is safe for concurrent use.
 // A Future has exactly one outcome; once known it never changes.
+//
+// Produce allocates Futures in blocks of futureBlock: a Future that stays reachable keeps the others of
+// its block (and the Messages they name) reachable too. Drop Futures once their outcome is read.
 type Future struct {
-	msg  *Message
-	done atomic.Bool // set after d and err are written
+	msg   *Message
+	state atomic.Uint32
 
-	mu sync.Mutex
+	mu sync.Mutex    // serialises the making of ch, among waiters only: resolve never takes it
 	ch chan struct{} // made only if someone waits before the outcome is known
 
 	d   Delivery
@@ -27,16 +37,23 @@ func (f *Future) Message() *Message { return f.msg }
 
 // Done returns a channel that is closed when the outcome is known.
 func (f *Future) Done() <-chan struct{} {
-	if f.done.Load() {
+	switch f.state.Load() {
+	case futureDone:
 		return closedChan
+	case futureWaited:
+		return f.ch
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.done.Load() {
+	switch f.state.Load() {
+	case futureDone:
 		return closedChan
+	case futureWaited:
+		return f.ch
 	}
-	if f.ch == nil {
-		f.ch = make(chan struct{})
+	f.ch = make(chan struct{})
+	if !f.state.CompareAndSwap(futurePending, futureWaited) {
+		return closedChan // resolved meanwhile, before it could see ch
 	}
 	return f.ch
 }
@@ -45,7 +62,7 @@ func (f *Future) Done() <-chan struct{} {
 // returns ctx's error: that stops the wait only, the message itself stays in flight and the future still
 // gets its outcome.
 func (f *Future) Wait(ctx context.Context) (Delivery, error) {
-	if f.done.Load() {
+	if f.state.Load() == futureDone {
 		return f.d, f.err
 	}
 	select {
@@ -59,11 +76,7 @@ func (f *Future) Wait(ctx context.Context) (Delivery, error) {
 // resolve sets the outcome. It is called exactly once, by the CallbackManager.
 func (f *Future) resolve(d Delivery, err error) {
 	f.d, f.err = d, err
-	f.mu.Lock()
-	f.done.Store(true)
-	ch := f.ch
-	f.mu.Unlock()
-	if ch != nil {
-		close(ch)
+	if f.state.Swap(futureDone) == futureWaited {
+		close(f.ch)
 	}
 }

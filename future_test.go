@@ -44,6 +44,26 @@ func TestFutureWakesEveryWaiter(t *testing.T) {
 	wg.Wait()
 }
 
+// Waiters that arrive while the outcome is being set either get the channel resolve closes or the
+// closed one: none waits forever. Run with -race: it also checks that the outcome is published safely.
+func TestFutureWaitersRacingTheOutcomeAllWake(t *testing.T) {
+	for range 200 {
+		f := &Future{}
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d, err := f.Wait(context.Background())
+				assert.NoError(t, err)
+				assert.EqualValues(t, 9, d.Offset)
+			}()
+		}
+		f.resolve(Delivery{Offset: 9}, nil)
+		wg.Wait()
+	}
+}
+
 func TestFutureWaitEndsWithItsContextButKeepsTheOutcome(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &Future{}

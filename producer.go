@@ -14,8 +14,9 @@ import (
 	"github.com/seed-f937cf20/aioproducer/internal/limiter"
 )
 
-// intakeCap is the capacity of the channel from Produce to the loop.
-const intakeCap = 1024
+// futureBlock is how many Futures Produce allocates at once: one allocation per block instead of one
+// per message. The cost is that a Future kept reachable keeps its block reachable (see Future).
+const futureBlock = 16
 
 // Producer is an asynchronous Kafka producer. Produce accepts a message into a bounded buffer and
 // returns a Future at once; the producer's loop groups messages by topic into MessageBatch values, its
@@ -35,14 +36,19 @@ type Producer struct {
 	eng       engine
 	stats     counters
 
-	intakeMu    sync.RWMutex   // guards closed and registering in senders
-	closed      bool           // set once, by Close
-	senders     sync.WaitGroup // Produce calls between the open check and their send
-	intake      chan envelope
-	flushReq    chan struct{}
-	stop        chan struct{} // closed by Close
-	sendersDone chan struct{} // closed once no Produce call can send any more
-	loopDone    chan struct{}
+	// The intake: accepted records on their way to the loop. Produce appends under intakeMu and wakes
+	// the loop when the queue was empty; the loop takes the whole queue at once. Every record in it
+	// holds its room in the limiter, so the limiter bounds it.
+	intakeMu sync.Mutex
+	closed   atomic.Bool   // set once, by Close, under intakeMu
+	queue    []*record     // guarded by intakeMu
+	futures  []Future      // guarded by intakeMu: what is left of the block Produce takes Futures from
+	spare    []*record     // the loop's: the queue it took last, emptied, swapped back in next time
+	wake     chan struct{} // capacity 1: the queue is not empty
+
+	flushReq chan struct{}
+	stop     chan struct{} // closed by Close
+	loopDone chan struct{}
 
 	fatal    atomic.Pointer[fatalError]
 	closeErr atomic.Pointer[error] // the error messages failed by an aborted Close carry
@@ -50,22 +56,6 @@ type Producer struct {
 	closeOnce sync.Once
 	closeDone chan struct{}
 	closeRes  error
-}
-
-// envelope carries accepted records from Produce to the loop: one, or a run from ProduceBatch.
-type envelope struct {
-	one  *record
-	many []*record
-}
-
-func (e envelope) each(fn func(*record)) {
-	if e.one != nil {
-		fn(e.one)
-		return
-	}
-	for _, r := range e.many {
-		fn(r)
-	}
 }
 
 // New creates a Producer for the librdkafka configuration cm (see librdkafka's CONFIGURATION.md;
@@ -105,18 +95,17 @@ func New(cm kafka.ConfigMap, opts ...Option) (*Producer, error) {
 // newProducer builds and starts a producer over the engine newEngine returns.
 func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Producer, error) {
 	p := &Producer{
-		cfg:         cfg,
-		log:         cfg.logger,
-		limit:       limiter.New(int64(cfg.maxMsgs), cfg.maxBytes),
-		flushes:     newFlushTracker(),
-		records:     newPool(func() *record { return new(record) }),
-		timeouts:    newTimeoutManager(cfg.bufferTimeout),
-		intake:      make(chan envelope, intakeCap),
-		flushReq:    make(chan struct{}, 1),
-		stop:        make(chan struct{}),
-		sendersDone: make(chan struct{}),
-		loopDone:    make(chan struct{}),
-		closeDone:   make(chan struct{}),
+		cfg:       cfg,
+		log:       cfg.logger,
+		limit:     limiter.New(int64(cfg.maxMsgs), cfg.maxBytes),
+		flushes:   newFlushTracker(),
+		records:   newPool(func() *record { return new(record) }),
+		timeouts:  newTimeoutManager(cfg.bufferTimeout),
+		wake:      make(chan struct{}, 1),
+		flushReq:  make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		loopDone:  make(chan struct{}),
+		closeDone: make(chan struct{}),
 	}
 	bufs := newPool(func() *recordBuf { return &recordBuf{recs: make([]*record, 0, cfg.batchSize)} })
 	p.batches = newBatchManager(cfg.batchSize, time.Now, bufs)
@@ -145,12 +134,7 @@ func (p *Producer) Produce(ctx context.Context, msg *Message) (*Future, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Future{msg: msg}
-	rec.fut = f
-	if err := p.submit(ctx, envelope{one: rec}, 1, rec.size, true); err != nil {
-		return nil, err
-	}
-	return f, nil
+	return p.submit(true, rec)
 }
 
 // TryProduce is Produce that never blocks: when the buffer is full it fails with ErrBufferFull.
@@ -159,12 +143,7 @@ func (p *Producer) TryProduce(msg *Message) (*Future, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Future{msg: msg}
-	rec.fut = f
-	if err := p.submit(context.Background(), envelope{one: rec}, 1, rec.size, false); err != nil {
-		return nil, err
-	}
-	return f, nil
+	return p.submit(true, rec)
 }
 
 // ProduceFunc is Produce with a callback instead of a Future: fn gets the delivery or the error, once,
@@ -181,7 +160,8 @@ func (p *Producer) ProduceFunc(ctx context.Context, msg *Message, fn func(Delive
 		return err
 	}
 	rec.fn = fn
-	return p.submit(ctx, envelope{one: rec}, 1, rec.size, true)
+	_, err = p.submit(false, rec)
+	return err
 }
 
 // ProduceChan is Produce that sends the outcome, as a Result naming msg, on ch. The send happens on the
@@ -196,7 +176,8 @@ func (p *Producer) ProduceChan(ctx context.Context, msg *Message, ch chan<- Resu
 		return err
 	}
 	rec.ch = ch
-	return p.submit(ctx, envelope{one: rec}, 1, rec.size, true)
+	_, err = p.submit(false, rec)
+	return err
 }
 
 // ProduceBatch accepts msgs in order and returns their Futures. It checks every message first: if one
@@ -214,6 +195,7 @@ func (p *Producer) ProduceBatch(ctx context.Context, msgs []*Message) ([]*Future
 	}
 	futs := make([]Future, len(msgs))
 	out := make([]*Future, 0, len(msgs))
+	recs := make([]*record, 0, min(len(msgs), p.cfg.batchSize, p.cfg.maxMsgs))
 	for start := 0; start < len(msgs); {
 		// Take as many as fit in one batch and in the buffer at once.
 		end, total := start, int64(0)
@@ -227,14 +209,15 @@ func (p *Producer) ProduceBatch(ctx context.Context, msgs []*Message) ([]*Future
 		if err := p.limit.Acquire(ctx, int64(end-start), total); err != nil {
 			return out, err
 		}
-		recs := make([]*record, 0, end-start)
+		recs = recs[:0]
+		now := time.Now() // one timestamp for the run: it was produced at once
 		for i := start; i < end; i++ {
-			rec := p.newRecord(msgs[i], sizes[i])
+			rec := p.newRecordAt(msgs[i], sizes[i], now)
 			futs[i].msg = msgs[i]
 			rec.fut = &futs[i]
 			recs = append(recs, rec)
 		}
-		if err := p.submit(ctx, envelope{many: recs}, len(recs), total, true); err != nil {
+		if _, err := p.submit(false, recs...); err != nil {
 			return out, err
 		}
 		for i := start; i < end; i++ {
@@ -263,10 +246,7 @@ func (p *Producer) usable() error {
 	if f := p.fatal.Load(); f != nil {
 		return f
 	}
-	p.intakeMu.RLock()
-	closed := p.closed
-	p.intakeMu.RUnlock()
-	if closed {
+	if p.closed.Load() {
 		return ErrClosed
 	}
 	return nil
@@ -296,69 +276,71 @@ func (p *Producer) accept(ctx context.Context, msg *Message, block bool) (*recor
 }
 
 func (p *Producer) newRecord(msg *Message, size int64) *record {
+	var now time.Time
+	if msg.Timestamp.IsZero() {
+		now = time.Now()
+	}
+	return p.newRecordAt(msg, size, now)
+}
+
+// newRecordAt returns msg's record, stamped with now unless msg has its own timestamp.
+func (p *Producer) newRecordAt(msg *Message, size int64, now time.Time) *record {
 	rec := p.records.get()
 	rec.msg, rec.size, rec.ts = msg, size, msg.Timestamp
 	if rec.ts.IsZero() {
 		// Kafka keeps milliseconds: the Delivery reports what the log holds.
-		rec.ts = time.UnixMilli(time.Now().UnixMilli())
+		rec.ts = time.UnixMilli(now.UnixMilli())
 	}
 	return rec
 }
 
-// submit hands the n accepted records of env, of size bytes, to the loop. On error it undoes their
-// accept.
-func (p *Producer) submit(ctx context.Context, env envelope, n int, size int64, block bool) error {
-	err := p.send(ctx, env, n, block)
-	if err != nil {
-		p.limit.Release(int64(n), size)
-		env.each(func(r *record) {
+// submit hands accepted records to the loop: it counts them towards the current Flush epoch and
+// appends them to the intake queue, in order. It never blocks: the limiter already holds their room.
+// With withFuture it gives the one record a Future and returns it. If the producer closed or failed
+// since the records were accepted, it undoes their accept and says why.
+func (p *Producer) submit(withFuture bool, recs ...*record) (*Future, error) {
+	p.intakeMu.Lock()
+	if err := p.usableLocked(); err != nil {
+		p.intakeMu.Unlock()
+		var size int64
+		for _, r := range recs {
+			size += r.size
 			r.reset()
 			p.records.put(r)
-		})
+		}
+		p.limit.Release(int64(len(recs)), size)
+		return nil, err
 	}
-	return err
-}
-
-// send counts env's records towards the current Flush epoch and sends env to the loop. It holds
-// intakeMu only to check that the producer is open and to register as a sender, never while it waits:
-// Close does not wait for a blocked Produce, the loop does (it keeps receiving until every sender is
-// done).
-func (p *Producer) send(ctx context.Context, env envelope, n int, block bool) error {
-	p.intakeMu.RLock()
-	if err := p.usableLocked(); err != nil {
-		p.intakeMu.RUnlock()
-		return err
+	var f *Future
+	if withFuture {
+		if len(p.futures) == 0 {
+			p.futures = make([]Future, futureBlock)
+		}
+		f = &p.futures[0]
+		p.futures = p.futures[1:]
+		f.msg = recs[0].msg
+		recs[0].fut = f
 	}
-	p.senders.Add(1)
-	e := p.flushes.add(n)
-	p.intakeMu.RUnlock()
-	defer p.senders.Done()
-
-	env.each(func(r *record) { r.epoch = e })
-	select {
-	case p.intake <- env:
-		p.stats.accepted.Add(uint64(n))
-		return nil
-	default:
+	e := p.flushes.add(len(recs))
+	for _, r := range recs {
+		r.epoch = e
 	}
-	err := ErrBufferFull
-	if block {
+	wasEmpty := len(p.queue) == 0
+	p.queue = append(p.queue, recs...)
+	p.intakeMu.Unlock()
+	p.stats.accepted.Add(uint64(len(recs)))
+	if wasEmpty {
 		select {
-		case p.intake <- env:
-			p.stats.accepted.Add(uint64(n))
-			return nil
-		case <-ctx.Done():
-			err = ctx.Err()
+		case p.wake <- struct{}{}:
+		default:
 		}
 	}
-	for range n {
-		e.finish()
-	}
-	return err
+	return f, nil
 }
 
+// usableLocked is usable for a caller holding intakeMu, where closed is decided.
 func (p *Producer) usableLocked() error {
-	if p.closed {
+	if p.closed.Load() {
 		return ErrClosed
 	}
 	if f := p.fatal.Load(); f != nil {
@@ -408,14 +390,10 @@ func (p *Producer) Close(ctx context.Context) error {
 
 func (p *Producer) shutdown(ctx context.Context) error {
 	p.intakeMu.Lock()
-	p.closed = true
+	p.closed.Store(true) // from now on nothing joins the intake queue
 	p.intakeMu.Unlock()
 	p.limit.Close(ErrClosed)
 	close(p.stop)
-	go func() { // ends once the Produce calls in progress have sent or given up; the loop receives
-		p.senders.Wait()
-		close(p.sendersDone)
-	}()
 
 	var res error
 	if err := p.flushes.wait(ctx); err != nil {
@@ -485,8 +463,7 @@ func (p *Producer) run() {
 	defer close(p.loopDone)
 	for {
 		select {
-		case env := <-p.intake:
-			p.take(env)
+		case <-p.wake:
 			p.drainIntake()
 			p.dispatchIdle()
 		case <-p.exec.ready:
@@ -509,33 +486,13 @@ func (p *Producer) run() {
 	}
 }
 
-// finish receives until no Produce call can send any more, sends every batch and closes the
-// Executor's queues.
+// finish takes what is left in the intake queue (Close has stopped it growing), sends every batch and
+// closes the Executor's queues.
 func (p *Producer) finish() {
 	p.timeouts.disarm()
+	p.drainIntake()
 	p.dispatchAll()
-	for {
-		select {
-		case env := <-p.intake:
-			p.take(env)
-		case <-p.sendersDone:
-			p.drainIntake()
-			p.dispatchAll()
-			p.exec.closeQueues()
-			return
-		}
-	}
-}
-
-// take adds an envelope's records to their batches, sending each batch that fills.
-func (p *Producer) take(env envelope) {
-	if env.one != nil {
-		p.add(env.one)
-		return
-	}
-	for _, r := range env.many {
-		p.add(r)
-	}
+	p.exec.closeQueues()
 }
 
 func (p *Producer) add(rec *record) {
@@ -544,16 +501,18 @@ func (p *Producer) add(rec *record) {
 	}
 }
 
-// drainIntake takes every envelope already waiting.
+// drainIntake takes the whole intake queue and adds its records to their batches, sending each batch
+// that fills.
 func (p *Producer) drainIntake() {
-	for {
-		select {
-		case env := <-p.intake:
-			p.take(env)
-		default:
-			return
-		}
+	p.intakeMu.Lock()
+	recs := p.queue
+	p.queue = p.spare
+	p.intakeMu.Unlock()
+	for _, r := range recs {
+		p.add(r)
 	}
+	clear(recs)
+	p.spare = recs[:0]
 }
 
 // dispatch sends pb's messages to their worker, waiting for room in its queue.
