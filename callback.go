@@ -47,6 +47,7 @@ func (cm *CallbackManager) start() { go cm.run() }
 // goroutine only.
 func (cm *CallbackManager) deliver(rs []report) {
 	var size int64
+	var failed int
 	resolved := cm.resolved[:0]
 	queued := false
 	for _, r := range rs {
@@ -55,10 +56,9 @@ func (cm *CallbackManager) deliver(rs []report) {
 		var err error
 		if r.err == nil {
 			d = Delivery{Topic: rec.msg.Topic, Partition: r.partition, Offset: r.offset, Timestamp: rec.ts}
-			cm.stats.delivered.Add(1)
 		} else {
 			err = cm.deliveryError(rec, r.err)
-			cm.stats.failed.Add(1)
+			failed++
 		}
 		if rec.fut != nil {
 			rec.fut.resolve(d, err)
@@ -69,6 +69,10 @@ func (cm *CallbackManager) deliver(rs []report) {
 		rec.d, rec.err = d, err
 		cm.enqueue(rec)
 		queued = true
+	}
+	cm.stats.delivered.Add(uint64(len(rs) - failed))
+	if failed > 0 {
+		cm.stats.failed.Add(uint64(failed))
 	}
 	cm.stats.reported.Add(uint64(len(rs)))
 	cm.finish(resolved, size)
@@ -85,13 +89,20 @@ func (cm *CallbackManager) finish(recs []*record, size int64) {
 		return
 	}
 	cm.limit.Release(int64(len(recs)), size)
+	// Records of one epoch come in runs: count each run done at once.
+	var e *epoch
+	run := 0
 	for i, rec := range recs {
-		e := rec.epoch
+		if rec.epoch != e {
+			e.finishN(run)
+			e, run = rec.epoch, 0
+		}
+		run++
 		rec.reset()
 		cm.records.put(rec)
-		e.finish()
 		recs[i] = nil
 	}
+	e.finishN(run)
 }
 
 // fail hands over the outcome of a message that never reached librdkafka.

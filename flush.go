@@ -36,8 +36,14 @@ func (t *flushTracker) add(n int) *epoch {
 }
 
 // finish counts one message of e as having its outcome.
-func (e *epoch) finish() {
-	if e.pending.Add(-1) == 0 && e.isSeal.Load() {
+func (e *epoch) finish() { e.finishN(1) }
+
+// finishN counts n of e's messages done. A nil e (no messages) is a no-op.
+func (e *epoch) finishN(n int) {
+	if e == nil || n == 0 {
+		return
+	}
+	if e.pending.Add(-int64(n)) == 0 && e.isSeal.Load() {
 		e.once.Do(func() { close(e.done) })
 	}
 }
