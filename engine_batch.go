@@ -78,8 +78,10 @@ func librdkafkaSettings(cm kafka.ConfigMap) [][2]string {
 
 func (e *batchEngine) enqueue(recs []*record) (int, error) {
 	b := e.scratch.Get().(*rdk.Batch)
-	defer e.scratch.Put(b)
-	b.Reset()
+	defer func() {
+		b.Reset() // unpins its large values
+		e.scratch.Put(b)
+	}()
 	e.mu.Lock()
 	for _, r := range recs {
 		var slot uint32

@@ -107,7 +107,7 @@ size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *are
 		vus[k++].u.i = AIOP_MSG_F_COPY;
 		if (r->val_len >= 0) {
 			vus[k].vtype = AIOP_VTYPE_VALUE;
-			vus[k].u.mem.ptr = (void *)(arena + r->val_off);
+			vus[k].u.mem.ptr = (r->val_addr ? (void *)r->val_addr : (void *)(arena + r->val_off));
 			vus[k++].u.mem.size = (size_t)r->val_len;
 		}
 		if (r->key_len >= 0) {

@@ -122,11 +122,15 @@ int rd_kafka_outq_len(aiop_rk_t *rk);
 
 /* ---- The helper's own API. ---- */
 
-/* One message to produce: offsets into the call's byte arena, no pointers. A length of -1 is null. */
+/* One message to produce: offsets into the call's byte arena, and for a large value the address of the
+ * caller's own (pinned) bytes instead. An integer, not a pointer: the record stays pointer-free, so cgo
+ * need not check it and Go's GC need not scan it; the pin keeps the bytes in place. A length of -1 is
+ * null. */
 typedef struct {
 	int64_t topic_off; /* NUL-terminated topic name */
 	int64_t key_off;
 	int64_t val_off;
+	uintptr_t val_addr; /* non-zero: the value is at this address, not in the arena */
 	int64_t key_len;
 	int64_t val_len;
 	int64_t timestamp; /* ms since the epoch; 0: librdkafka's now */

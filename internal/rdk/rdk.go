@@ -17,6 +17,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka" // also links librdkafka's static archive
@@ -144,9 +145,15 @@ func New(kv [][2]string) (*Producer, error) {
 // Name is the client instance's name (rd_kafka_name).
 func (p *Producer) Name() string { return p.name }
 
+// PinMin is the size from which a value is passed to C by (pinned) pointer instead of being copied
+// into the Batch's arena.
+const PinMin = 4096
+
 // Batch is a reusable set of messages for one Produce call: records of offsets into one byte arena, so
-// nothing passed to C holds a Go pointer. Not safe for concurrent use.
+// nothing passed to C holds a Go pointer but large values, which are pinned (runtime.Pinner) until
+// Reset. Not safe for concurrent use.
 type Batch struct {
+	pins      runtime.Pinner // large values, passed by pointer until Reset
 	recs      []C.aiop_rec_t
 	hdrs      []C.aiop_hdr_t
 	arena     []byte
@@ -155,8 +162,10 @@ type Batch struct {
 	perr      C.aiop_perr_t
 }
 
-// Reset empties b, keeping its memory.
+// Reset empties b, keeping its memory, and unpins its large values. Call it before b is dropped or
+// pooled: a Batch that still pins values must not be garbage collected.
 func (b *Batch) Reset() {
+	b.pins.Unpin()
 	b.recs, b.hdrs, b.arena = b.recs[:0], b.hdrs[:0], b.arena[:0]
 	b.lastTopic, b.lastOff = "", -1
 }
@@ -193,7 +202,15 @@ func (b *Batch) Add(topic string, key, value []byte, hdrs []kafka.Header, partit
 	var r C.aiop_rec_t
 	r.topic_off = C.int64_t(b.lastOff)
 	r.key_off, r.key_len = b.bytes(key)
-	r.val_off, r.val_len = b.bytes(value)
+	if len(value) >= PinMin {
+		// Copying a large value into the arena, only for librdkafka to copy it again, costs more than
+		// pinning it for the duration of the call.
+		b.pins.Pin(&value[0])
+		r.val_addr = C.uintptr_t(uintptr(unsafe.Pointer(&value[0])))
+		r.val_len = C.int64_t(len(value))
+	} else {
+		r.val_off, r.val_len = b.bytes(value)
+	}
 	r.timestamp = C.int64_t(tsMs)
 	r.opaque = C.uint64_t(opaque)
 	r.partition = C.int32_t(partition)
