@@ -16,13 +16,12 @@ import (
 // aioproducer_test ones) on that engine: it sets the default engine, so producers the tests create
 // without WithEngine use it too.
 func init() {
-	switch v := os.Getenv("AIOPRODUCER_TEST_ENGINE"); v {
-	case "batch":
-		defaultEngine = EngineBatch
-	case "", "kafka":
-		defaultEngine = EngineKafkaProducer
-	default:
-		panic(fmt.Sprintf("AIOPRODUCER_TEST_ENGINE=%q: want batch or kafka", v))
+	if v := os.Getenv("AIOPRODUCER_TEST_ENGINE"); v != "" {
+		e, err := ParseEngine(v)
+		if err != nil {
+			panic("AIOPRODUCER_TEST_ENGINE: " + err.Error())
+		}
+		defaultEngine = e
 	}
 }
 

@@ -109,6 +109,18 @@ func (e Engine) String() string {
 	return fmt.Sprintf("Engine(%d)", int(e))
 }
 
+// ParseEngine returns the engine named s: "kafka" (or "kafka-producer", its String) for
+// EngineKafkaProducer, "batch" for EngineBatch. It suits flags and environment variables.
+func ParseEngine(s string) (Engine, error) {
+	switch s {
+	case "kafka", "kafka-producer":
+		return EngineKafkaProducer, nil
+	case "batch":
+		return EngineBatch, nil
+	}
+	return 0, fmt.Errorf("aioproducer: unknown engine %q: want kafka or batch", s)
+}
+
 // WithEngine selects the engine that hands messages to librdkafka: EngineKafkaProducer (the default,
 // DefaultEngine) or EngineBatch. The public API and every guarantee (order, exactly one outcome,
 // backpressure, Close, fatal errors, headers, timestamps) are the same with both.

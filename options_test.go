@@ -126,3 +126,20 @@ func TestErrorHelpersTellErrorsApart(t *testing.T) {
 	assert.Equal(t, kafka.ErrMsgSizeTooLarge, ke.Code())
 	assert.Contains(t, tooLarge.Error(), `aioproducer: delivery to "t" failed`)
 }
+
+func TestParseEngineTakesTheNamesFlagsUseAndRefusesOthers(t *testing.T) {
+	for s, want := range map[string]Engine{"kafka": EngineKafkaProducer, "kafka-producer": EngineKafkaProducer, "batch": EngineBatch} {
+		got, err := ParseEngine(s)
+		require.NoError(t, err, s)
+		assert.Equal(t, want, got, s)
+	}
+	for _, e := range []Engine{EngineKafkaProducer, EngineBatch} {
+		got, err := ParseEngine(e.String())
+		require.NoError(t, err, "String of %d parses back", int(e))
+		assert.Equal(t, e, got)
+	}
+	for _, s := range []string{"", "Batch", "rdkafka"} {
+		_, err := ParseEngine(s)
+		assert.ErrorContains(t, err, "unknown engine", s)
+	}
+}

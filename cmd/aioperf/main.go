@@ -50,14 +50,9 @@ func run() error {
 	csvPath := flag.String("csv", "", "write every message's produce→delivered latency (µs) to this CSV file")
 	flag.Parse()
 
-	var eng aioproducer.Engine
-	switch *engine {
-	case "kafka":
-		eng = aioproducer.EngineKafkaProducer
-	case "batch":
-		eng = aioproducer.EngineBatch
-	default:
-		return fmt.Errorf("-engine %q: want kafka or batch", *engine)
+	eng, err := aioproducer.ParseEngine(*engine)
+	if err != nil {
+		return fmt.Errorf("-engine: %w", err)
 	}
 	if *count < 1 || *size < 0 || *concurrency < 1 || *rate < 0 {
 		return fmt.Errorf("-count, -concurrency must be positive, -size and -rate not negative")
