@@ -212,7 +212,7 @@ func newProducer(t *testing.T, bootstrap string, extra kafka.ConfigMap, opts ...
 	lw := &logWriter{t: t, max: 40}
 	var out io.Writer = lw
 	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(logger)}, opts...)...)
+	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(logger), testEngine(t)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -339,4 +339,16 @@ func kafkaCode(err error) (kafka.ErrorCode, bool) {
 		return kafka.ErrNoError, false
 	}
 	return ke.Code(), true
+}
+
+// testEngine is the engine AIOPRODUCER_TEST_ENGINE names ("kafka" or "batch"; unset: the default), as
+// an option, so that the suite runs on either engine.
+func testEngine(t *testing.T) aioproducer.Option {
+	e := aioproducer.DefaultEngine
+	if v := os.Getenv("AIOPRODUCER_TEST_ENGINE"); v != "" {
+		var err error
+		e, err = aioproducer.ParseEngine(v)
+		require.NoError(t, err, "AIOPRODUCER_TEST_ENGINE")
+	}
+	return aioproducer.WithEngine(e)
 }

@@ -8,8 +8,9 @@
 # state dir, topic auto-creation off: the tests create their topics), then runs
 #   go test -race -tags kafka -count=1 -timeout 30m ./kafkatest/... [flags]
 # with KAFKA_BOOTSTRAP, KAFKA_CLUSTER3_BOOTSTRAP, KAFKA_CLUSTER3_STATE_DIR and
-# KAFKA_SCRIPT set. Exits with go test's status; on a failure, Ctrl-C or
-# SIGTERM the brokers are stopped all the same.
+# KAFKA_SCRIPT set, once per engine (AIOPRODUCER_TEST_ENGINE; KAFKA_TEST_ENGINES,
+# default "kafka batch", lists them). Exits non-zero if any run failed; on a
+# failure, Ctrl-C or SIGTERM the brokers are stopped all the same.
 #
 # Environment: KAFKA_TEST_CLUSTER3=0 skips the 3-node cluster (its tests then
 # skip); KAFKA_TEST_SINGLE_STATE_DIR / KAFKA_CLUSTER3_STATE_DIR move the state
@@ -95,13 +96,19 @@ cd "$REPO_ROOT"
 # go test runs in its own process group so that cleanup can stop it (and the
 # test binary under it) as a whole; waiting in the background keeps this
 # shell responsive to INT/TERM.
-set +e
-setsid go test -race -tags kafka -count=1 -timeout "${KAFKA_TEST_TIMEOUT:-30m}" ./kafkatest/... "$@" &
-gopid=$!
-GO_PGID=$gopid
-wait "$gopid"
-rc=$?
-GO_PGID=
-set -e
-log "go test exited with $rc after $(($(date +%s) - t0))s in total"
+rc=0
+for engine in ${KAFKA_TEST_ENGINES:-kafka batch}; do
+  t1=$(date +%s)
+  set +e
+  AIOPRODUCER_TEST_ENGINE=$engine setsid go test -race -tags kafka -count=1 -timeout "${KAFKA_TEST_TIMEOUT:-30m}" ./kafkatest/... "$@" &
+  gopid=$!
+  GO_PGID=$gopid
+  wait "$gopid"
+  erc=$?
+  GO_PGID=
+  set -e
+  log "go test on the $engine engine exited with $erc after $(($(date +%s) - t1))s"
+  if ((erc != 0)); then rc=$erc; fi
+done
+log "done after $(($(date +%s) - t0))s in total, status $rc"
 exit "$rc"

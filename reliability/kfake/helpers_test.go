@@ -65,7 +65,7 @@ func newProducer(t *testing.T, c *kfake.Cluster, extra kafka.ConfigMap, opts ...
 	for k, v := range extra {
 		cm[k] = v
 	}
-	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(testLogger())}, opts...)...)
+	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(testLogger()), testEngine(t)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -394,4 +394,16 @@ func (l *ledger) checkLog(t *testing.T, recs []logRecord, ordered bool) logCheck
 // produceFault is a fault on Produce requests for topic.
 func produceFault(topic string, err *kerr.Error, count int) kfake.Fault {
 	return kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: err, Count: count}
+}
+
+// testEngine is the engine AIOPRODUCER_TEST_ENGINE names ("kafka" or "batch"; unset: the default), as
+// an option, so that the suite runs on either engine.
+func testEngine(t *testing.T) aioproducer.Option {
+	e := aioproducer.DefaultEngine
+	if v := os.Getenv("AIOPRODUCER_TEST_ENGINE"); v != "" {
+		var err error
+		e, err = aioproducer.ParseEngine(v)
+		require.NoError(t, err, "AIOPRODUCER_TEST_ENGINE")
+	}
+	return aioproducer.WithEngine(e)
 }
