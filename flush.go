@@ -9,10 +9,15 @@ import (
 // flushTracker lets Flush wait for exactly the messages accepted before it was called. Accepted
 // messages count towards the current epoch; Flush seals it, opens the next, and waits until every
 // sealed epoch has no message left without an outcome.
+//
+// add takes no lock: it loads the current epoch and counts on it. An add racing a seal may count on the
+// epoch just sealed, even after it was found done; that message was not accepted before the Flush, so
+// the Flush need not wait for it, and its finish on an epoch already closed does nothing. An add that
+// returned before seal began is always seen by it.
 type flushTracker struct {
-	mu     sync.Mutex
-	cur    *epoch
-	sealed []*epoch // sealed epochs not yet done, oldest first
+	cur    atomic.Pointer[epoch]
+	mu     sync.Mutex // serialises seal
+	sealed []*epoch   // sealed epochs not yet done, oldest first; guarded by mu
 }
 
 type epoch struct {
@@ -24,14 +29,16 @@ type epoch struct {
 
 func newEpoch() *epoch { return &epoch{done: make(chan struct{})} }
 
-func newFlushTracker() *flushTracker { return &flushTracker{cur: newEpoch()} }
+func newFlushTracker() *flushTracker {
+	t := &flushTracker{}
+	t.cur.Store(newEpoch())
+	return t
+}
 
 // add counts n accepted messages towards the current epoch and returns it.
 func (t *flushTracker) add(n int) *epoch {
-	t.mu.Lock()
-	e := t.cur
+	e := t.cur.Load()
 	e.pending.Add(int64(n))
-	t.mu.Unlock()
 	return e
 }
 
@@ -53,9 +60,8 @@ func (e *epoch) finishN(n int) {
 func (t *flushTracker) seal() []chan struct{} {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e := t.cur
-	t.cur = newEpoch()
-	e.isSeal.Store(true)
+	e := t.cur.Swap(newEpoch())
+	e.isSeal.Store(true) // before looking at pending: a finish that brings it to 0 then sees the seal
 	if e.pending.Load() == 0 {
 		e.once.Do(func() { close(e.done) })
 	}
