@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // closedChan is the Done channel of every future whose outcome was known before anyone asked for it.
@@ -19,17 +20,33 @@ const (
 // Future is the outcome of one produced message: a Delivery or an error. It is safe for concurrent use.
 // A Future has exactly one outcome; once known it never changes.
 //
-// Produce allocates Futures in blocks of futureBlock: a Future that stays reachable keeps the others of
+// Produce allocates Futures in blocks of 16: a Future that stays reachable keeps the others of
 // its block (and the Messages they name) reachable too. Drop Futures once their outcome is read.
 type Future struct {
-	msg   *Message
-	state atomic.Uint32
+	msg       *Message
+	state     atomic.Uint32
+	partition int32 // of the outcome; here, it fills state's padding
 
 	mu sync.Mutex    // serialises the making of ch, among waiters only: resolve never takes it
 	ch chan struct{} // made only if someone waits before the outcome is known
 
-	d   Delivery
-	err error
+	// The rest of the outcome, kept compact (the topic is msg's): a Future is the one allocation per
+	// message.
+	offset int64
+	ts     time.Time
+	err    error
+}
+
+// delivery is the Delivery the outcome describes.
+func (f *Future) delivery() Delivery {
+	if f.err != nil {
+		return Delivery{}
+	}
+	var topic string
+	if f.msg != nil {
+		topic = f.msg.Topic
+	}
+	return Delivery{Topic: topic, Partition: f.partition, Offset: f.offset, Timestamp: f.ts}
 }
 
 // Message returns the message this future belongs to.
@@ -63,19 +80,20 @@ func (f *Future) Done() <-chan struct{} {
 // gets its outcome.
 func (f *Future) Wait(ctx context.Context) (Delivery, error) {
 	if f.state.Load() == futureDone {
-		return f.d, f.err
+		return f.delivery(), f.err
 	}
 	select {
 	case <-f.Done():
-		return f.d, f.err
+		return f.delivery(), f.err
 	case <-ctx.Done():
 		return Delivery{}, ctx.Err()
 	}
 }
 
 // resolve sets the outcome. It is called exactly once, by the CallbackManager.
+// d.Topic is not kept: it is the message's.
 func (f *Future) resolve(d Delivery, err error) {
-	f.d, f.err = d, err
+	f.partition, f.offset, f.ts, f.err = d.Partition, d.Offset, d.Timestamp, err
 	if f.state.Swap(futureDone) == futureWaited {
 		close(f.ch)
 	}

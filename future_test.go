@@ -7,13 +7,14 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func TestFutureResolvedBeforeAnyoneWaitsReturnsAtOnce(t *testing.T) {
-	f := &Future{}
+	f := &Future{msg: &Message{Topic: "t"}}
 	d := Delivery{Topic: "t", Partition: 1, Offset: 7}
 	f.resolve(d, nil)
 	select {
@@ -98,4 +99,9 @@ func TestRecycledRecordsHoldNoReferences(t *testing.T) {
 	r := &record{msg: &Message{}, fut: &Future{}, fn: func(Delivery, error) {}, ch: make(chan Result), err: errors.New("x"), size: 3}
 	r.reset()
 	assert.Equal(t, record{}, *r)
+}
+
+// A Future is the one allocation Produce makes per message (in blocks): it stays within 80 bytes.
+func TestFutureStaysSmall(t *testing.T) {
+	assert.LessOrEqual(t, unsafe.Sizeof(Future{}), uintptr(80))
 }
