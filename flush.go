@@ -42,10 +42,7 @@ func (t *flushTracker) add(n int) *epoch {
 	return e
 }
 
-// finish counts one message of e as having its outcome.
-func (e *epoch) finish() { e.finishN(1) }
-
-// finishN counts n of e's messages done. A nil e (no messages) is a no-op.
+// finishN counts n of e's messages as having their outcomes. A nil e (no messages) is a no-op.
 func (e *epoch) finishN(n int) {
 	if e == nil || n == 0 {
 		return
