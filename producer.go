@@ -14,6 +14,10 @@ import (
 	"github.com/seed-f937cf20/aioproducer/internal/limiter"
 )
 
+// intakeCap is how many records the intake queue holds before Produce waits for the loop to take
+// them (a ProduceBatch run may overshoot it by one run).
+const intakeCap = 1024
+
 // futureBlock is how many Futures Produce allocates at once: one allocation per block instead of one
 // per message. The cost is that a Future kept reachable keeps its block reachable (see Future).
 const futureBlock = 16
@@ -37,12 +41,14 @@ type Producer struct {
 	stats     counters
 
 	// The intake: accepted records on their way to the loop. Produce appends under intakeMu and wakes
-	// the loop when the queue was empty; the loop takes the whole queue at once. Every record in it
-	// holds its room in the limiter, so the limiter bounds it.
+	// the loop when the queue was empty; the loop takes the whole queue at once. From intakeCap records
+	// on, Produce waits for that take: the backlog stays near the producers, small and cache-warm,
+	// instead of growing to the whole buffer (WithMaxBuffered) in front of a slower engine.
 	intakeMu sync.Mutex
 	closed   atomic.Bool   // set once, by Close, under intakeMu
 	queue    []*record     // guarded by intakeMu
 	futures  []Future      // guarded by intakeMu: what is left of the block Produce takes Futures from
+	drained  chan struct{} // guarded by intakeMu: made by a Produce waiting for room, closed by the loop's next take
 	spare    []*record     // the loop's: the queue it took last, emptied, swapped back in next time
 	wake     chan struct{} // capacity 1: the queue is not empty
 
@@ -134,7 +140,7 @@ func (p *Producer) Produce(ctx context.Context, msg *Message) (*Future, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.submit(true, rec)
+	return p.submit(ctx, true, true, rec)
 }
 
 // TryProduce is Produce that never blocks: when the buffer is full it fails with ErrBufferFull.
@@ -143,7 +149,7 @@ func (p *Producer) TryProduce(msg *Message) (*Future, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.submit(true, rec)
+	return p.submit(context.Background(), false, true, rec)
 }
 
 // ProduceFunc is Produce with a callback instead of a Future: fn gets the delivery or the error, once,
@@ -160,7 +166,7 @@ func (p *Producer) ProduceFunc(ctx context.Context, msg *Message, fn func(Delive
 		return err
 	}
 	rec.fn = fn
-	_, err = p.submit(false, rec)
+	_, err = p.submit(ctx, true, false, rec)
 	return err
 }
 
@@ -176,7 +182,7 @@ func (p *Producer) ProduceChan(ctx context.Context, msg *Message, ch chan<- Resu
 		return err
 	}
 	rec.ch = ch
-	_, err = p.submit(false, rec)
+	_, err = p.submit(ctx, true, false, rec)
 	return err
 }
 
@@ -217,7 +223,7 @@ func (p *Producer) ProduceBatch(ctx context.Context, msgs []*Message) ([]*Future
 			rec.fut = &futs[i]
 			recs = append(recs, rec)
 		}
-		if _, err := p.submit(false, recs...); err != nil {
+		if _, err := p.submit(ctx, true, false, recs...); err != nil {
 			return out, err
 		}
 		for i := start; i < end; i++ {
@@ -295,12 +301,35 @@ func (p *Producer) newRecordAt(msg *Message, size int64, now time.Time) *record 
 }
 
 // submit hands accepted records to the loop: it counts them towards the current Flush epoch and
-// appends them to the intake queue, in order. It never blocks: the limiter already holds their room.
-// With withFuture it gives the one record a Future and returns it. If the producer closed or failed
-// since the records were accepted, it undoes their accept and says why.
-func (p *Producer) submit(withFuture bool, recs ...*record) (*Future, error) {
+// appends them to the intake queue, in order. While the queue holds intakeCap records or more it waits
+// for the loop to take them (block), or fails with ErrBufferFull (!block); ctx bounds that wait. With
+// withFuture it gives the one record a Future and returns it. If it fails (the producer closed or
+// failed since the records were accepted, ctx ended, or the intake is full) it undoes their accept.
+func (p *Producer) submit(ctx context.Context, block, withFuture bool, recs ...*record) (*Future, error) {
 	p.intakeMu.Lock()
-	if err := p.usableLocked(); err != nil {
+	err := p.usableLocked()
+	for err == nil && len(p.queue) >= intakeCap {
+		if !block {
+			err = ErrBufferFull
+			break
+		}
+		if p.drained == nil {
+			p.drained = make(chan struct{})
+		}
+		drained := p.drained
+		p.intakeMu.Unlock()
+		select {
+		case <-drained:
+		case <-p.stop:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		p.intakeMu.Lock()
+		if err == nil {
+			err = p.usableLocked()
+		}
+	}
+	if err != nil {
 		p.intakeMu.Unlock()
 		var size int64
 		for _, r := range recs {
@@ -507,6 +536,10 @@ func (p *Producer) drainIntake() {
 	p.intakeMu.Lock()
 	recs := p.queue
 	p.queue = p.spare
+	if p.drained != nil {
+		close(p.drained) // wakes the Produce calls waiting for room in the queue
+		p.drained = nil
+	}
 	p.intakeMu.Unlock()
 	for _, r := range recs {
 		p.add(r)

@@ -202,6 +202,58 @@ func TestProduceBlocksWhileTheBufferIsFull(t *testing.T) {
 	})
 }
 
+// The intake queue between Produce and the loop holds intakeCap records: beyond that, with room left
+// in the buffer, Produce waits for the loop to take the queue (ctx bounds the wait) and TryProduce
+// fails with ErrBufferFull, so a slow engine cannot pull the whole buffer into the queue.
+func TestProduceWaitsForTheLoopOnceTheIntakeQueueIsFull(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(true)
+		gate := make(chan struct{})
+		fe.setGate(gate) // the worker's first enqueue call waits: the loop soon waits on the worker
+		opened := false
+		defer func() { // a failing check must not leave Close waiting on the gate
+			if !opened {
+				close(gate)
+			}
+		}()
+		p := newFakeProducer(t, fe, WithWorkers(1), WithBatchSize(10), WithMaxBuffered(10*intakeCap, 1<<30))
+		accepted := 0
+		for {
+			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+			_, err := p.Produce(ctx, msg("t", fmt.Sprint(accepted)))
+			cancel()
+			if err != nil {
+				require.ErrorIs(t, err, context.DeadlineExceeded)
+				break
+			}
+			accepted++
+			require.Less(t, accepted, 2*intakeCap, "Produce never waited for the loop")
+		}
+		assert.GreaterOrEqual(t, accepted, intakeCap, "the queue holds intakeCap records before Produce waits")
+		assert.EqualValues(t, accepted, p.Stats().HeldMessages, "the call that gave up holds no room in the buffer")
+		_, err := p.TryProduce(msg("t", "try"))
+		require.ErrorIs(t, err, ErrBufferFull, "TryProduce does not wait for the loop")
+
+		waiting := make(chan error, 1)
+		go func() {
+			_, err := p.Produce(t.Context(), msg("t", "last"))
+			waiting <- err
+		}()
+		synctest.Wait()
+		select {
+		case err := <-waiting:
+			t.Fatalf("Produce returned (%v) while the intake queue was full", err)
+		default:
+		}
+		close(gate) // the engine takes batches again, the loop takes the queue
+		opened = true
+		require.NoError(t, <-waiting)
+		require.NoError(t, p.Flush(t.Context()))
+		st := p.Stats()
+		assert.EqualValues(t, accepted+1, st.Delivered, "every accepted message, and only those, delivered")
+	})
+}
+
 func TestByteLimitBoundsTheBufferAndRefusesWhatCanNeverFit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fe := newFakeEngine(false)
