@@ -54,25 +54,30 @@ func (f *Future) Message() *Message { return f.msg }
 
 // Done returns a channel that is closed when the outcome is known.
 func (f *Future) Done() <-chan struct{} {
-	switch f.state.Load() {
-	case futureDone:
-		return closedChan
-	case futureWaited:
-		return f.ch
+	if ch := f.doneChan(); ch != nil {
+		return ch
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	switch f.state.Load() {
-	case futureDone:
-		return closedChan
-	case futureWaited:
-		return f.ch
+	if ch := f.doneChan(); ch != nil { // another waiter made it meanwhile, or the outcome came
+		return ch
 	}
 	f.ch = make(chan struct{})
 	if !f.state.CompareAndSwap(futurePending, futureWaited) {
 		return closedChan // resolved meanwhile, before it could see ch
 	}
 	return f.ch
+}
+
+// doneChan is Done's channel when the state already decides it, or nil while the future is pending.
+func (f *Future) doneChan() chan struct{} {
+	switch f.state.Load() {
+	case futureDone:
+		return closedChan
+	case futureWaited:
+		return f.ch
+	}
+	return nil
 }
 
 // Wait returns the delivery, or the error the message failed with, once known. If ctx ends first it
