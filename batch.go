@@ -5,11 +5,11 @@ import (
 	"time"
 )
 
-// BatchManager groups accepted messages by topic into the MessageBatch values the Executor sends. It
-// manages the buffer in front of the Executor: one pending batch per topic, and the order in which the
+// batchManager groups accepted messages by topic into the messageBatch values the executor sends. It
+// manages the buffer in front of the executor: one pending batch per topic, and the order in which the
 // pending batches started, oldest first. It is owned by the Producer's loop goroutine and not safe for
 // concurrent use.
-type BatchManager struct {
+type batchManager struct {
 	size    int
 	now     func() time.Time
 	bufs    *pool[recordBuf]
@@ -23,12 +23,12 @@ type pendingBatch struct {
 	oldest time.Time  // when its first message arrived
 }
 
-func newBatchManager(size int, now func() time.Time, bufs *pool[recordBuf]) *BatchManager {
-	return &BatchManager{size: size, now: now, bufs: bufs, pending: make(map[string]*pendingBatch)}
+func newBatchManager(size int, now func() time.Time, bufs *pool[recordBuf]) *batchManager {
+	return &batchManager{size: size, now: now, bufs: bufs, pending: make(map[string]*pendingBatch)}
 }
 
 // add appends rec to its topic's pending batch and reports whether that batch is now full.
-func (m *BatchManager) add(rec *record) (pb *pendingBatch, full bool) {
+func (m *batchManager) add(rec *record) (pb *pendingBatch, full bool) {
 	pb = m.pending[rec.msg.Topic]
 	if pb == nil {
 		pb = &pendingBatch{topic: rec.msg.Topic}
@@ -43,8 +43,8 @@ func (m *BatchManager) add(rec *record) (pb *pendingBatch, full bool) {
 	return pb, len(pb.buf.recs) >= m.size
 }
 
-// take seals pb's messages into a MessageBatch and empties pb.
-func (m *BatchManager) take(pb *pendingBatch) MessageBatch {
+// take seals pb's messages into a messageBatch and empties pb.
+func (m *batchManager) take(pb *pendingBatch) messageBatch {
 	b := newMessageBatch(pb.topic, pb.buf)
 	pb.buf = nil
 	for i, x := range m.order {
@@ -57,7 +57,7 @@ func (m *BatchManager) take(pb *pendingBatch) MessageBatch {
 }
 
 // oldest returns the pending batch whose first message has waited longest, or nil.
-func (m *BatchManager) oldest() *pendingBatch {
+func (m *batchManager) oldest() *pendingBatch {
 	if len(m.order) == 0 {
 		return nil
 	}
@@ -66,4 +66,4 @@ func (m *BatchManager) oldest() *pendingBatch {
 
 // pendingBatches returns the non-empty pending batches, oldest first. The slice is the manager's own:
 // take changes it, so copy it before taking while iterating.
-func (m *BatchManager) pendingBatches() []*pendingBatch { return m.order }
+func (m *batchManager) pendingBatches() []*pendingBatch { return m.order }

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func newTestBatchManager(size int, now func() time.Time) *BatchManager {
+func newTestBatchManager(size int, now func() time.Time) *batchManager {
 	return newBatchManager(size, now, newPool(func() *recordBuf { return &recordBuf{} }))
 }
 

@@ -11,13 +11,13 @@ import (
 	"github.com/seed-f937cf20/aioproducer/internal/limiter"
 )
 
-// CallbackManager hands every message's outcome to where the caller asked for it: a Future, a callback
+// callbackManager hands every message's outcome to where the caller asked for it: a Future, a callback
 // or a channel. Futures are resolved at once, on the goroutine that drains librdkafka's reports.
 // Callbacks and channel sends run one at a time on the manager's own goroutine, in outcome order,
 // outside every lock, so a slow callback delays other callbacks but never the draining of reports.
 // Once an outcome is handed over, the manager frees the message's place in the buffer and returns its
 // record to the pool.
-type CallbackManager struct {
+type callbackManager struct {
 	log     *slog.Logger
 	limit   *limiter.Limiter
 	records *pool[record]
@@ -33,19 +33,19 @@ type CallbackManager struct {
 	done    chan struct{}
 }
 
-func newCallbackManager(log *slog.Logger, limit *limiter.Limiter, records *pool[record], stats *counters, cause func(error) error) *CallbackManager {
-	return &CallbackManager{
+func newCallbackManager(log *slog.Logger, limit *limiter.Limiter, records *pool[record], stats *counters, cause func(error) error) *callbackManager {
+	return &callbackManager{
 		log: log, limit: limit, records: records, stats: stats, cause: cause,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
 
 // start starts the callback goroutine; close stops it and waits.
-func (cm *CallbackManager) start() { go cm.run() }
+func (cm *callbackManager) start() { go cm.run() }
 
 // deliver hands over the outcomes of a burst of reports. It is called from the engine's one report
 // goroutine only.
-func (cm *CallbackManager) deliver(rs []report) {
+func (cm *callbackManager) deliver(rs []report) {
 	var size int64
 	var failed int
 	resolved := cm.resolved[:0]
@@ -84,7 +84,7 @@ func (cm *CallbackManager) deliver(rs []report) {
 
 // finish ends records whose outcomes were handed over: it frees their room in the buffer, then counts
 // them done for Flush (so a Flush that returns leaves their room free), then recycles them.
-func (cm *CallbackManager) finish(recs []*record, size int64) {
+func (cm *callbackManager) finish(recs []*record, size int64) {
 	if len(recs) == 0 {
 		return
 	}
@@ -106,7 +106,7 @@ func (cm *CallbackManager) finish(recs []*record, size int64) {
 }
 
 // fail hands over the outcome of a message that never reached librdkafka.
-func (cm *CallbackManager) fail(rec *record, err error) {
+func (cm *callbackManager) fail(rec *record, err error) {
 	cm.stats.failed.Add(1)
 	var ke kafka.Error
 	if errors.As(err, &ke) {
@@ -122,7 +122,7 @@ func (cm *CallbackManager) fail(rec *record, err error) {
 	cm.signal()
 }
 
-func (cm *CallbackManager) deliveryError(rec *record, err error) error {
+func (cm *callbackManager) deliveryError(rec *record, err error) error {
 	var ke kafka.Error
 	if !errors.As(err, &ke) {
 		return err
@@ -130,13 +130,13 @@ func (cm *CallbackManager) deliveryError(rec *record, err error) error {
 	return &DeliveryError{Topic: rec.msg.Topic, Err: ke, cause: cm.cause(err)}
 }
 
-func (cm *CallbackManager) enqueue(rec *record) {
+func (cm *callbackManager) enqueue(rec *record) {
 	cm.mu.Lock()
 	cm.queue = append(cm.queue, rec)
 	cm.mu.Unlock()
 }
 
-func (cm *CallbackManager) signal() {
+func (cm *callbackManager) signal() {
 	select {
 	case cm.wake <- struct{}{}:
 	default:
@@ -144,7 +144,7 @@ func (cm *CallbackManager) signal() {
 }
 
 // close stops the callback goroutine once the queue is empty and waits for it.
-func (cm *CallbackManager) close() {
+func (cm *callbackManager) close() {
 	cm.mu.Lock()
 	cm.closing = true
 	cm.mu.Unlock()
@@ -152,7 +152,7 @@ func (cm *CallbackManager) close() {
 	<-cm.done
 }
 
-func (cm *CallbackManager) run() {
+func (cm *callbackManager) run() {
 	defer close(cm.done)
 	var batch []*record
 	for range cm.wake {
@@ -179,7 +179,7 @@ func (cm *CallbackManager) run() {
 }
 
 // call runs one callback or channel send, surviving its panic.
-func (cm *CallbackManager) call(rec *record) {
+func (cm *callbackManager) call(rec *record) {
 	defer func() {
 		if v := recover(); v != nil {
 			cm.stats.callbackPanics.Add(1)

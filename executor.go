@@ -10,7 +10,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
-// engine is the Executor's one seam to librdkafka. Its contract is per batch, so an engine may cross cgo
+// engine is the executor's one seam to librdkafka. Its contract is per batch, so an engine may cross cgo
 // once per batch; the first implementation (kafkaEngine) wraps kafka.Producer.
 type engine interface {
 	// start starts draining librdkafka's reports into the sink. Nothing is reported before.
@@ -52,10 +52,10 @@ type report struct {
 // errQueueFull is what engine.enqueue returns when librdkafka's queue is full.
 var errQueueFull = errors.New("aioproducer: librdkafka queue full")
 
-// Executor is the worker pool that hands MessageBatch values to librdkafka through the engine. Every
+// executor is the worker pool that hands messageBatch values to librdkafka through the engine. Every
 // batch of a topic goes to the same worker, and a worker enqueues its batches one after the other, so
 // produce order per topic (and so per key and per partition) is librdkafka's enqueue order.
-type Executor struct {
+type executor struct {
 	eng     engine
 	workers []*worker
 	seed    maphash.Seed
@@ -79,12 +79,12 @@ type Executor struct {
 }
 
 type worker struct {
-	queue chan MessageBatch // capacity 1: one batch waits while one is being enqueued
+	queue chan messageBatch // capacity 1: one batch waits while one is being enqueued
 	busy  atomic.Bool       // executing a batch
 }
 
-func newExecutor(eng engine, n int, bufs *pool[recordBuf], stats *counters, fail func(*record, error), onFatal func(kafka.Error)) *Executor {
-	ex := &Executor{
+func newExecutor(eng engine, n int, bufs *pool[recordBuf], stats *counters, fail func(*record, error), onFatal func(kafka.Error)) *executor {
+	ex := &executor{
 		eng:     eng,
 		seed:    maphash.MakeSeed(),
 		ready:   make(chan struct{}, 1),
@@ -95,13 +95,13 @@ func newExecutor(eng engine, n int, bufs *pool[recordBuf], stats *counters, fail
 		aborted: make(chan struct{}),
 	}
 	for range n {
-		ex.workers = append(ex.workers, &worker{queue: make(chan MessageBatch, 1)})
+		ex.workers = append(ex.workers, &worker{queue: make(chan messageBatch, 1)})
 	}
 	return ex
 }
 
 // start starts the workers; stop (after closeQueues) waits for them.
-func (ex *Executor) start() {
+func (ex *executor) start() {
 	for _, w := range ex.workers {
 		ex.wg.Add(1)
 		go ex.run(w)
@@ -109,7 +109,7 @@ func (ex *Executor) start() {
 }
 
 // route returns the worker that executes every batch of topic.
-func (ex *Executor) route(topic string) *worker {
+func (ex *executor) route(topic string) *worker {
 	if len(ex.workers) == 1 {
 		return ex.workers[0]
 	}
@@ -121,19 +121,19 @@ func (ex *Executor) route(topic string) *worker {
 func (w *worker) idle() bool { return !w.busy.Load() && len(w.queue) == 0 }
 
 // closeQueues tells the workers no more batches come; they finish what they hold and exit.
-func (ex *Executor) closeQueues() {
+func (ex *executor) closeQueues() {
 	for _, w := range ex.workers {
 		close(w.queue)
 	}
 }
 
 // wait waits for the workers to exit.
-func (ex *Executor) wait() { ex.wg.Wait() }
+func (ex *executor) wait() { ex.wg.Wait() }
 
 // abort makes the workers fail, with err, every message they have not yet handed to librdkafka, now and
 // from then on. It returns once no enqueue call is in progress, so a purge after it reaches every
 // message librdkafka was given. Only the first error counts.
-func (ex *Executor) abort(err error) {
+func (ex *executor) abort(err error) {
 	ex.abortOnce.Do(func() {
 		ex.abortErr = err
 		close(ex.aborted)
@@ -143,7 +143,7 @@ func (ex *Executor) abort(err error) {
 	ex.mu.Unlock()
 }
 
-func (ex *Executor) isAborted() bool {
+func (ex *executor) isAborted() bool {
 	select {
 	case <-ex.aborted:
 		return true
@@ -152,7 +152,7 @@ func (ex *Executor) isAborted() bool {
 	}
 }
 
-func (ex *Executor) run(w *worker) {
+func (ex *executor) run(w *worker) {
 	defer ex.wg.Done()
 	for b := range w.queue {
 		w.busy.Store(true)
@@ -167,7 +167,7 @@ func (ex *Executor) run(w *worker) {
 
 // execute hands one batch to librdkafka in order. A message librdkafka refuses fails alone; a full queue
 // waits for deliveries and offers the rest again, so nothing behind it overtakes it.
-func (ex *Executor) execute(b MessageBatch) {
+func (ex *executor) execute(b messageBatch) {
 	recs := b.records()
 	backoff := minQueueFullBackoff
 	for len(recs) > 0 {
@@ -223,10 +223,10 @@ const (
 )
 
 // waitForRoom waits, after librdkafka's queue was found full, until a delivery report has come since
-// generation gen, the Executor aborts, or the backoff has passed. The backoff is needed: librdkafka
+// generation gen, the executor aborts, or the backoff has passed. The backoff is needed: librdkafka
 // frees a message's room only when the report event that carried it is destroyed, which may be after
 // the report reached us, so the last report before the queue drains may come before the refusal.
-func (ex *Executor) waitForRoom(gen uint64, backoff *time.Duration) {
+func (ex *executor) waitForRoom(gen uint64, backoff *time.Duration) {
 	t := time.NewTimer(*backoff)
 	defer t.Stop()
 	select {

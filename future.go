@@ -95,7 +95,7 @@ func (f *Future) Wait(ctx context.Context) (Delivery, error) {
 	}
 }
 
-// resolve sets the outcome. It is called exactly once, by the CallbackManager.
+// resolve sets the outcome. It is called exactly once, by the callbackManager.
 // d.Topic is not kept: it is the message's.
 func (f *Future) resolve(d Delivery, err error) {
 	f.partition, f.offset, f.ts, f.err = d.Partition, d.Offset, d.Timestamp, err

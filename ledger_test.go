@@ -268,7 +268,7 @@ func (l *ledger) verifyStats(t testing.TB, p *Producer, s ledgerSummary, otherDe
 	require.EqualValues(t, s.Failed+otherFailed, st.Failed, "Stats.Failed vs ledger: %+v", st)
 	require.Zero(t, st.HeldMessages, "buffer not freed: %+v", st)
 	require.Zero(t, st.HeldBytes, "buffer not freed: %+v", st)
-	// Buffered and InFlight may lag for a moment: the Executor counts a message enqueued only after
+	// Buffered and InFlight may lag for a moment: the executor counts a message enqueued only after
 	// librdkafka took it, which may be after its report was counted.
 	require.Eventually(t, func() bool { st := p.Stats(); return st.Buffered == 0 && st.InFlight == 0 },
 		5*time.Second, time.Millisecond, "gauges not back to zero: %+v", st)

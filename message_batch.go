@@ -93,36 +93,36 @@ func validateTopic(t string) error {
 	return nil
 }
 
-// recordBuf is a pooled slice of records, the storage of one MessageBatch.
+// recordBuf is a pooled slice of records, the storage of one messageBatch.
 type recordBuf struct{ recs []*record }
 
-// MessageBatch is an immutable run of accepted messages of one topic, in produce order: the unit the
-// BatchManager hands to the Executor. Nothing changes it after newMessageBatch; the Executor gives its
+// messageBatch is an immutable run of accepted messages of one topic, in produce order: the unit the
+// batchManager hands to the executor. Nothing changes it after newMessageBatch; the executor gives its
 // slice back to the pool when every message in it has been handed to librdkafka or failed.
-type MessageBatch struct {
+type messageBatch struct {
 	topic string
 	buf   *recordBuf
 }
 
-// newMessageBatch is MessageBatch's factory. It takes ownership of buf, whose records must be non-empty
+// newMessageBatch is messageBatch's factory. It takes ownership of buf, whose records must be non-empty
 // and all of topic: a batch that breaks that is a bug in the caller, and it panics.
-func newMessageBatch(topic string, buf *recordBuf) MessageBatch {
+func newMessageBatch(topic string, buf *recordBuf) messageBatch {
 	if len(buf.recs) == 0 {
-		panic("aioproducer: empty MessageBatch")
+		panic("aioproducer: empty messageBatch")
 	}
 	for _, r := range buf.recs {
 		if r.msg.Topic != topic {
-			panic(fmt.Sprintf("aioproducer: MessageBatch of %q holds a message of %q", topic, r.msg.Topic))
+			panic(fmt.Sprintf("aioproducer: messageBatch of %q holds a message of %q", topic, r.msg.Topic))
 		}
 	}
-	return MessageBatch{topic: topic, buf: buf}
+	return messageBatch{topic: topic, buf: buf}
 }
 
 // records returns the batch's records in produce order; callers must not change the slice.
-func (b MessageBatch) records() []*record { return b.buf.recs }
+func (b messageBatch) records() []*record { return b.buf.recs }
 
 // Topic is the topic of every message in the batch.
-func (b MessageBatch) Topic() string { return b.topic }
+func (b messageBatch) Topic() string { return b.topic }
 
 // Len is the number of messages in the batch.
-func (b MessageBatch) Len() int { return len(b.buf.recs) }
+func (b messageBatch) Len() int { return len(b.buf.recs) }

@@ -21,7 +21,7 @@ const (
 	maxWorkers             = 256
 )
 
-// DefaultWorkers is the number of Executor workers when WithWorkers is not given: GOMAXPROCS, at most 4.
+// DefaultWorkers is the number of executor workers when WithWorkers is not given: GOMAXPROCS, at most 4.
 func DefaultWorkers() int { return min(runtime.GOMAXPROCS(0), 4) }
 
 // Option configures a Producer. Options cannot fail; New validates them all at once.
@@ -49,7 +49,7 @@ func defaultConfig() config {
 	}
 }
 
-// WithBatchSize sets how many messages of one topic the producer collects into a MessageBatch before it
+// WithBatchSize sets how many messages of one topic the producer collects into a messageBatch before it
 // hands the batch to librdkafka at once. Default 1000; at least 1. This is the producer's own batching in
 // front of librdkafka; librdkafka still builds its own per-partition request batches (batch.size,
 // batch.num.messages, linger.ms).
@@ -61,7 +61,7 @@ func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
 // comes on top of it.
 func WithBufferTimeout(d time.Duration) Option { return func(c *config) { c.bufferTimeout = d } }
 
-// WithWorkers sets the number of Executor workers that hand batches to librdkafka. A topic always goes to
+// WithWorkers sets the number of executor workers that hand batches to librdkafka. A topic always goes to
 // the same worker, so order per key and partition holds with any number. Default DefaultWorkers(); 1 to 256.
 func WithWorkers(n int) Option { return func(c *config) { c.workers = n } }
 

@@ -23,8 +23,8 @@ const intakeCap = 1024
 const futureBlock = 16
 
 // Producer is an asynchronous Kafka producer. Produce accepts a message into a bounded buffer and
-// returns a Future at once; the producer's loop groups messages by topic into MessageBatch values, its
-// Executor hands them to librdkafka, and its CallbackManager hands each outcome to the Future, callback
+// returns a Future at once; the producer's loop groups messages by topic into messageBatch values, its
+// executor hands them to librdkafka, and its callbackManager hands each outcome to the Future, callback
 // or channel. Every accepted message gets exactly one outcome. A Producer is safe for concurrent use and
 // must be closed with Close.
 type Producer struct {
@@ -33,10 +33,10 @@ type Producer struct {
 	limit     *limiter.Limiter
 	flushes   *flushTracker
 	records   *pool[record]
-	batches   *BatchManager
-	timeouts  *TimeoutManager
-	exec      *Executor
-	callbacks *CallbackManager
+	batches   *batchManager
+	timeouts  *timeoutManager
+	exec      *executor
+	callbacks *callbackManager
 	eng       engine
 	stats     counters
 
@@ -125,7 +125,7 @@ func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Produ
 	p.exec = newExecutor(eng, cfg.workers, bufs, &p.stats, p.callbacks.fail, p.onFatal)
 	p.callbacks.start()
 	p.exec.start()
-	eng.start() // only now: its reports and fatal errors reach the Executor
+	eng.start() // only now: its reports and fatal errors reach the executor
 	go p.run()
 	return p, nil
 }
@@ -485,8 +485,8 @@ func (p *Producer) onReports(rs []report) {
 	p.exec.space.notify()
 }
 
-// run is the producer's loop: it moves accepted messages into the BatchManager and sends batches to
-// the Executor when they are full, when their worker is idle, when the oldest message has waited the
+// run is the producer's loop: it moves accepted messages into the batchManager and sends batches to
+// the executor when they are full, when their worker is idle, when the oldest message has waited the
 // buffer timeout, on Flush, and on Close.
 func (p *Producer) run() {
 	defer close(p.loopDone)
@@ -516,7 +516,7 @@ func (p *Producer) run() {
 }
 
 // finish takes what is left in the intake queue (Close has stopped it growing), sends every batch and
-// closes the Executor's queues.
+// closes the executor's queues.
 func (p *Producer) finish() {
 	p.timeouts.disarm()
 	p.drainIntake()

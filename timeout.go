@@ -2,36 +2,36 @@ package aioproducer
 
 import "time"
 
-// TimeoutManager triggers time-based flushes: it keeps one timer armed for the moment the oldest
+// timeoutManager triggers time-based flushes: it keeps one timer armed for the moment the oldest
 // pending message will have waited the buffer timeout. It is owned by the Producer's loop goroutine and
 // not safe for concurrent use.
 //
 // Unlike an idle timeout, the deadline is fixed by the oldest message's arrival: messages that keep
 // trickling in cannot postpone it.
-type TimeoutManager struct {
+type timeoutManager struct {
 	timeout  time.Duration
 	timer    *time.Timer
 	deadline time.Time // when the armed timer fires; zero when disarmed
 }
 
-func newTimeoutManager(timeout time.Duration) *TimeoutManager {
+func newTimeoutManager(timeout time.Duration) *timeoutManager {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &TimeoutManager{timeout: timeout, timer: t}
+	return &timeoutManager{timeout: timeout, timer: t}
 }
 
 // C delivers a value when the armed deadline has passed.
-func (m *TimeoutManager) C() <-chan time.Time { return m.timer.C }
+func (m *timeoutManager) C() <-chan time.Time { return m.timer.C }
 
 // deadlineOf is when a batch whose first message arrived at oldest is due.
-func (m *TimeoutManager) deadlineOf(oldest time.Time) time.Time { return oldest.Add(m.timeout) }
+func (m *timeoutManager) deadlineOf(oldest time.Time) time.Time { return oldest.Add(m.timeout) }
 
 // due reports whether a batch whose first message arrived at oldest is due at now.
-func (m *TimeoutManager) due(oldest, now time.Time) bool { return !now.Before(m.deadlineOf(oldest)) }
+func (m *timeoutManager) due(oldest, now time.Time) bool { return !now.Before(m.deadlineOf(oldest)) }
 
 // arm makes the timer fire at the deadline of a batch whose first message arrived at oldest, unless it
 // is already armed for that moment.
-func (m *TimeoutManager) arm(oldest time.Time) {
+func (m *timeoutManager) arm(oldest time.Time) {
 	d := m.deadlineOf(oldest)
 	if d.Equal(m.deadline) {
 		return
@@ -41,7 +41,7 @@ func (m *TimeoutManager) arm(oldest time.Time) {
 }
 
 // disarm stops the timer; nothing is pending.
-func (m *TimeoutManager) disarm() {
+func (m *timeoutManager) disarm() {
 	if m.deadline.IsZero() {
 		return
 	}
@@ -50,4 +50,4 @@ func (m *TimeoutManager) disarm() {
 }
 
 // fired records that the timer's value was received.
-func (m *TimeoutManager) fired() { m.deadline = time.Time{} }
+func (m *timeoutManager) fired() { m.deadline = time.Time{} }
