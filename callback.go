@@ -1,10 +1,15 @@
 package aioproducer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -23,6 +28,12 @@ type callbackManager struct {
 	records *pool[record]
 	stats   *counters
 	cause   func(err error) error // the reason behind failures, if the producer was aborted
+	maxMsg  int64                 // message.max.bytes, for the error of a message too large
+
+	// The callback goroutine's id, and whether it runs a callback now: Flush and Close called from a
+	// callback must not wait for the goroutine they run on.
+	gid     atomic.Uint64
+	calling atomic.Bool
 
 	mu       sync.Mutex
 	resolved []*record // deliver's scratch: records of resolved futures
@@ -33,9 +44,9 @@ type callbackManager struct {
 	done    chan struct{}
 }
 
-func newCallbackManager(log *slog.Logger, limit *limiter.Limiter, records *pool[record], stats *counters, cause func(error) error) *callbackManager {
+func newCallbackManager(log *slog.Logger, limit *limiter.Limiter, records *pool[record], stats *counters, cause func(error) error, maxMsg int64) *callbackManager {
 	return &callbackManager{
-		log: log, limit: limit, records: records, stats: stats, cause: cause,
+		log: log, limit: limit, records: records, stats: stats, cause: cause, maxMsg: maxMsg,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -56,8 +67,11 @@ func (cm *callbackManager) deliver(rs []report) {
 		var err error
 		if r.err == nil {
 			d = Delivery{Topic: rec.msg.Topic, Partition: r.partition, Offset: r.offset, Timestamp: rec.ts}
+			if r.logAppendMs != 0 {
+				d.Timestamp = time.UnixMilli(r.logAppendMs)
+			}
 		} else {
-			err = cm.deliveryError(rec, r.err)
+			err = cm.deliveryError(rec, r.err, r.status)
 			failed++
 		}
 		if rec.fut != nil {
@@ -110,7 +124,7 @@ func (cm *callbackManager) fail(rec *record, err error) {
 	cm.stats.failed.Add(1)
 	var ke kafka.Error
 	if errors.As(err, &ke) {
-		err = cm.deliveryError(rec, err)
+		err = cm.deliveryError(rec, err, statusNotPersisted)
 	}
 	if rec.fut != nil {
 		rec.fut.resolve(Delivery{}, err)
@@ -122,12 +136,17 @@ func (cm *callbackManager) fail(rec *record, err error) {
 	cm.signal()
 }
 
-func (cm *callbackManager) deliveryError(rec *record, err error) error {
+func (cm *callbackManager) deliveryError(rec *record, err error, status msgStatus) error {
 	var ke kafka.Error
 	if !errors.As(err, &ke) {
 		return err
 	}
-	return &DeliveryError{Topic: rec.msg.Topic, Err: ke, cause: cm.cause(err)}
+	de := &DeliveryError{Topic: rec.msg.Topic, Err: ke, status: status, cause: cm.cause(err)}
+	if ke.Code() == kafka.ErrMsgSizeTooLarge {
+		de.hint = fmt.Sprintf("the record has %d bytes of key, value and headers, with librdkafka's framing more than "+
+			"message.max.bytes (%d) or than the topic's max.message.bytes on the broker", rec.size, cm.maxMsg)
+	}
+	return de
 }
 
 func (cm *callbackManager) enqueue(rec *record) {
@@ -152,8 +171,28 @@ func (cm *callbackManager) close() {
 	<-cm.done
 }
 
+// inCallback reports whether the caller runs on the callback goroutine, inside a callback or channel
+// send.
+func (cm *callbackManager) inCallback() bool {
+	return cm.calling.Load() && goid() == cm.gid.Load()
+}
+
+// goid is the calling goroutine's id, read from the header of its stack trace ("goroutine 42 [...").
+// Go gives no other way to tell goroutines apart; inCallback needs it only in Flush and Close.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
+}
+
 func (cm *callbackManager) run() {
 	defer close(cm.done)
+	cm.gid.Store(goid())
 	var batch []*record
 	for range cm.wake {
 		cm.mu.Lock()
@@ -162,10 +201,12 @@ func (cm *callbackManager) run() {
 		cm.mu.Unlock()
 
 		var size int64
+		cm.calling.Store(true)
 		for _, rec := range batch {
 			cm.call(rec)
 			size += rec.size
 		}
+		cm.calling.Store(false)
 		n := len(batch)
 		cm.finish(batch, size)
 		if closing && n == 0 {

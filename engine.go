@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/seed-f937cf20/aioproducer/internal/rdk"
 )
 
 // reportBurst is the most delivery reports the engine hands to the sink at once.
@@ -15,6 +17,7 @@ const reportBurst = 512
 // one goroutine that drains the Events and Logs channels.
 type kafkaEngine struct {
 	kp   *kafka.Producer
+	rk   rdk.Handle // kp's librdkafka handle, for rd_kafka_flush
 	sink reportSink
 	log  *slog.Logger
 	done chan struct{}
@@ -27,8 +30,18 @@ func newKafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger) (*kaf
 	if err != nil {
 		return nil, err
 	}
-	return &kafkaEngine{kp: kp, sink: sink, log: log, done: make(chan struct{})}, nil
+	// kafka.Producer.Flush would flush too, but it polls the events itself and leaves a goroutine
+	// calling rd_kafka_flush behind when it returns; the engine calls rd_kafka_flush on kp's handle
+	// directly, and only before kp.Close.
+	rk, err := rdk.HandleOf(kp)
+	if err != nil {
+		kp.Close()
+		return nil, err
+	}
+	return &kafkaEngine{kp: kp, rk: rk, sink: sink, log: log, done: make(chan struct{})}, nil
 }
+
+func (e *kafkaEngine) flush(timeoutMs int) bool { return e.rk.Flush(timeoutMs) }
 
 func (e *kafkaEngine) start() { go e.run() }
 
@@ -140,6 +153,7 @@ func (e *kafkaEngine) handle(ev kafka.Event, buf []report) []report {
 		// librdkafka logs these itself (they reach the logger as its log lines); this one is for
 		// debugging the producer.
 		e.log.Debug("aioproducer: librdkafka error event", "code", ev.Code().String(), "error", ev.Error())
+		e.sink.onError(ev)
 	}
 	return buf
 }

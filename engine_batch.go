@@ -17,6 +17,11 @@ import (
 // drainBurst is the most delivery reports the batch engine copies out of librdkafka per cgo call.
 const drainBurst = 4096
 
+// minLogAppendTime is the earliest LogAppendTime a Delivery reports (2011-01-01, before Kafka's first
+// release): an earlier one is no broker's clock. librdkafka's mock cluster answers 1234 to every produce,
+// whatever the topic's message.timestamp.type; the Delivery then keeps the CreateTime it was sent with.
+const minLogAppendTime = 1293840000000
+
 // batchEngine is the engine over the producer's own librdkafka handle (package internal/rdk): one cgo
 // call enqueues a whole batch, one cgo call drains up to drainBurst delivery reports. A message's opaque
 // in librdkafka is its index in the engine's slot table, never a Go pointer.
@@ -115,6 +120,8 @@ func (e *batchEngine) enqueue(recs []*record) (int, error) {
 	return n, err
 }
 
+func (e *batchEngine) flush(timeoutMs int) bool { return e.p.Flush(timeoutMs) }
+
 func (e *batchEngine) purge() error {
 	return e.p.Purge(rdk.PurgeQueue | rdk.PurgeInFlight | rdk.PurgeNonBlocking)
 }
@@ -149,8 +156,17 @@ func (e *batchEngine) run() {
 				e.slots[d.Opaque] = nil
 				e.free = append(e.free, uint32(d.Opaque))
 				r := report{rec: rec, partition: d.Partition, offset: d.Offset}
-				if d.Err != 0 {
+				switch {
+				case d.Err != 0:
 					r.err = kafka.NewError(kafka.ErrorCode(d.Err), "", false)
+					switch d.Status {
+					case rdk.StatusNotPersisted:
+						r.status = statusNotPersisted
+					case rdk.StatusPossiblyPersisted:
+						r.status = statusPossiblyPersisted
+					}
+				case d.TsType == rdk.TimestampLogAppendTime && d.Timestamp >= minLogAppendTime:
+					r.logAppendMs = d.Timestamp
 				}
 				reps = append(reps, r)
 			}
@@ -176,5 +192,6 @@ func (e *batchEngine) handle(ev *rdk.Event) {
 		}
 		// librdkafka logs these itself; this one is for debugging the producer.
 		e.log.Debug("aioproducer: librdkafka error event", "code", ev.Code.String(), "error", ev.Str)
+		e.sink.onError(kafka.NewError(ev.Code, ev.Str, false))
 	}
 }

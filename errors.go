@@ -3,14 +3,16 @@ package aioproducer
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
 // Sentinel errors. Compare with errors.Is: the errors the producer returns wrap them with detail.
 var (
-	// ErrClosed is returned by Produce and its variants once Close has begun, and is the outcome of a
-	// message that Close failed before it was ever handed to librdkafka (it was not delivered).
+	// ErrClosed is returned by Produce and its variants once Close has begun, and is wrapped by the
+	// outcome of a message that a Close whose context ended failed before it was sent: never handed to
+	// librdkafka, or purged from its queue (not in the log; safe to produce again).
 	ErrClosed = errors.New("aioproducer: producer closed")
 
 	// ErrBufferFull is returned by TryProduce when accepting the message would exceed the limits set
@@ -28,6 +30,12 @@ var (
 	// error that wraps ErrFatal and the librdkafka kafka.Error. The producer must be closed and a new
 	// one created.
 	ErrFatal = errors.New("aioproducer: fatal error")
+
+	// ErrInCallback is returned by Flush when it is called from a callback or a result-channel send
+	// (ProduceFunc, ProduceChan): those run on the producer's callback goroutine, and Flush would wait
+	// for outcomes only that goroutine can hand over. (The Java producer refuses flush from a callback
+	// the same way.) Close from a callback does not fail: see Close.
+	ErrInCallback = errors.New("aioproducer: Flush called from a callback would wait for itself")
 
 	// ErrInvalidConfig is wrapped by the *ConfigError that New returns for a configuration it refuses.
 	ErrInvalidConfig = errors.New("aioproducer: invalid configuration")
@@ -50,18 +58,44 @@ func (e *ConfigError) Unwrap() []error { return []error{ErrInvalidConfig, e.Err}
 
 // DeliveryError is the outcome of a message that librdkafka or the broker did not deliver. Err is the
 // librdkafka error; errors.As(err, &kafkaErr) finds it. A message failed because the producer hit a fatal
-// error also matches ErrFatal; one purged by a Close whose context ended also matches ErrClosed.
+// error also matches ErrFatal; one that a Close whose context ended purged from librdkafka's queue before
+// it was sent also matches ErrClosed (one purged in flight does not: IsOutcomeUnknown is true for it).
+// Its text says whether the message may be in the log, where librdkafka knows it (EngineBatch).
 type DeliveryError struct {
-	Topic string
-	Err   kafka.Error
-	cause error // why the producer failed it, when it did: a fatal error or Close
+	Topic  string
+	Err    kafka.Error
+	status msgStatus // whether the message may have reached the log
+	hint   string    // what the user can do about Err, if the producer knows more than librdkafka says
+	cause  error     // why the producer failed it, when it did: a fatal error, Close, unreachable brokers
 }
 
+// msgStatus is what librdkafka knows of whether a failed message reached the log
+// (rd_kafka_message_status).
+type msgStatus int8
+
+const (
+	statusUnknown           msgStatus = iota // the engine cannot tell (EngineKafkaProducer)
+	statusNotPersisted                       // never sent, or refused by the broker: not in the log
+	statusPossiblyPersisted                  // sent without an answer: it may be in the log
+)
+
 func (e *DeliveryError) Error() string {
-	if e.cause != nil {
-		return fmt.Sprintf("aioproducer: delivery to %q failed: %v (%v)", e.Topic, e.Err, e.cause)
+	var b strings.Builder
+	fmt.Fprintf(&b, "aioproducer: delivery to %q failed: %v", e.Topic, e.Err)
+	switch e.status {
+	case statusNotPersisted:
+		b.WriteString(" (not persisted: the message is not in the log)")
+	case statusPossiblyPersisted:
+		b.WriteString(" (outcome unknown: the message was sent and may be in the log)")
 	}
-	return fmt.Sprintf("aioproducer: delivery to %q failed: %v", e.Topic, e.Err)
+	if e.hint != "" {
+		b.WriteString(": ")
+		b.WriteString(e.hint)
+	}
+	if e.cause != nil {
+		fmt.Fprintf(&b, " (%v)", e.cause)
+	}
+	return b.String()
 }
 
 // Unwrap returns the librdkafka error and the cause, if any.
@@ -95,10 +129,16 @@ func IsFatal(err error) bool {
 	return errors.As(err, &ke) && (ke.IsFatal() || ke.Code() == kafka.ErrFatal)
 }
 
-// IsOutcomeUnknown reports whether err leaves open whether the message was written: it timed out
-// (message.timeout.ms) or was purged while a request carrying it was in flight. Such a message may be
-// in the log; producing it again may duplicate it.
+// IsOutcomeUnknown reports whether err leaves open whether the message was written: it was sent but no
+// answer came, because it timed out (message.timeout.ms) or was purged while a request carrying it was
+// in flight. Such a message may be in the log; producing it again may duplicate it. EngineBatch asks
+// librdkafka (rd_kafka_message_status), so a message that timed out before it was ever sent is not
+// outcome unknown; EngineKafkaProducer cannot ask, and counts every timeout as outcome unknown.
 func IsOutcomeUnknown(err error) bool {
+	var de *DeliveryError
+	if errors.As(err, &de) && de.status != statusUnknown {
+		return de.status == statusPossiblyPersisted
+	}
 	var ke kafka.Error
 	if !errors.As(err, &ke) {
 		return false

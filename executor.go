@@ -26,6 +26,10 @@ type engine interface {
 	// fatalError returns the fatal error librdkafka raised, with its own code and text, and false if
 	// it raised none. An enqueue refused after a fatal error only says kafka.ErrFatal.
 	fatalError() (kafka.Error, bool)
+	// flush makes librdkafka send what it holds at once, ignoring linger.ms, for up to timeoutMs
+	// (rd_kafka_flush), and reports whether librdkafka then held nothing. It never delivers a report
+	// itself: those still come through the sink. It is not called once close has begun.
+	flush(timeoutMs int) bool
 	// close releases librdkafka and stops the engine's report goroutine, waiting for it. It is called
 	// once, after every message's outcome is known.
 	close()
@@ -39,14 +43,19 @@ type reportSink interface {
 	onReports(rs []report)
 	// onFatal takes a fatal librdkafka error.
 	onFatal(err kafka.Error)
+	// onError takes a librdkafka error event that is not fatal (a broker connection failed, all
+	// brokers are down, ...): librdkafka goes on, and logs it itself.
+	onError(err kafka.Error)
 }
 
 // report is the outcome of one message that librdkafka accepted.
 type report struct {
-	rec       *record
-	partition int32
-	offset    int64
-	err       error // nil, or the librdkafka error (kafka.Error)
+	rec         *record
+	partition   int32
+	status      msgStatus // for a failure: whether it may be in the log, if the engine knows
+	offset      int64
+	logAppendMs int64 // the broker's LogAppendTime in ms, 0 if it did not give one
+	err         error // nil, or the librdkafka error (kafka.Error)
 }
 
 // errQueueFull is what engine.enqueue returns when librdkafka's queue is full.
@@ -66,8 +75,10 @@ type executor struct {
 	fail func(rec *record, err error)
 	// onFatal is told about a fatal error that enqueue returned.
 	onFatal func(err kafka.Error)
-	bufs    *pool[recordBuf]
-	stats   *counters
+	// enqueued is told that librdkafka was handed messages.
+	enqueued func()
+	bufs     *pool[recordBuf]
+	stats    *counters
 
 	// mu is held shared by a worker while it calls enqueue; abort takes it to wait such calls out.
 	mu        sync.RWMutex
@@ -83,16 +94,17 @@ type worker struct {
 	busy  atomic.Bool       // executing a batch
 }
 
-func newExecutor(eng engine, n int, bufs *pool[recordBuf], stats *counters, fail func(*record, error), onFatal func(kafka.Error)) *executor {
+func newExecutor(eng engine, n int, bufs *pool[recordBuf], stats *counters, fail func(*record, error), onFatal func(kafka.Error), enqueued func()) *executor {
 	ex := &executor{
-		eng:     eng,
-		seed:    maphash.MakeSeed(),
-		ready:   make(chan struct{}, 1),
-		fail:    fail,
-		onFatal: onFatal,
-		bufs:    bufs,
-		stats:   stats,
-		aborted: make(chan struct{}),
+		eng:      eng,
+		enqueued: enqueued,
+		seed:     maphash.MakeSeed(),
+		ready:    make(chan struct{}, 1),
+		fail:     fail,
+		onFatal:  onFatal,
+		bufs:     bufs,
+		stats:    stats,
+		aborted:  make(chan struct{}),
 	}
 	for range n {
 		ex.workers = append(ex.workers, &worker{queue: make(chan messageBatch, 1)})
@@ -184,6 +196,9 @@ func (ex *executor) execute(b messageBatch) {
 		ex.mu.RUnlock()
 		if n < len(recs) {
 			ex.stats.enqueued.Add(-uint64(len(recs) - n))
+		}
+		if n > 0 {
+			ex.enqueued()
 		}
 		recs = recs[n:]
 		switch {

@@ -2,6 +2,7 @@ package aioproducer
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +14,8 @@ import (
 // enqueue call; accepted messages are reported delivered (offsets counting per topic from 0) when the
 // test says so, or at once in auto mode. Like a real engine it reports from one goroutine of its own.
 type fakeEngine struct {
-	sink reportSink
+	sink       reportSink
+	flushCalls atomic.Int32
 
 	mu       sync.Mutex
 	calls    [][]*Message             // the messages of every enqueue call, in call order
@@ -116,6 +118,11 @@ func (f *fakeEngine) purge() error {
 	f.purged++
 	f.mu.Unlock()
 	return nil
+}
+
+func (f *fakeEngine) flush(int) bool {
+	f.flushCalls.Add(1)
+	return true
 }
 
 func (f *fakeEngine) close() {

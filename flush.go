@@ -90,3 +90,76 @@ func (t *flushTracker) wait(ctx context.Context) error {
 	}
 	return nil
 }
+
+// flushSliceMs is how long one rd_kafka_flush call of the flusher lasts. It returns sooner when
+// librdkafka has nothing left; it bounds how long Close waits for the flusher to stop.
+const flushSliceMs = 100
+
+// flusher makes librdkafka send what it holds at once while a Flush or Close waits, as rd_kafka_flush
+// does for the raw client: librdkafka then ignores linger.ms, which could otherwise keep a Flush waiting
+// for up to its value (the Java producer, confluent-kafka-go and the Python AIOProducer all send at once
+// on flush and close). It is one goroutine, owned by the Producer, that calls engine.flush in slices
+// while anyone waits and librdkafka holds messages, and sleeps otherwise.
+type flusher struct {
+	eng     engine
+	waiters atomic.Int32
+	wake    chan struct{} // capacity 1: a waiter came or went, or the executor handed librdkafka more
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newFlusher(eng engine) *flusher {
+	return &flusher{eng: eng, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (f *flusher) start() { go f.run() }
+
+// begin marks a waiter: librdkafka flushes until the matching end.
+func (f *flusher) begin() {
+	f.waiters.Add(1)
+	f.kick()
+}
+
+func (f *flusher) end() { f.waiters.Add(-1) }
+
+// enqueued is told by the executor that librdkafka was handed messages.
+func (f *flusher) enqueued() {
+	if f.waiters.Load() > 0 {
+		f.kick()
+	}
+}
+
+func (f *flusher) kick() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close stops the flusher and waits for its rd_kafka_flush call in progress, which ends within
+// flushSliceMs; after it, the engine may be closed.
+func (f *flusher) close() {
+	close(f.stop)
+	<-f.done
+}
+
+func (f *flusher) run() {
+	defer close(f.done)
+	for {
+		select {
+		case <-f.wake:
+		case <-f.stop:
+			return
+		}
+		for f.waiters.Load() > 0 {
+			select {
+			case <-f.stop:
+				return
+			default:
+			}
+			if f.eng.flush(flushSliceMs) {
+				break // librdkafka holds nothing: sleep until it is handed more, or a new waiter comes
+			}
+		}
+	}
+}

@@ -84,8 +84,7 @@ func validateTopic(t string) error {
 	case t == "." || t == "..":
 		return fmt.Errorf("%w: topic %q is not a legal name", ErrInvalidMessage, t)
 	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
+	for _, c := range t { // runes, so that the error shows the character the caller wrote
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return fmt.Errorf("%w: topic %q: character %q is not one of [a-zA-Z0-9._-]", ErrInvalidMessage, t, c)
 		}

@@ -6,10 +6,14 @@ import (
 	"log/slog"
 	"regexp"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/seed-f937cf20/aioproducer/internal/rdk"
 )
 
 // Defaults of the options.
@@ -35,6 +39,7 @@ type config struct {
 	maxBytes      int64
 	logger        *slog.Logger
 	engine        Engine
+	kafka         kafkaSettings // from the librdkafka configuration
 }
 
 func defaultConfig() config {
@@ -46,6 +51,7 @@ func defaultConfig() config {
 		maxBytes:      DefaultMaxBufferedSize,
 		logger:        slog.Default(),
 		engine:        defaultEngine,
+		kafka:         kafkaSettings{messageTimeout: defaultMessageTimeout, messageMaxBytes: defaultMessageMaxBytes},
 	}
 }
 
@@ -85,16 +91,20 @@ type Engine int
 
 const (
 	// EngineKafkaProducer hands messages to confluent-kafka-go's kafka.Producer, one Produce call
-	// per message, and reads its Events channel.
+	// per message, and reads its Events channel. It is the fallback: every test runs on it too, but it
+	// is 2 to 3 times slower than EngineBatch (BENCHMARKS.md), and its failed messages cannot say
+	// whether they reached the broker (a timed-out message is always outcome unknown), nor does its
+	// Delivery carry a broker's LogAppendTime.
 	EngineKafkaProducer Engine = iota + 1
 	// EngineBatch uses the producer's own librdkafka handle (the librdkafka confluent-kafka-go
 	// bundles): one cgo call enqueues a whole batch and one cgo call drains thousands of delivery
-	// reports. Same guarantees as EngineKafkaProducer, fewer cgo crossings and allocations.
+	// reports. Same guarantees as EngineKafkaProducer, fewer cgo crossings and allocations. The
+	// default.
 	EngineBatch
 )
 
-// DefaultEngine is the engine when WithEngine is not given.
-const DefaultEngine = EngineKafkaProducer
+// DefaultEngine is the engine when WithEngine is not given: EngineBatch, the fast one.
+const DefaultEngine = EngineBatch
 
 // defaultEngine is DefaultEngine; the tests switch it to run the whole suite on either engine.
 var defaultEngine = DefaultEngine
@@ -102,18 +112,18 @@ var defaultEngine = DefaultEngine
 func (e Engine) String() string {
 	switch e {
 	case EngineKafkaProducer:
-		return "kafka-producer"
+		return "kafka"
 	case EngineBatch:
 		return "batch"
 	}
 	return fmt.Sprintf("Engine(%d)", int(e))
 }
 
-// ParseEngine returns the engine named s: "kafka" (or "kafka-producer", its String) for
+// ParseEngine returns the engine named s, the name its String method gives: "kafka" for
 // EngineKafkaProducer, "batch" for EngineBatch. It suits flags and environment variables.
 func ParseEngine(s string) (Engine, error) {
 	switch s {
-	case "kafka", "kafka-producer":
+	case "kafka":
 		return EngineKafkaProducer, nil
 	case "batch":
 		return EngineBatch, nil
@@ -121,8 +131,8 @@ func ParseEngine(s string) (Engine, error) {
 	return 0, fmt.Errorf("aioproducer: unknown engine %q: want kafka or batch", s)
 }
 
-// WithEngine selects the engine that hands messages to librdkafka: EngineKafkaProducer (the default,
-// DefaultEngine) or EngineBatch. The public API and every guarantee (order, exactly one outcome,
+// WithEngine selects the engine that hands messages to librdkafka: EngineBatch (the default,
+// DefaultEngine) or EngineKafkaProducer. The public API and every guarantee (order, exactly one outcome,
 // backpressure, Close, fatal errors, headers, timestamps) are the same with both.
 func WithEngine(e Engine) Option { return func(c *config) { c.engine = e } }
 
@@ -146,34 +156,45 @@ func (c *config) validate() error {
 	return nil
 }
 
-// managedKeys are confluent-kafka-go settings the producer sets itself; a user value would break it.
-var managedKeys = []string{
-	"go.batch.producer", "go.delivery.reports", "go.delivery.report.fields", "go.events.channel.size",
-	"go.produce.channel.size", "go.logs.channel.enable", "go.logs.channel", "delivery.report.only.error",
-	"dr_cb", "dr_msg_cb",
+// managedKeys are librdkafka settings the producer sets itself; a user value would break it. Every go.*
+// key (confluent-kafka-go's own channel settings) is refused as well.
+var managedKeys = []string{"delivery.report.only.error", "dr_cb", "dr_msg_cb"}
+
+// kafkaSettings are the values of the user's librdkafka configuration the producer itself needs.
+type kafkaSettings struct {
+	messageTimeout  time.Duration // message.timeout.ms (delivery.timeout.ms)
+	messageMaxBytes int64         // message.max.bytes
 }
+
+// librdkafka's defaults for kafkaSettings.
+const (
+	defaultMessageTimeout  = 300 * time.Second
+	defaultMessageMaxBytes = 1_000_000
+)
 
 // kafkaConfig checks the user's librdkafka configuration and returns the one the producer uses: a copy
 // with safe defaults (acks=all and enable.idempotence=true unless the user chose otherwise) and the
-// settings the producer manages. librdkafka checks the rest in New.
-func kafkaConfig(user kafka.ConfigMap) (kafka.ConfigMap, error) {
+// settings the producer manages. Every key is checked here, the same way for both engines: its value
+// must be a string, bool or int (what confluent-kafka-go takes), and librdkafka must accept it; the
+// *ConfigError names the key as the user wrote it (librdkafka's own text may name the property an alias
+// stands for, as queue.buffering.max.ms for linger.ms). librdkafka checks how the settings combine in New.
+func kafkaConfig(user kafka.ConfigMap) (kafka.ConfigMap, kafkaSettings, error) {
+	ks := kafkaSettings{messageTimeout: defaultMessageTimeout, messageMaxBytes: defaultMessageMaxBytes}
 	cm := kafka.ConfigMap{}
 	for k, v := range user {
 		cm[k] = v
 	}
-	for _, k := range managedKeys {
-		if _, ok := cm[k]; ok {
-			return nil, &ConfigError{Key: k, Err: errors.New("set by aioproducer itself; remove it")}
-		}
+	if err := checkSettings(cm, &ks); err != nil {
+		return nil, ks, err
 	}
 	bs, _ := cm["bootstrap.servers"].(string)
 	mbl, _ := cm["metadata.broker.list"].(string)
 	if strings.TrimSpace(bs) == "" && strings.TrimSpace(mbl) == "" {
-		return nil, &ConfigError{Key: "bootstrap.servers", Err: errors.New("missing: set it to host:port[,host:port...]")}
+		return nil, ks, &ConfigError{Key: "bootstrap.servers", Err: errors.New("missing: set it to host:port[,host:port...]")}
 	}
 	for _, k := range []string{"transactional.id"} {
 		if _, ok := cm[k]; ok {
-			return nil, &ConfigError{Key: k, Err: errors.New("transactions are not supported")}
+			return nil, ks, &ConfigError{Key: k, Err: errors.New("transactions are not supported")}
 		}
 	}
 
@@ -187,7 +208,7 @@ func kafkaConfig(user kafka.ConfigMap) (kafka.ConfigMap, error) {
 	case !acksSet:
 		cm["acks"] = "all"
 	case idemSet && isTrue(idem) && !ackAll:
-		return nil, &ConfigError{Key: "acks", Err: fmt.Errorf("acks=%v conflicts with enable.idempotence=true, which needs acks=all", acks)}
+		return nil, ks, &ConfigError{Key: "acks", Err: fmt.Errorf("acks=%v conflicts with enable.idempotence=true, which needs acks=all", acks)}
 	}
 	if !idemSet && ackAll {
 		cm["enable.idempotence"] = true
@@ -198,7 +219,82 @@ func kafkaConfig(user kafka.ConfigMap) (kafka.ConfigMap, error) {
 	cm["go.events.channel.size"] = 4096
 	cm["go.produce.channel.size"] = 0
 	cm["go.logs.channel.enable"] = true
-	return cm, nil
+	return cm, ks, nil
+}
+
+// checkSettings checks every key of cm (and of a nested default.topic.config) and reads the values ks
+// holds.
+func checkSettings(cm kafka.ConfigMap, ks *kafkaSettings) error {
+	for _, k := range sortedKeys(cm) {
+		v := cm[k]
+		if strings.HasPrefix(k, "go.") || slices.Contains(managedKeys, k) {
+			return &ConfigError{Key: k, Err: errors.New("set by aioproducer itself (it reads librdkafka's reports and logs on its own); remove it")}
+		}
+		if sub, ok := v.(kafka.ConfigMap); ok && k == "default.topic.config" {
+			if err := checkSettings(sub, ks); err != nil {
+				return err
+			}
+			continue
+		}
+		s, err := settingValue(v)
+		if err != nil {
+			return &ConfigError{Key: k, Err: err}
+		}
+		if err := rdk.CheckSetting(k, s); err != nil {
+			var ce *rdk.ConfigError
+			if errors.As(err, &ce) {
+				return &ConfigError{Key: k, Err: ce.Err}
+			}
+			return &ConfigError{Key: k, Err: err}
+		}
+		switch k {
+		case "message.timeout.ms", "delivery.timeout.ms":
+			if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+				ks.messageTimeout = time.Duration(ms) * time.Millisecond
+			}
+		case "message.max.bytes":
+			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+				ks.messageMaxBytes = n
+			}
+		}
+	}
+	return nil
+}
+
+func sortedKeys(cm kafka.ConfigMap) []string {
+	keys := make([]string, 0, len(cm))
+	for k := range cm {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// settingValue is v as librdkafka takes it, converted as confluent-kafka-go converts it (a string, bool
+// or int, a fmt.Stringer, or a list of those joined by commas), so that both engines take and refuse
+// the same values.
+func settingValue(v kafka.ConfigValue) (string, error) {
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	case int:
+		return strconv.Itoa(x), nil
+	case []kafka.ConfigValue:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			s, err := settingValue(e)
+			if err != nil {
+				return "", err
+			}
+			parts[i] = s
+		}
+		return strings.Join(parts, ","), nil
+	case fmt.Stringer:
+		return x.String(), nil
+	}
+	return "", fmt.Errorf("value %v of type %T: want a string, bool or int", v, v)
 }
 
 func isAckAll(v kafka.ConfigValue) bool {

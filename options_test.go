@@ -74,7 +74,7 @@ func TestDefaultsAreSafe(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.user["bootstrap.servers"] = "127.0.0.1:1"
-			cm, err := kafkaConfig(tt.user)
+			cm, _, err := kafkaConfig(tt.user)
 			require.NoError(t, err)
 			assert.Equal(t, tt.wantAcks, cm["acks"])
 			assert.Equal(t, tt.wantIdem, cm["enable.idempotence"])
@@ -128,7 +128,7 @@ func TestErrorHelpersTellErrorsApart(t *testing.T) {
 }
 
 func TestParseEngineTakesTheNamesFlagsUseAndRefusesOthers(t *testing.T) {
-	for s, want := range map[string]Engine{"kafka": EngineKafkaProducer, "kafka-producer": EngineKafkaProducer, "batch": EngineBatch} {
+	for s, want := range map[string]Engine{"kafka": EngineKafkaProducer, "batch": EngineBatch} {
 		got, err := ParseEngine(s)
 		require.NoError(t, err, s)
 		assert.Equal(t, want, got, s)
@@ -138,7 +138,7 @@ func TestParseEngineTakesTheNamesFlagsUseAndRefusesOthers(t *testing.T) {
 		require.NoError(t, err, "String of %d parses back", int(e))
 		assert.Equal(t, e, got)
 	}
-	for _, s := range []string{"", "Batch", "rdkafka"} {
+	for _, s := range []string{"", "Batch", "rdkafka", "kafka-producer"} {
 		_, err := ParseEngine(s)
 		assert.ErrorContains(t, err, "unknown engine", s)
 	}

@@ -38,6 +38,8 @@ type Producer struct {
 	exec      *executor
 	callbacks *callbackManager
 	eng       engine
+	flusher   *flusher
+	brokers   *brokerState
 	stats     counters
 
 	// The intake: accepted records on their way to the loop. Produce appends under intakeMu and wakes
@@ -78,10 +80,11 @@ func New(cm kafka.ConfigMap, opts ...Option) (*Producer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	kcm, err := kafkaConfig(cm)
+	kcm, ks, err := kafkaConfig(cm)
 	if err != nil {
 		return nil, err
 	}
+	cfg.kafka = ks
 	return newProducer(cfg, func(sink reportSink) (engine, error) {
 		if cfg.engine == EngineBatch {
 			e, err := newBatchEngine(kcm, sink, cfg.logger)
@@ -107,6 +110,7 @@ func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Produ
 		flushes:   newFlushTracker(),
 		records:   newPool(func() *record { return new(record) }),
 		timeouts:  newTimeoutManager(cfg.bufferTimeout),
+		brokers:   newBrokerState(),
 		wake:      make(chan struct{}, 1),
 		flushReq:  make(chan struct{}, 1),
 		stop:      make(chan struct{}),
@@ -115,16 +119,18 @@ func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Produ
 	}
 	bufs := newPool(func() *recordBuf { return &recordBuf{recs: make([]*record, 0, cfg.batchSize)} })
 	p.batches = newBatchManager(cfg.batchSize, time.Now, bufs)
-	p.callbacks = newCallbackManager(p.log, p.limit, p.records, &p.stats, p.failureCause)
+	p.callbacks = newCallbackManager(p.log, p.limit, p.records, &p.stats, p.failureCause, cfg.kafka.messageMaxBytes)
 	eng, err := newEngine(p)
 	if err != nil {
 		p.timeouts.disarm()
 		return nil, err
 	}
 	p.eng = eng
-	p.exec = newExecutor(eng, cfg.workers, bufs, &p.stats, p.callbacks.fail, p.onFatal)
+	p.flusher = newFlusher(eng)
+	p.exec = newExecutor(eng, cfg.workers, bufs, &p.stats, p.callbacks.fail, p.onFatal, p.flusher.enqueued)
 	p.callbacks.start()
 	p.exec.start()
+	p.flusher.start()
 	eng.start() // only now: its reports and fatal errors reach the executor
 	go p.run()
 	return p, nil
@@ -132,10 +138,13 @@ func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Produ
 
 // Produce accepts msg for sending and returns its Future. It blocks while the buffer is full
 // (WithMaxBuffered), until there is room or ctx ends; ctx bounds only that wait: once Produce has
-// returned the message is accepted, and cancelling ctx does not recall it. On error the message was
-// not accepted and gets no outcome: ErrInvalidMessage, ErrClosed, an error wrapping ErrFatal, or ctx's
-// error. See Message for who owns its bytes.
+// returned the message is accepted, and cancelling ctx does not recall it. A ctx that is already done
+// accepts nothing. On error the message was not accepted and gets no outcome: ErrInvalidMessage,
+// ErrClosed, an error wrapping ErrFatal, or ctx's error. See Message for who owns its bytes.
 func (p *Producer) Produce(ctx context.Context, msg *Message) (*Future, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	rec, err := p.accept(ctx, msg, true)
 	if err != nil {
 		return nil, err
@@ -143,7 +152,8 @@ func (p *Producer) Produce(ctx context.Context, msg *Message) (*Future, error) {
 	return p.submit(ctx, true, true, rec)
 }
 
-// TryProduce is Produce that never blocks: when the buffer is full it fails with ErrBufferFull.
+// TryProduce is Produce that never blocks: when the buffer is full (the limits of WithMaxBuffered are
+// reached) it fails with ErrBufferFull.
 func (p *Producer) TryProduce(msg *Message) (*Future, error) {
 	rec, err := p.accept(context.Background(), msg, false)
 	if err != nil {
@@ -157,9 +167,14 @@ func (p *Producer) TryProduce(msg *Message) (*Future, error) {
 // goroutine, in the order outcomes arrive, outside every lock. fn must not block: a slow callback delays
 // the other callbacks and result channels (never the draining of librdkafka's reports), and Flush and
 // Close wait for it. A callback that panics is recovered and logged; it costs no other outcome.
+//
+// A nil fn is a programming error: ProduceFunc refuses it with an error that is not ErrInvalidMessage.
 func (p *Producer) ProduceFunc(ctx context.Context, msg *Message, fn func(Delivery, error)) error {
 	if fn == nil {
-		return fmt.Errorf("%w: nil callback", ErrInvalidMessage)
+		return errors.New("aioproducer: ProduceFunc called with a nil callback: pass the func that takes the outcome")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	rec, err := p.accept(ctx, msg, true)
 	if err != nil {
@@ -173,9 +188,14 @@ func (p *Producer) ProduceFunc(ctx context.Context, msg *Message, fn func(Delive
 // ProduceChan is Produce that sends the outcome, as a Result naming msg, on ch. The send happens on the
 // callback goroutine, as ProduceFunc's callbacks do: give ch room (or read it promptly), since a
 // blocked send delays every other callback, and Flush and Close wait for it.
+//
+// A nil ch is a programming error: ProduceChan refuses it with an error that is not ErrInvalidMessage.
 func (p *Producer) ProduceChan(ctx context.Context, msg *Message, ch chan<- Result) error {
 	if ch == nil {
-		return fmt.Errorf("%w: nil result channel", ErrInvalidMessage)
+		return errors.New("aioproducer: ProduceChan called with a nil channel: pass the channel that takes the Result")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	rec, err := p.accept(ctx, msg, true)
 	if err != nil {
@@ -191,6 +211,9 @@ func (p *Producer) ProduceChan(ctx context.Context, msg *Message, ch chan<- Resu
 // allows; if ctx ends or the producer closes part way, it returns the Futures of the messages accepted
 // so far, which get their outcomes as usual, with the error.
 func (p *Producer) ProduceBatch(ctx context.Context, msgs []*Message) ([]*Future, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	sizes := make([]int64, len(msgs))
 	for i, m := range msgs {
 		size, err := p.check(m)
@@ -239,6 +262,10 @@ func (p *Producer) check(m *Message) (int64, error) {
 	size, err := validateMessage(m)
 	if err != nil {
 		return 0, err
+	}
+	if size > p.cfg.kafka.messageMaxBytes {
+		return 0, fmt.Errorf("%w: topic %q: %d bytes of key, value and headers is more than message.max.bytes (%d)",
+			ErrInvalidMessage, m.Topic, size, p.cfg.kafka.messageMaxBytes)
 	}
 	if size > p.cfg.maxBytes {
 		return 0, fmt.Errorf("%w: topic %q: %d bytes is more than the buffer holds (WithMaxBuffered: %d bytes)",
@@ -292,27 +319,27 @@ func (p *Producer) newRecord(msg *Message, size int64) *record {
 // newRecordAt returns msg's record, stamped with now unless msg has its own timestamp.
 func (p *Producer) newRecordAt(msg *Message, size int64, now time.Time) *record {
 	rec := p.records.get()
-	rec.msg, rec.size, rec.ts = msg, size, msg.Timestamp
-	if rec.ts.IsZero() {
-		// Kafka keeps milliseconds: the Delivery reports what the log holds.
-		rec.ts = time.UnixMilli(now.UnixMilli())
+	rec.msg, rec.size = msg, size
+	ts := msg.Timestamp
+	if ts.IsZero() {
+		ts = now
 	}
+	// Kafka keeps milliseconds: the Delivery reports what the log holds.
+	rec.ts = time.UnixMilli(ts.UnixMilli())
 	return rec
 }
 
 // submit hands accepted records to the loop: it counts them towards the current Flush epoch and
 // appends them to the intake queue, in order. While the queue holds intakeCap records or more it waits
-// for the loop to take them (block), or fails with ErrBufferFull (!block); ctx bounds that wait. With
-// withFuture it gives the one record a Future and returns it. If it fails (the producer closed or
-// failed since the records were accepted, ctx ended, or the intake is full) it undoes their accept.
+// for the loop to take them (block); ctx bounds that wait. A caller that must not block (TryProduce)
+// appends past intakeCap: its records already hold their room in the buffer, which bounds the queue,
+// and ErrBufferFull means only that the WithMaxBuffered limits are reached. With withFuture it gives
+// the one record a Future and returns it. If it fails (the producer closed or failed since the records
+// were accepted, or ctx ended) it undoes their accept.
 func (p *Producer) submit(ctx context.Context, block, withFuture bool, recs ...*record) (*Future, error) {
 	p.intakeMu.Lock()
 	err := p.usableLocked()
-	for err == nil && len(p.queue) >= intakeCap {
-		if !block {
-			err = ErrBufferFull
-			break
-		}
+	for err == nil && block && len(p.queue) >= intakeCap {
 		if p.drained == nil {
 			p.drained = make(chan struct{})
 		}
@@ -380,31 +407,60 @@ func (p *Producer) usableLocked() error {
 
 // Flush waits until every message accepted before the call has its outcome (its Future is done, its
 // callback has run, its Result was sent), or ctx ends. It sends what the producer buffers at once,
-// without waiting for the buffer timeout. Messages accepted during Flush may get their outcomes before
-// it returns, but it does not wait for them. After Close it returns ErrClosed.
+// without waiting for the buffer timeout, and while it waits librdkafka sends what it holds at once,
+// without waiting for linger.ms (as rd_kafka_flush does). Messages accepted during Flush may get their
+// outcomes before it returns, but it does not wait for them. After Close it returns ErrClosed.
+//
+// Called from a callback or a channel send (ProduceFunc, ProduceChan), Flush returns ErrInCallback at
+// once: it would wait for outcomes that only the callback goroutine it runs on can hand over.
 func (p *Producer) Flush(ctx context.Context) error {
 	if err := p.usable(); errors.Is(err, ErrClosed) {
 		return err
+	}
+	if p.callbacks.inCallback() {
+		return ErrInCallback
 	}
 	select {
 	case p.flushReq <- struct{}{}:
 	default:
 	}
+	p.flusher.begin()
+	defer p.flusher.end()
 	return p.flushes.wait(ctx)
 }
 
-// Close stops taking messages (Produce returns ErrClosed from then on), sends what is buffered, waits
-// for every outcome, and releases librdkafka. If ctx ends first, it fails what was never handed to
-// librdkafka with an error wrapping ErrClosed, purges what librdkafka holds (those fail with
-// kafka.ErrPurgeQueue, or kafka.ErrPurgeInflight: outcome unknown, see IsOutcomeUnknown), waits for
-// those outcomes, and returns an error wrapping ctx's. Either way every accepted message has its outcome
-// when Close returns, and no goroutine of the producer is left.
+// Close stops taking messages (Produce returns ErrClosed from then on), sends what is buffered at once
+// (without waiting for the buffer timeout or linger.ms), waits for every outcome, and releases
+// librdkafka. If ctx ends first, it fails what was never sent with an error wrapping ErrClosed ("not
+// sent"), purges what librdkafka holds (a message purged in flight may be in the log: IsOutcomeUnknown
+// is true for it), waits for those outcomes, and returns an error wrapping ctx's. Either way every
+// accepted message has its outcome when Close returns, and no goroutine of the producer is left.
 //
-// Close is idempotent: a second call waits for the first (or for its own ctx) and returns its result.
+// Give Close a deadline: with no broker reachable, the wait lasts until librdkafka times the messages
+// out (message.timeout.ms, 5 minutes by default). While Close waits with every broker down, the
+// producer logs a warning that names the brokers' last error.
+//
+// Close is idempotent: a second call waits for the first (or for its own ctx) and returns its result;
+// once the first has finished, that result wins over a done ctx.
+//
+// Called from a callback or a channel send (ProduceFunc, ProduceChan), Close cannot wait for the
+// callbacks that come after its own, which run on the goroutine it is called from: it stops intake,
+// lets the shutdown go on by itself, bounded by ctx as above, and returns nil at once. The callbacks
+// still pending run once the calling callback returns; a later Close from another goroutine waits for
+// the shutdown to end and returns its result.
 func (p *Producer) Close(ctx context.Context) error {
 	first := false
 	p.closeOnce.Do(func() { first = true })
+	inCallback := p.callbacks.inCallback()
 	if !first {
+		select {
+		case <-p.closeDone:
+			return p.closeRes
+		default:
+		}
+		if inCallback {
+			return nil
+		}
 		select {
 		case <-p.closeDone:
 			return p.closeRes
@@ -412,10 +468,23 @@ func (p *Producer) Close(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	if inCallback {
+		// Shut down on a goroutine of its own: the shutdown waits for this callback to return. It
+		// ends once every outcome is handed over; closeDone tells when.
+		go func() {
+			p.closeRes = p.shutdown(ctx)
+			close(p.closeDone)
+		}()
+		return nil
+	}
 	p.closeRes = p.shutdown(ctx)
 	close(p.closeDone)
 	return p.closeRes
 }
+
+// errPurgedInFlight is the cause of a message that an aborted Close purged while a request carrying it
+// was in flight.
+var errPurgedInFlight = errors.New("Close's context ended while the message was in flight: it may be in the log")
 
 func (p *Producer) shutdown(ctx context.Context) error {
 	p.intakeMu.Lock()
@@ -424,9 +493,10 @@ func (p *Producer) shutdown(ctx context.Context) error {
 	p.limit.Close(ErrClosed)
 	close(p.stop)
 
+	p.flusher.begin()
 	var res error
-	if err := p.flushes.wait(ctx); err != nil {
-		abortErr := fmt.Errorf("%w before the message was sent: Close's context ended: %w", ErrClosed, err)
+	if err := p.awaitOutcomes(ctx); err != nil {
+		abortErr := fmt.Errorf("%w: message not sent: Close's context ended first: %w", ErrClosed, err)
 		p.closeErr.Store(&abortErr)
 		p.exec.abort(abortErr)
 		if perr := p.eng.purge(); perr != nil {
@@ -436,11 +506,54 @@ func (p *Producer) shutdown(ctx context.Context) error {
 		_ = p.flushes.wait(context.Background())
 		res = fmt.Errorf("aioproducer: close: %w", err)
 	}
+	p.flusher.end()
 	<-p.loopDone
 	p.exec.wait()
+	p.flusher.close()
 	p.eng.close()
 	p.callbacks.close()
 	return res
+}
+
+// awaitOutcomes waits, for Close, until every accepted message has its outcome, or ctx ends. If every
+// broker is down meanwhile, it logs once that the wait lasts until the messages time out.
+func (p *Producer) awaitOutcomes(ctx context.Context) error {
+	warned := false
+	for _, done := range p.flushes.seal() {
+		for waiting := true; waiting; {
+			var down <-chan struct{}
+			if !warned {
+				down = p.brokers.wentDown()
+			}
+			select {
+			case <-done:
+				waiting = false
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-down:
+				warned = true
+				p.warnBrokersDown(ctx)
+			}
+		}
+	}
+	return nil
+}
+
+// warnBrokersDown logs that Close waits for messages no broker can take, and for how long.
+func (p *Producer) warnBrokersDown(ctx context.Context) {
+	cause := p.brokers.unreachable()
+	if cause == nil {
+		return
+	}
+	held, _ := p.limit.Used()
+	wait := fmt.Sprintf("until they time out, up to message.timeout.ms (%v) after each was produced", p.cfg.kafka.messageTimeout)
+	if dl, ok := ctx.Deadline(); ok {
+		wait += fmt.Sprintf(", or until Close's deadline in %v", time.Until(dl).Round(time.Millisecond))
+	} else {
+		wait += "; Close's context has no deadline"
+	}
+	p.log.Warn("aioproducer: Close is waiting for messages but "+cause.Error()+"; it waits "+wait,
+		"messages", held)
 }
 
 // Stats returns a snapshot of the producer's counters.
@@ -465,25 +578,47 @@ func (p *Producer) onFatal(err kafka.Error) {
 	}
 }
 
-// failureCause returns what to attach to a message's failure: the fatal error, or Close's abort for a
-// purged message.
+// failureCause returns what to attach to a message's failure, if the producer knows more than
+// librdkafka's error: the fatal error; Close's abort for a message it purged; the unreachable brokers
+// for a message that timed out while all were down.
 func (p *Producer) failureCause(err error) error {
 	if f := p.fatal.Load(); f != nil {
 		return f
 	}
 	var ke kafka.Error
-	if ce := p.closeErr.Load(); ce != nil && errors.As(err, &ke) &&
-		(ke.Code() == kafka.ErrPurgeQueue || ke.Code() == kafka.ErrPurgeInflight) {
-		return *ce
+	if !errors.As(err, &ke) {
+		return nil
+	}
+	switch ke.Code() {
+	case kafka.ErrPurgeQueue:
+		if ce := p.closeErr.Load(); ce != nil {
+			return *ce
+		}
+	case kafka.ErrPurgeInflight:
+		if p.closeErr.Load() != nil {
+			return errPurgedInFlight
+		}
+	case kafka.ErrMsgTimedOut:
+		return p.brokers.unreachable()
 	}
 	return nil
 }
 
-// onReports and onFatal make the Producer the engine's reportSink.
+// onReports, onFatal and onError make the Producer the engine's reportSink.
 func (p *Producer) onReports(rs []report) {
+	if p.brokers.down.Load() {
+		for _, r := range rs {
+			if r.err == nil {
+				p.brokers.delivered()
+				break
+			}
+		}
+	}
 	p.callbacks.deliver(rs)
 	p.exec.space.notify()
 }
+
+func (p *Producer) onError(err kafka.Error) { p.brokers.onError(err) }
 
 // run is the producer's loop: it moves accepted messages into the batchManager and sends batches to
 // the executor when they are full, when their worker is idle, when the oldest message has waited the

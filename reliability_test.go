@@ -370,7 +370,9 @@ func TestReliabilityBrokerStaysDownEveryMessageTimesOut(t *testing.T) {
 			if err == nil {
 				return timedOut
 			}
-			require.True(t, IsOutcomeUnknown(err) && tries < 20, "%q is never delivered with the broker up: %v", value, err)
+			var ke kafka.Error
+			require.True(t, errors.As(err, &ke) && ke.Code() == kafka.ErrMsgTimedOut && tries < 20,
+				"%q is never delivered with the broker up: %v", value, err)
 			timedOut++
 		}
 	}
@@ -385,7 +387,12 @@ func TestReliabilityBrokerStaysDownEveryMessageTimesOut(t *testing.T) {
 	took := time.Since(start)
 	s := l.verify(t)
 	require.Equal(t, n, s.Failed, "%v", s)
-	require.Equal(t, n, s.Unknown, "every timeout is outcome unknown: %v", s)
+	if p.cfg.engine == EngineBatch {
+		// It asks librdkafka: none was ever sent with the broker down.
+		require.Zero(t, s.Unknown, "no timeout is outcome unknown: %v", s)
+	} else {
+		require.Equal(t, n, s.Unknown, "every timeout is outcome unknown: %v", s)
+	}
 	require.Equal(t, map[string]int{kafka.ErrMsgTimedOut.String(): n}, s.Failures)
 
 	// Broker back; the producer stays open: no timed-out message may come back delivered. The
@@ -890,6 +897,11 @@ func TestReliabilityCloseContextExpiresMidFlush(t *testing.T) {
 	s := l.verify(t)
 	l.verifyStats(t, p, s, 1, 0)
 	for class, c := range s.Failures {
+		// Purged in flight: it may be in the log, so not ErrClosed ("not sent"), but outcome unknown.
+		if strings.HasPrefix(class, "Local: Purged in flight") {
+			assert.NotContains(t, class, "ErrClosed", "%d messages failed with %s", c, class)
+			continue
+		}
 		assert.Contains(t, class, "ErrClosed", "%d messages failed with %s", c, class)
 	}
 	// Let the broker answer what it was sent, then read the log.
@@ -1138,7 +1150,7 @@ func FuzzProducerMessage(f *testing.F) {
 		if m != nil {
 			size = len(m.Key) + len(m.Value) + len(m.Headers[0].Key) + len(m.Headers[0].Value)
 		}
-		invalid = invalid || size > bufBytes
+		invalid = invalid || size > bufBytes || size > maxMsgBytes
 
 		fut, err := p.Produce(ctx, m)
 		if invalid {

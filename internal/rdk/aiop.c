@@ -190,6 +190,7 @@ size_t aiop_poll(aiop_h *h, int timeout_ms, aiop_dr_t *out, size_t cap, aiop_ev_
 				d->offset = m->offset;
 				d->timestamp = rd_kafka_message_timestamp(m, &tstype);
 				d->tstype = tstype;
+				d->status = rd_kafka_message_status(m);
 			}
 			n += got;
 			if (n == cap)
@@ -245,3 +246,12 @@ int aiop_fatal_error(aiop_h *h, char *errstr, size_t errstr_size) { return rd_ka
 const char *aiop_name(aiop_h *h) { return rd_kafka_name(h->rk); }
 
 int aiop_outq_len(aiop_h *h) { return rd_kafka_outq_len(h->rk); }
+
+int aiop_flush(aiop_h *h, int timeout_ms) { return rd_kafka_flush(h->rk, timeout_ms); }
+
+int aiop_check_setting(const char *name, const char *value, char *errstr, size_t errstr_size) {
+	aiop_conf_t *conf = rd_kafka_conf_new();
+	int r = rd_kafka_conf_set(conf, name, value, errstr, errstr_size);
+	rd_kafka_conf_destroy(conf);
+	return r;
+}

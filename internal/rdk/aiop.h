@@ -119,6 +119,8 @@ int rd_kafka_test_fatal_error(aiop_rk_t *rk, int err, const char *reason);
 aiop_topic_t *rd_kafka_topic_new(aiop_rk_t *rk, const char *topic, void *conf);
 void rd_kafka_topic_destroy(aiop_topic_t *rkt);
 int rd_kafka_outq_len(aiop_rk_t *rk);
+int rd_kafka_message_status(const aiop_message_t *rkmessage);
+int rd_kafka_flush(aiop_rk_t *rk, int timeout_ms);
 
 /* ---- The helper's own API. ---- */
 
@@ -163,7 +165,7 @@ typedef struct {
 	int32_t err;
 	int32_t partition;
 	int32_t tstype; /* 0: not available, 1: CreateTime, 2: LogAppendTime */
-	int32_t _pad;
+	int32_t status; /* rd_kafka_msg_status_t: 0 not persisted, 1 possibly persisted, 2 persisted */
 } aiop_dr_t;
 
 /* A non-delivery event: an error or a log line. The strings are owned by the event, valid until
@@ -193,5 +195,9 @@ int aiop_test_fatal(aiop_h *h, int code, const char *reason);
 int aiop_fatal_error(aiop_h *h, char *errstr, size_t errstr_size);
 const char *aiop_name(aiop_h *h);
 int aiop_outq_len(aiop_h *h);
+int aiop_flush(aiop_h *h, int timeout_ms);
+/* aiop_check_setting sets name=value on a scratch configuration: 0 if librdkafka takes it, else its
+ * error in errstr. */
+int aiop_check_setting(const char *name, const char *value, char *errstr, size_t errstr_size);
 
 #endif

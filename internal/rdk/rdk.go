@@ -17,6 +17,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"runtime"
 	"unsafe"
 
@@ -47,8 +48,21 @@ type Report struct {
 	Err       int32 // librdkafka error code, 0 for delivered
 	Partition int32
 	TsType    int32 // 0: no timestamp, 1: CreateTime, 2: LogAppendTime
-	_         int32
+	Status    int32 // StatusNotPersisted, StatusPossiblyPersisted or StatusPersisted
 }
+
+// A message's persistence status (rd_kafka_message_status), in its Report.
+const (
+	StatusNotPersisted      = 0 // never sent, or the broker answered that it did not write it
+	StatusPossiblyPersisted = 1 // sent, but no answer came: it may be in the log
+	StatusPersisted         = 2 // written and acknowledged
+)
+
+// Timestamp types (rd_kafka_timestamp_type_t), in a Report's TsType.
+const (
+	TimestampCreateTime    = 1
+	TimestampLogAppendTime = 2
+)
 
 // Event is an error or log event from librdkafka.
 type Event struct {
@@ -69,6 +83,23 @@ var abiErr = func() error {
 	}
 	return nil
 }()
+
+// CheckSetting reports whether librdkafka takes name=value, setting it on a scratch configuration: nil,
+// or a *ConfigError whose Key is name as given (librdkafka's own text may name the property an alias
+// stands for).
+func CheckSetting(name, value string) error {
+	if err := CheckVersion(); err != nil {
+		return err
+	}
+	var errstr [512]C.char
+	cn, cv := C.CString(name), C.CString(value)
+	defer C.free(unsafe.Pointer(cn))
+	defer C.free(unsafe.Pointer(cv))
+	if C.aiop_check_setting(cn, cv, &errstr[0], C.size_t(len(errstr))) != C.AIOP_CONF_OK {
+		return &ConfigError{Key: name, Err: kafka.NewError(kafka.ErrInvalidArg, C.GoString(&errstr[0]), false)}
+	}
+	return nil
+}
 
 // Version returns librdkafka's version as an int (0xMMmmrrpp) and as a string.
 func Version() (int, string) {
@@ -302,6 +333,37 @@ func (p *Producer) TestFatalError(code kafka.ErrorCode, reason string) kafka.Err
 	defer C.free(unsafe.Pointer(cr))
 	return kafka.ErrorCode(C.aiop_test_fatal(p.h, C.int(code), cr))
 }
+
+// Flush calls rd_kafka_flush for up to timeoutMs: while it runs, librdkafka sends what it holds at once,
+// without waiting for linger.ms. Delivery reports still arrive through Poll (librdkafka only waits here
+// for its message count to drop to zero). It reports whether that happened.
+func (p *Producer) Flush(timeoutMs int) bool { return C.aiop_flush(p.h, C.int(timeoutMs)) == 0 }
+
+// Handle is a librdkafka handle that another package owns: the one inside a confluent-kafka-go
+// kafka.Producer. It is valid until that producer is closed.
+type Handle struct{ rk *C.aiop_rk_t }
+
+// HandleOf returns kp's librdkafka handle. confluent-kafka-go does not export it; HandleOf reads the
+// unexported field kp.handle.rk by reflection, and fails, instead of guessing, if that field is not there
+// with a pointer type (a confluent-kafka-go whose layout differs from v2.15's).
+func HandleOf(kp *kafka.Producer) (Handle, error) {
+	if kp == nil {
+		return Handle{}, errors.New("rdk: nil kafka.Producer")
+	}
+	h := reflect.ValueOf(kp).Elem().FieldByName("handle")
+	if h.Kind() != reflect.Struct {
+		return Handle{}, errors.New("rdk: kafka.Producer has no handle field: confluent-kafka-go's layout changed")
+	}
+	rk := h.FieldByName("rk")
+	if rk.Kind() != reflect.Pointer || rk.IsNil() {
+		return Handle{}, errors.New("rdk: kafka.Producer's handle has no rk pointer: confluent-kafka-go's layout changed")
+	}
+	return Handle{rk: (*C.aiop_rk_t)(rk.UnsafePointer())}, nil
+}
+
+// Flush is Producer.Flush for a handle another package owns; it must not be called once that package
+// has destroyed the handle.
+func (h Handle) Flush(timeoutMs int) bool { return C.rd_kafka_flush(h.rk, C.int(timeoutMs)) == 0 }
 
 // Close destroys the handle. Poll must have returned for good; Close is called once.
 func (p *Producer) Close() {
