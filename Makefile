@@ -9,7 +9,7 @@ all: vet test
 build:
 	$(GO) build ./...
 
-## test: the whole default suite with the race detector (goleak checks every package).
+## test: the whole default suite with the race detector (goleak checks every package that has tests).
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
