@@ -9,7 +9,7 @@ all: vet test
 build:
 	$(GO) build ./...
 
-## test: the whole default suite with the race detector (goleak checks every package).
+## test: the whole default suite with the race detector (goleak checks every package that has tests).
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
@@ -45,6 +45,7 @@ staticcheck:
 lint: fmt vet tidy staticcheck
 
 cover:
+	mkdir -p .cache
 	$(GO) test -race -count=1 -coverprofile=.cache/cover.out ./... && $(GO) tool cover -func=.cache/cover.out | tail -1
 
 ## bench: side-by-side benchmarks against raw confluent-kafka-go, interleaved, medians and ratios.
