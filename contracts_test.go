@@ -117,6 +117,12 @@ func TestTryProduceFailsOnlyAtTheBufferLimit(t *testing.T) {
 		fe := newFakeEngine(true)
 		gate := make(chan struct{})
 		fe.setGate(gate) // the worker's first enqueue waits: the loop falls far behind
+		opened := false
+		defer func() { // a failing check must not leave Close waiting on the gate
+			if !opened {
+				close(gate)
+			}
+		}()
 		const limit = 5 * intakeCap
 		p := newFakeProducer(t, fe, WithWorkers(1), WithBatchSize(10), WithMaxBuffered(limit, 1<<30))
 		for i := range limit {
@@ -126,6 +132,7 @@ func TestTryProduceFailsOnlyAtTheBufferLimit(t *testing.T) {
 		_, err := p.TryProduce(msg("t", "over"))
 		require.ErrorIs(t, err, ErrBufferFull, "at the limit")
 		close(gate)
+		opened = true
 		require.NoError(t, p.Flush(t.Context()))
 		assert.EqualValues(t, limit, p.Stats().Delivered)
 	})
