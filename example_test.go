@@ -25,6 +25,121 @@ func exampleCluster(topic string) (bootstrap string, stop func()) {
 	return mc.BootstrapServers(), mc.Close
 }
 
+// closeWithin closes p, waiting at most d: with no broker reachable, an unbounded Close would wait
+// until librdkafka times every message out (message.timeout.ms, 5 minutes by default).
+func closeWithin(p *aioproducer.Producer, d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		log.Printf("close: %v", err) // the messages it could not send have failed with an error
+	}
+}
+
+func ExampleNew() {
+	// New checks every setting before it starts anything; a bad one fails with a *ConfigError that
+	// names the key as written.
+	_, err := aioproducer.New(kafka.ConfigMap{
+		"bootstrap.servers": "localhost:9092",
+		"linger.ms":         "soon",
+	})
+	var ce *aioproducer.ConfigError
+	if errors.As(err, &ce) {
+		fmt.Println("bad setting:", ce.Key)
+	}
+
+	p, err := aioproducer.New(kafka.ConfigMap{"bootstrap.servers": "localhost:9092", "linger.ms": 10},
+		aioproducer.WithMaxBuffered(10_000, 16<<20))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer closeWithin(p, 10*time.Second)
+	fmt.Println("started")
+	// Output:
+	// bad setting: linger.ms
+	// started
+}
+
+func ExampleProducer_TryProduce() {
+	mc, err := kafka.NewMockCluster(1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mc.Close()
+	if err := mc.CreateTopic("events", 1, 1); err != nil {
+		log.Fatal(err)
+	}
+	p, err := aioproducer.New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers()},
+		aioproducer.WithMaxBuffered(2, 1<<20))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer closeWithin(p, 10*time.Second)
+
+	_ = mc.SetBrokerDown(1) // nothing is delivered: the buffer fills
+	for i := range 3 {
+		// TryProduce never blocks: it fails with ErrBufferFull once WithMaxBuffered's limits are reached.
+		_, err := p.TryProduce(&aioproducer.Message{Topic: "events", Value: []byte{byte(i)}})
+		switch {
+		case errors.Is(err, aioproducer.ErrBufferFull):
+			fmt.Printf("message %d: buffer full, try later or drop it\n", i)
+		case err != nil:
+			log.Fatal(err)
+		default:
+			fmt.Printf("message %d: accepted\n", i)
+		}
+	}
+	_ = mc.SetBrokerUp(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Flush(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("delivered:", p.Stats().Delivered)
+	// Output:
+	// message 0: accepted
+	// message 1: accepted
+	// message 2: buffer full, try later or drop it
+	// delivered: 2
+}
+
+// Telling failures apart: a *DeliveryError carries librdkafka's error, and the helpers say what to do
+// about it.
+func ExampleIsOutcomeUnknown() {
+	bootstrap, stop := exampleCluster("orders") // one partition
+	defer stop()
+	p, err := aioproducer.New(kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer closeWithin(p, 10*time.Second)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f, err := p.Produce(ctx, &aioproducer.Message{Topic: "orders", Value: []byte("o-1"), Partition: aioproducer.ExplicitPartition(7)})
+	if err != nil {
+		log.Fatal(err) // not accepted: invalid, closed, fatal, or ctx ended while the buffer was full
+	}
+	_, err = f.Wait(ctx)
+	var de *aioproducer.DeliveryError
+	var ke kafka.Error
+	if errors.As(err, &de) && errors.As(err, &ke) {
+		fmt.Printf("topic %s: %v\n", de.Topic, ke.Code())
+	}
+	switch {
+	case aioproducer.IsFatal(err):
+		fmt.Println("fatal: close the producer and create a new one")
+	case aioproducer.IsOutcomeUnknown(err):
+		fmt.Println("may be in the log: producing it again may duplicate it")
+	case aioproducer.IsRetriable(err):
+		fmt.Println("retriable: producing it again may succeed")
+	default:
+		fmt.Println("not written, and producing it again as it is will fail again")
+	}
+	// Output:
+	// topic orders: Local: Unknown partition
+	// not written, and producing it again as it is will fail again
+}
+
 func ExampleProducer_Produce() {
 	bootstrap, stop := exampleCluster("greetings")
 	defer stop()
@@ -33,7 +148,7 @@ func ExampleProducer_Produce() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer p.Close(context.Background())
+	defer closeWithin(p, 10*time.Second)
 
 	ctx := context.Background()
 	var futs []*aioproducer.Future
@@ -70,7 +185,7 @@ func ExampleProducer_ProduceFunc() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer p.Close(context.Background())
+	defer closeWithin(p, 10*time.Second)
 
 	ctx := context.Background()
 	for _, name := range []string{"alice", "bob", "carol"} {
@@ -105,7 +220,7 @@ func ExampleProducer_ProduceBatch() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer p.Close(context.Background())
+	defer closeWithin(p, 10*time.Second)
 
 	ctx := context.Background()
 	msgs := []*aioproducer.Message{

@@ -67,9 +67,10 @@ type Delivery struct {
 	Topic     string
 	Partition int32
 	Offset    int64
-	// Timestamp is the CreateTime the record was sent with: Message.Timestamp, or the time Produce
-	// accepted it, in milliseconds. On a topic with message.timestamp.type=LogAppendTime the broker
-	// stores its own time instead, which this engine does not report.
+	// Timestamp is the record's timestamp in the log, in milliseconds: the CreateTime it was sent with
+	// (Message.Timestamp, or the time Produce accepted it), or, on a topic with
+	// message.timestamp.type=LogAppendTime, the broker's append time, which EngineBatch reports and
+	// EngineKafkaProducer cannot (confluent-kafka-go does not pass it on).
 	Timestamp time.Time
 }
 
