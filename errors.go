@@ -106,6 +106,28 @@ func (e *DeliveryError) Unwrap() []error {
 	return []error{e.Err}
 }
 
+// SerializationError is returned by a TypedProducer's Produce and its variants when the key or value
+// serializer fails. The message was not accepted and gets no outcome. It unwraps to the serializer's
+// error. (The Python client's KeySerializationError and ValueSerializationError.)
+type SerializationError struct {
+	// Field is FieldKey or FieldValue: which serializer failed.
+	Field Field
+	// Topic is the message's topic.
+	Topic string
+	// Err is the serializer's error.
+	Err error
+}
+
+func (e *SerializationError) Error() string {
+	return fmt.Sprintf("aioproducer: serializing the %s for topic %q: %v", e.Field, e.Topic, e.Err)
+}
+
+// Unwrap returns the serializer's error.
+func (e *SerializationError) Unwrap() error { return e.Err }
+
+// IsKey reports whether the key serializer failed (Field is FieldKey).
+func (e *SerializationError) IsKey() bool { return e.Field == FieldKey }
+
 // fatalError is the error Produce returns, and outstanding messages fail with, after a fatal
 // librdkafka error.
 type fatalError struct{ err error }
