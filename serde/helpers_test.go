@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -62,16 +63,44 @@ func httpClient(t testing.TB, url string) schemaregistry.Client {
 // quietLogger discards the producer's log.
 var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// mockCluster starts librdkafka's in-process mock cluster with the topics, of one partition each.
-func mockCluster(t testing.TB, topics ...string) *kafka.MockCluster {
+// brokerEnv names a real Kafka cluster for the read-back tests (make test-kafka sets it); without it
+// they run on librdkafka's in-process mock cluster.
+const brokerEnv = "KAFKA_BOOTSTRAP"
+
+// cluster returns a cluster's bootstrap servers and topics of one partition each, named after names:
+// on the mock cluster, names themselves; on the real cluster of brokerEnv, names with a suffix of the
+// test's own, created now and deleted at cleanup.
+func cluster(t testing.TB, names ...string) (string, []string) {
 	t.Helper()
-	mc, err := kafka.NewMockCluster(1)
-	require.NoError(t, err)
-	t.Cleanup(mc.Close)
-	for _, topic := range topics {
-		require.NoError(t, mc.CreateTopic(topic, 1, 1))
+	bootstrap := os.Getenv(brokerEnv)
+	if bootstrap == "" {
+		mc, err := kafka.NewMockCluster(1)
+		require.NoError(t, err)
+		t.Cleanup(mc.Close)
+		for _, topic := range names {
+			require.NoError(t, mc.CreateTopic(topic, 1, 1))
+		}
+		return mc.BootstrapServers(), names
 	}
-	return mc
+	ac, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	require.NoError(t, err)
+	t.Cleanup(ac.Close)
+	suffix := fmt.Sprintf("-%d", time.Now().UnixNano())
+	topics := make([]string, len(names))
+	specs := make([]kafka.TopicSpecification, len(names))
+	for i, n := range names {
+		topics[i] = "serde-" + n + suffix
+		specs[i] = kafka.TopicSpecification{Topic: topics[i], NumPartitions: 1, ReplicationFactor: 1}
+	}
+	ctx := ctxTimeout(t, 60*time.Second)
+	res, err := ac.CreateTopics(ctx, specs, kafka.SetAdminOperationTimeout(30*time.Second))
+	require.NoError(t, err)
+	for _, r := range res {
+		require.Equal(t, kafka.ErrNoError, r.Error.Code(), "create %s: %v", r.Topic, r.Error)
+	}
+	t.Cleanup(func() { _, _ = ac.DeleteTopics(ctxTimeout(t, 30*time.Second), topics) })
+	t.Logf("%s=%s: topics %v", brokerEnv, bootstrap, topics)
+	return bootstrap, topics
 }
 
 // newProducer returns an aioproducer Producer for bootstrap, closed at cleanup.
