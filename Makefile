@@ -26,6 +26,7 @@ vet:
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
 	cd reliability/kfake && $(GO) vet ./...
+	cd serde && $(GO) vet ./...
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -34,6 +35,7 @@ tidy:
 	$(GO) mod tidy && git diff --exit-code go.mod go.sum
 	cd bench && $(GO) mod tidy && git diff --exit-code go.mod go.sum
 	cd reliability/kfake && $(GO) mod tidy && git diff --exit-code go.mod go.sum
+	cd serde && $(GO) mod tidy && git diff --exit-code go.mod go.sum
 
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -41,6 +43,7 @@ staticcheck:
 	$(STATICCHECK) ./...
 	cd bench && $(STATICCHECK) ./...
 	cd reliability/kfake && $(STATICCHECK) ./...
+	cd serde && $(STATICCHECK) ./...
 
 lint: fmt vet tidy staticcheck
 
@@ -69,3 +72,4 @@ quickstart:
 
 include scripts/kafka.mk
 include reliability/kfake/kfake.mk
+include serde/serde.mk

@@ -9,7 +9,8 @@
 #   go test -race -tags kafka -count=1 -timeout 30m ./kafkatest/... [flags]
 # with KAFKA_BOOTSTRAP, KAFKA_CLUSTER3_BOOTSTRAP, KAFKA_CLUSTER3_STATE_DIR and
 # KAFKA_SCRIPT set, once per engine (AIOPRODUCER_TEST_ENGINE; KAFKA_TEST_ENGINES,
-# default "kafka batch", lists them). Exits non-zero if any run failed; on a
+# default "kafka batch", lists them), then the serde module's read-back tests
+# (KAFKA_TEST_SERDE=0 skips them). Exits non-zero if any run failed; on a
 # failure, Ctrl-C or SIGTERM the brokers are stopped all the same.
 #
 # Environment: KAFKA_TEST_CLUSTER3=0 skips the 3-node cluster (its tests then
@@ -110,5 +111,21 @@ for engine in ${KAFKA_TEST_ENGINES:-kafka batch}; do
   log "go test on the $engine engine exited with $erc after $(($(date +%s) - t1))s"
   if ((erc != 0)); then rc=$erc; fi
 done
+# The serde module's read-back tests on the single broker: Avro, Protobuf and JSON Schema from the
+# typed producer, decoded by confluent-kafka-go's deserializers, and by the Python client when the venv
+# of `make serde-py` is there (the test skips otherwise). KAFKA_TEST_SERDE=0 skips them.
+if [[ ${KAFKA_TEST_SERDE:-1} != 0 ]]; then
+  t1=$(date +%s)
+  set +e
+  (cd "$REPO_ROOT/serde" && exec setsid go test -race -count=1 -run 'ReadBack|Python' -v ./...) &
+  gopid=$!
+  GO_PGID=$gopid
+  wait "$gopid"
+  erc=$?
+  GO_PGID=
+  set -e
+  log "go test of the serde module exited with $erc after $(($(date +%s) - t1))s"
+  if ((erc != 0)); then rc=$erc; fi
+fi
 log "done after $(($(date +%s) - t0))s in total, status $rc"
 exit "$rc"
