@@ -8,6 +8,7 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/schemaregistry"
 	"github.com/confluentinc/confluent-kafka-go/v2/schemaregistry/serde/avrov2"
+	"github.com/confluentinc/confluent-kafka-go/v2/schemaregistry/serde/jsonschema"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -84,6 +85,20 @@ func BenchmarkSerialize(b *testing.B) {
 	})
 	b.Run("jsonschema-mock", func(b *testing.B) {
 		s, err := NewJSONSchema[Payment](mockClient(b), nil)
+		require.NoError(b, err)
+		benchSerialize(b, aioproducer.Serializer[Payment](s), benchPayment)
+	})
+	b.Run("jsonschema-mock-latest", func(b *testing.B) {
+		// As avro-mock-latest: no schema reflected per message.
+		client := mockClient(b)
+		warm, err := NewJSONSchema[Payment](client, nil) // registers the schema it derives
+		require.NoError(b, err)
+		_, err = warm.Serialize(&aioproducer.SerializationContext{Topic: "bench", Field: aioproducer.FieldValue}, benchPayment)
+		require.NoError(b, err)
+		conf := jsonschema.NewSerializerConfig()
+		conf.AutoRegisterSchemas = false
+		conf.UseLatestVersion = true
+		s, err := NewJSONSchema[Payment](client, conf)
 		require.NoError(b, err)
 		benchSerialize(b, aioproducer.Serializer[Payment](s), benchPayment)
 	})
