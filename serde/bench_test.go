@@ -54,7 +54,7 @@ func BenchmarkSerialize(b *testing.B) {
 	b.Run("avro-mock", func(b *testing.B) {
 		s, err := NewAvro[Payment](mockClient(b), nil)
 		require.NoError(b, err)
-		benchSerialize(b, aioproducer.Serializer[Payment](s), benchPayment)
+		benchSerialize(b, s, benchPayment)
 	})
 	b.Run("avro-mock-latest", func(b *testing.B) {
 		// Registered beforehand, and the serializer told to use the subject's latest version
@@ -69,24 +69,24 @@ func BenchmarkSerialize(b *testing.B) {
 		conf.UseLatestVersion = true
 		s, err := NewAvro[Payment](client, conf)
 		require.NoError(b, err)
-		benchSerialize(b, aioproducer.Serializer[Payment](s), benchPayment)
+		benchSerialize(b, s, benchPayment)
 	})
 	b.Run("avro-http", func(b *testing.B) {
 		fr := fakeRegistry(b)
 		s, err := NewAvro[Payment](httpClient(b, fr.URL()), nil)
 		require.NoError(b, err)
-		benchSerialize(b, aioproducer.Serializer[Payment](s), benchPayment)
+		benchSerialize(b, s, benchPayment)
 		b.ReportMetric(float64(fr.Total()), "registry-requests")
 	})
 	b.Run("protobuf-mock", func(b *testing.B) {
 		s, err := NewProtobuf[*timestamppb.Timestamp](mockClient(b), nil)
 		require.NoError(b, err)
-		benchSerialize(b, aioproducer.Serializer[*timestamppb.Timestamp](s), timestamppb.Now())
+		benchSerialize(b, s, timestamppb.Now())
 	})
 	b.Run("jsonschema-mock", func(b *testing.B) {
 		s, err := NewJSONSchema[Payment](mockClient(b), nil)
 		require.NoError(b, err)
-		benchSerialize(b, aioproducer.Serializer[Payment](s), benchPayment)
+		benchSerialize(b, s, benchPayment)
 	})
 	b.Run("jsonschema-mock-latest", func(b *testing.B) {
 		// As avro-mock-latest: no schema reflected per message.
@@ -100,13 +100,13 @@ func BenchmarkSerialize(b *testing.B) {
 		conf.UseLatestVersion = true
 		s, err := NewJSONSchema[Payment](client, conf)
 		require.NoError(b, err)
-		benchSerialize(b, aioproducer.Serializer[Payment](s), benchPayment)
+		benchSerialize(b, s, benchPayment)
 	})
 	b.Run("jsonschema-http", func(b *testing.B) {
 		fr := fakeRegistry(b)
 		s, err := NewJSONSchema[Payment](httpClient(b, fr.URL()), nil)
 		require.NoError(b, err)
-		benchSerialize(b, aioproducer.Serializer[Payment](s), benchPayment)
+		benchSerialize(b, s, benchPayment)
 		b.ReportMetric(float64(fr.Total()), "registry-requests")
 	})
 }
@@ -159,7 +159,7 @@ func BenchmarkProduce(b *testing.B) {
 		s, err := NewAvro[Payment](mockClient(b), nil)
 		require.NoError(b, err)
 		benchProduce(b, func(p *aioproducer.Producer) *aioproducer.TypedProducer[string, Payment] {
-			return aioproducer.NewTyped(p, aioproducer.StringSerializer{}, aioproducer.Serializer[Payment](s))
+			return aioproducer.NewTyped(p, aioproducer.StringSerializer{}, s)
 		}, benchPayment)
 	})
 }

@@ -81,10 +81,10 @@ func TestMessagesReadBackFromTheBrokerDecodeWithConfluentsDeserializers(t *testi
 	jsonValues, err := NewJSONSchema[*Payment](client, nil)
 	require.NoError(t, err)
 
-	sentAvro := produceAll(t, aioproducer.NewTyped(p, keys, aioproducer.Serializer[Payment](avroValues)), avroTopic, payment)
-	sentProto := produceAll(t, aioproducer.NewTyped(p, keys, aioproducer.Serializer[*wrapperspb.StringValue](protoValues)), protoTopic,
+	sentAvro := produceAll(t, aioproducer.NewTyped(p, keys, avroValues), avroTopic, payment)
+	sentProto := produceAll(t, aioproducer.NewTyped(p, keys, protoValues), protoTopic,
 		func(i int) *wrapperspb.StringValue { return wrapperspb.String(fmt.Sprint("text ", i)) })
-	sentJSON := produceAll(t, aioproducer.NewTyped(p, keys, aioproducer.Serializer[*Payment](jsonValues)), jsonTopic,
+	sentJSON := produceAll(t, aioproducer.NewTyped(p, keys, jsonValues), jsonTopic,
 		func(i int) *Payment { v := payment(i); return &v })
 
 	// Once per subject: 3 × 200 messages, 3 registrations and 3 association look-ups.

@@ -58,7 +58,7 @@ func TestPythonDeserializingConsumerReadsAvroFromTheTypedProducer(t *testing.T) 
 	fr := fakeRegistry(t)
 	values, err := NewAvro[Payment](httpClient(t, fr.URL()), nil)
 	require.NoError(t, err)
-	tp := aioproducer.NewTyped(newProducer(t, bootstrap), keysFailingOn(failKey), aioproducer.Serializer[Payment](values))
+	tp := aioproducer.NewTyped(newProducer(t, bootstrap), keysFailingOn(failKey), values)
 	sent := produceAll(t, tp, topics[0], payment)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -80,7 +80,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	payments := aioproducer.NewTyped(p, aioproducer.StringSerializer{}, aioproducer.Serializer[Payment](values))
+	payments := aioproducer.NewTyped(p, aioproducer.StringSerializer{}, values)
 
 	err = produce(payments, topic)
 	cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
