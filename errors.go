@@ -118,6 +118,7 @@ type SerializationError struct {
 	Err error
 }
 
+// Error says which serializer failed, for which topic, and why.
 func (e *SerializationError) Error() string {
 	return fmt.Sprintf("aioproducer: serializing the %s for topic %q: %v", e.Field, e.Topic, e.Err)
 }
