@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -214,7 +215,7 @@ func TestProduceBatchWithAMessageThatFailsSerializationAcceptsNone(t *testing.T)
 	assert.EqualValues(t, 2, values.calls.Load(), "it stops at the first failure")
 	require.NoError(t, tp.Flush(ctx))
 	assert.Zero(t, tp.Stats().Delivered)
-	assert.Empty(t, fe.calls)
+	assert.Empty(t, fe.enqueued())
 
 	futs, err = tp.ProduceBatch(ctx, []*TypedMessage[string, string]{{Topic: "t", Value: "ok"}, {Topic: "bad topic"}})
 	require.ErrorIs(t, err, ErrInvalidMessage)
@@ -273,15 +274,18 @@ func TestTypedProduceFuncAndChanRefuseNilTargets(t *testing.T) {
 }
 
 func TestTypedTryProduceFailsWithErrBufferFull(t *testing.T) {
-	fe := newFakeEngine(false) // nothing is delivered until the test says so
-	tp := NewTyped(newFakeProducer(t, fe, WithMaxBuffered(1, 1<<20)), StringSerializer{}, StringSerializer{})
-	f, err := tp.TryProduce(&TypedMessage[string, string]{Topic: "t", Value: "1"})
-	require.NoError(t, err)
-	_, err = tp.TryProduce(&TypedMessage[string, string]{Topic: "t", Value: "2"})
-	require.ErrorIs(t, err, ErrBufferFull)
-	fe.deliver(-1)
-	_, err = f.Wait(ctxTimeout(t, 10*time.Second))
-	require.NoError(t, err)
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(false) // nothing is delivered until the test says so
+		tp := NewTyped(newFakeProducer(t, fe, WithMaxBuffered(1, 1<<20)), StringSerializer{}, StringSerializer{})
+		f, err := tp.TryProduce(&TypedMessage[string, string]{Topic: "t", Value: "1"})
+		require.NoError(t, err)
+		_, err = tp.TryProduce(&TypedMessage[string, string]{Topic: "t", Value: "2"})
+		require.ErrorIs(t, err, ErrBufferFull)
+		synctest.Wait() // the first message has reached the engine
+		fe.deliver(-1)
+		_, err = f.Wait(t.Context())
+		require.NoError(t, err)
+	})
 }
 
 func TestNewTypedPanicsOnNil(t *testing.T) {
@@ -317,6 +321,7 @@ func TestTypedProducerIsSafeForConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	require.NoError(t, tp.Flush(ctx)) // the counters are updated after the futures resolve
 	assert.EqualValues(t, 1600, tp.Stats().Delivered)
 }
 
