@@ -445,9 +445,11 @@ func (p *Producer) Flush(ctx context.Context) error {
 //
 // Called from a callback or a channel send (ProduceFunc, ProduceChan), Close cannot wait for the
 // callbacks that come after its own, which run on the goroutine it is called from: it stops intake,
-// lets the shutdown go on by itself, bounded by ctx as above, and returns nil at once. The callbacks
-// still pending run once the calling callback returns; a later Close from another goroutine waits for
-// the shutdown to end and returns its result.
+// lets the shutdown go on by itself and returns nil at once. That shutdown is bounded by ctx's
+// deadline, if it has one, but not by its cancellation: the context of a call that has returned is
+// usually cancelled right after (defer cancel()). The callbacks still pending run once the calling
+// callback returns; a later Close from another goroutine waits for the shutdown to end and returns
+// its result.
 func (p *Producer) Close(ctx context.Context) error {
 	first := false
 	p.closeOnce.Do(func() { first = true })
@@ -471,8 +473,13 @@ func (p *Producer) Close(ctx context.Context) error {
 	if inCallback {
 		// Shut down on a goroutine of its own: the shutdown waits for this callback to return. It
 		// ends once every outcome is handed over; closeDone tells when.
+		bg, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok {
+			bg, cancel = context.WithDeadline(bg, dl)
+		}
 		go func() {
-			p.closeRes = p.shutdown(ctx)
+			defer cancel()
+			p.closeRes = p.shutdown(bg)
 			close(p.closeDone)
 		}()
 		return nil
