@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -42,6 +43,44 @@ func newKafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger) (*kaf
 }
 
 func (e *kafkaEngine) flush(timeoutMs int) bool { return e.rk.Flush(timeoutMs) }
+
+func (e *kafkaEngine) txn(op, timeoutMs int) error {
+	var err error
+	switch op {
+	case rdk.TxnBegin:
+		err = e.kp.BeginTransaction()
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeoutMs)*time.Millisecond)
+		defer cancel()
+		switch op {
+		case rdk.TxnInit:
+			err = e.kp.InitTransactions(ctx)
+		case rdk.TxnCommit:
+			err = e.kp.CommitTransaction(ctx)
+		case rdk.TxnAbort:
+			err = e.kp.AbortTransaction(ctx)
+		}
+	}
+	return kafkaTxnError(err)
+}
+
+func (e *kafkaEngine) sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeoutMs)*time.Millisecond)
+	defer cancel()
+	return kafkaTxnError(e.kp.SendOffsetsToTransaction(ctx, offsets, cgm))
+}
+
+// kafkaTxnError is confluent-kafka-go's transactional error as a *TxnError, or nil.
+func kafkaTxnError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ke kafka.Error
+	if !errors.As(err, &ke) {
+		return &TxnError{Err: err}
+	}
+	return &TxnError{Err: ke, retriable: ke.IsRetriable(), requiresAbort: ke.TxnRequiresAbort(), fatal: ke.IsFatal()}
+}
 
 func (e *kafkaEngine) start() { go e.run() }
 

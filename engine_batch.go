@@ -122,6 +122,22 @@ func (e *batchEngine) enqueue(recs []*record) (int, error) {
 
 func (e *batchEngine) flush(timeoutMs int) bool { return e.p.Flush(timeoutMs) }
 
+func (e *batchEngine) txn(op, timeoutMs int) error {
+	return txnErrorOf(e.p.Txn(op, timeoutMs))
+}
+
+func (e *batchEngine) sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) error {
+	return txnErrorOf(e.p.SendOffsets(offsets, cgm, timeoutMs))
+}
+
+// txnErrorOf is rdk's transactional error as a *TxnError, or nil.
+func txnErrorOf(te *rdk.TxnError) error {
+	if te == nil {
+		return nil
+	}
+	return &TxnError{Err: kafka.NewError(te.Code, te.Str, te.Fatal), retriable: te.Retriable, requiresAbort: te.Abortable, fatal: te.Fatal}
+}
+
 func (e *batchEngine) purge() error {
 	return e.p.Purge(rdk.PurgeQueue | rdk.PurgeInFlight | rdk.PurgeNonBlocking)
 }

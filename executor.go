@@ -30,6 +30,11 @@ type engine interface {
 	// (rd_kafka_flush), and reports whether librdkafka then held nothing. It never delivers a report
 	// itself: those still come through the sink. It is not called once close has begun.
 	flush(timeoutMs int) bool
+	// txn runs a transactional operation (rdk.TxnInit, TxnBegin, TxnCommit, TxnAbort) for up to
+	// timeoutMs, and sendOffsets adds consumer offsets to the transaction. Their errors are *TxnError
+	// (Op left empty), with librdkafka's verdict on what may be done next.
+	txn(op, timeoutMs int) error
+	sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) error
 	// close releases librdkafka and stops the engine's report goroutine, waiting for it. It is called
 	// once, after every message's outcome is known.
 	close()
@@ -85,6 +90,9 @@ type executor struct {
 	abortOnce sync.Once
 	aborted   chan struct{}
 	abortErr  error // set before aborted is closed
+	// discardErr, while set, fails what the workers have not handed to librdkafka (a transaction
+	// being aborted).
+	discardErr atomic.Pointer[error]
 
 	wg sync.WaitGroup
 }
@@ -155,6 +163,19 @@ func (ex *executor) abort(err error) {
 	ex.mu.Unlock()
 }
 
+// discard makes the workers fail, with err, every message they have not yet handed to librdkafka,
+// until discard(nil). Like abort, it returns once no enqueue call is in progress.
+func (ex *executor) discard(err error) {
+	if err == nil {
+		ex.discardErr.Store(nil)
+		return
+	}
+	ex.discardErr.Store(&err)
+	ex.mu.Lock()
+	//lint:ignore SA2001 the empty critical section waits for enqueue calls in progress
+	ex.mu.Unlock()
+}
+
 func (ex *executor) isAborted() bool {
 	select {
 	case <-ex.aborted:
@@ -187,6 +208,15 @@ func (ex *executor) execute(b messageBatch) {
 		ex.mu.RLock()
 		if ex.isAborted() {
 			ex.mu.RUnlock()
+			break
+		}
+		if d := ex.discardErr.Load(); d != nil {
+			ex.mu.RUnlock()
+			for _, r := range recs {
+				ex.stats.failedEarly.Add(1)
+				ex.fail(r, *d)
+			}
+			recs = nil
 			break
 		}
 		// Counted before the call, so a report that comes before it returns never makes the in-flight

@@ -164,6 +164,7 @@ var managedKeys = []string{"delivery.report.only.error", "dr_cb", "dr_msg_cb"}
 type kafkaSettings struct {
 	messageTimeout  time.Duration // message.timeout.ms (delivery.timeout.ms)
 	messageMaxBytes int64         // message.max.bytes
+	transactional   bool          // transactional.id is set
 }
 
 // librdkafka's defaults for kafkaSettings.
@@ -192,10 +193,8 @@ func kafkaConfig(user kafka.ConfigMap) (kafka.ConfigMap, kafkaSettings, error) {
 	if strings.TrimSpace(bs) == "" && strings.TrimSpace(mbl) == "" {
 		return nil, ks, &ConfigError{Key: "bootstrap.servers", Err: errors.New("missing: set it to host:port[,host:port...]")}
 	}
-	for _, k := range []string{"transactional.id"} {
-		if _, ok := cm[k]; ok {
-			return nil, ks, &ConfigError{Key: k, Err: errors.New("transactions are not supported")}
-		}
+	if id, ok := cm["transactional.id"]; ok && fmt.Sprint(id) != "" {
+		ks.transactional = true
 	}
 
 	acks, acksSet := cm["acks"]

@@ -40,6 +40,7 @@ type Producer struct {
 	eng       engine
 	flusher   *flusher
 	brokers   *brokerState
+	txn       *txnManager // nil unless transactional.id is set
 	stats     counters
 
 	// The intake: accepted records on their way to the loop. Produce appends under intakeMu and wakes
@@ -120,6 +121,10 @@ func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Produ
 	bufs := newPool(func() *recordBuf { return &recordBuf{recs: make([]*record, 0, cfg.batchSize)} })
 	p.batches = newBatchManager(cfg.batchSize, time.Now, bufs)
 	p.callbacks = newCallbackManager(p.log, p.limit, p.records, &p.stats, p.failureCause, cfg.kafka.messageMaxBytes)
+	if cfg.kafka.transactional {
+		p.txn = &txnManager{}
+		p.callbacks.onFailure = p.txn.onFailure
+	}
 	eng, err := newEngine(p)
 	if err != nil {
 		p.timeouts.disarm()
@@ -232,7 +237,7 @@ func (p *Producer) ProduceBatch(ctx context.Context, msgs []*Message) ([]*Future
 			total += sizes[end]
 			end++
 		}
-		if err := p.usable(); err != nil {
+		if err := p.takes(); err != nil {
 			return out, err
 		}
 		if err := p.limit.Acquire(ctx, int64(end-start), total); err != nil {
@@ -285,13 +290,22 @@ func (p *Producer) usable() error {
 	return nil
 }
 
+// takes returns why the producer takes no message now, or nil: usable, and for a transactional
+// producer, in a transaction.
+func (p *Producer) takes() error {
+	if err := p.usable(); err != nil {
+		return err
+	}
+	return p.txnNotOpen()
+}
+
 // accept validates msg, takes its room in the buffer and returns its record.
 func (p *Producer) accept(ctx context.Context, msg *Message, block bool) (*record, error) {
 	size, err := p.check(msg)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.usable(); err != nil {
+	if err := p.takes(); err != nil {
 		return nil, err
 	}
 	if block {
@@ -394,7 +408,8 @@ func (p *Producer) submit(ctx context.Context, block, withFuture bool, recs ...*
 	return f, nil
 }
 
-// usableLocked is usable for a caller holding intakeMu, where closed is decided.
+// usableLocked is takes for a caller holding intakeMu, where closed and the transaction state are
+// decided.
 func (p *Producer) usableLocked() error {
 	if p.closed.Load() {
 		return ErrClosed
@@ -402,7 +417,7 @@ func (p *Producer) usableLocked() error {
 	if f := p.fatal.Load(); f != nil {
 		return f
 	}
-	return nil
+	return p.txnNotOpen()
 }
 
 // Flush waits until every message accepted before the call has its outcome (its Future is done, its
@@ -420,13 +435,24 @@ func (p *Producer) Flush(ctx context.Context) error {
 	if p.callbacks.inCallback() {
 		return ErrInCallback
 	}
+	return p.sendAndWait(ctx)
+}
+
+// sendAndWait is Flush's work: it has the loop send what it buffers, keeps librdkafka flushing, and
+// waits for the outcomes of every message accepted before it.
+func (p *Producer) sendAndWait(ctx context.Context) error {
+	p.requestFlush()
+	p.flusher.begin()
+	defer p.flusher.end()
+	return p.flushes.wait(ctx)
+}
+
+// requestFlush asks the loop to send every batch it holds at once.
+func (p *Producer) requestFlush() {
 	select {
 	case p.flushReq <- struct{}{}:
 	default:
 	}
-	p.flusher.begin()
-	defer p.flusher.end()
-	return p.flushes.wait(ctx)
 }
 
 // Close stops taking messages (Produce returns ErrClosed from then on), sends what is buffered at once
@@ -500,6 +526,9 @@ func (p *Producer) shutdown(ctx context.Context) error {
 	p.limit.Close(ErrClosed)
 	close(p.stop)
 
+	if p.txn != nil {
+		p.abortOpenTxn(ctx)
+	}
 	p.flusher.begin()
 	var res error
 	if err := p.awaitOutcomes(ctx); err != nil {
@@ -595,6 +624,9 @@ func (p *Producer) failureCause(err error) error {
 	var ke kafka.Error
 	if !errors.As(err, &ke) {
 		return nil
+	}
+	if p.txn != nil && p.txn.get() == txnAborting && (ke.Code() == kafka.ErrPurgeQueue || ke.Code() == kafka.ErrPurgeInflight) {
+		return ErrTransactionAborted
 	}
 	switch ke.Code() {
 	case kafka.ErrPurgeQueue:

@@ -255,3 +255,61 @@ int aiop_check_setting(const char *name, const char *value, char *errstr, size_t
 	rd_kafka_conf_destroy(conf);
 	return r;
 }
+
+/* txn_error fills out from err (NULL: no error) and destroys err. */
+static void txn_error(aiop_error_t *err, aiop_txnerr_t *out) {
+	memset(out, 0, sizeof(*out));
+	if (!err)
+		return;
+	out->code = rd_kafka_error_code(err);
+	out->fatal = rd_kafka_error_is_fatal(err);
+	out->retriable = rd_kafka_error_is_retriable(err);
+	out->abortable = rd_kafka_error_txn_requires_abort(err);
+	snprintf(out->str, sizeof(out->str), "%s", rd_kafka_error_string(err) ? rd_kafka_error_string(err) : "");
+	rd_kafka_error_destroy(err);
+}
+
+void aiop_txn(aiop_h *h, int op, int timeout_ms, aiop_txnerr_t *out) {
+	aiop_error_t *err = NULL;
+	switch (op) {
+	case AIOP_TXN_INIT:
+		err = rd_kafka_init_transactions(h->rk, timeout_ms);
+		break;
+	case AIOP_TXN_BEGIN:
+		err = rd_kafka_begin_transaction(h->rk);
+		break;
+	case AIOP_TXN_COMMIT:
+		err = rd_kafka_commit_transaction(h->rk, timeout_ms);
+		break;
+	case AIOP_TXN_ABORT:
+		err = rd_kafka_abort_transaction(h->rk, timeout_ms);
+		break;
+	}
+	txn_error(err, out);
+}
+
+void aiop_send_offsets(aiop_h *h, const aiop_offset_t *offs, size_t n, const char *arena, const void *cgmd,
+                       size_t cgmd_size, int timeout_ms, aiop_txnerr_t *out) {
+	aiop_cgmd_t *md = NULL;
+	aiop_tplist_t *list;
+	aiop_error_t *err;
+	size_t i;
+
+	err = rd_kafka_consumer_group_metadata_read(&md, cgmd, cgmd_size);
+	if (err) {
+		txn_error(err, out);
+		return;
+	}
+	list = rd_kafka_topic_partition_list_new((int)n);
+	for (i = 0; i < n; i++) {
+		const char *topic = arena + offs[i].topic_off;
+		aiop_tpar_t *tp = rd_kafka_topic_partition_list_add(list, topic, offs[i].partition);
+		rd_kafka_topic_partition_list_set_offset(list, topic, offs[i].partition, offs[i].offset);
+		if (offs[i].leader_epoch >= 0)
+			rd_kafka_topic_partition_set_leader_epoch(tp, offs[i].leader_epoch);
+	}
+	err = rd_kafka_send_offsets_to_transaction(h->rk, list, md, timeout_ms);
+	rd_kafka_topic_partition_list_destroy(list);
+	rd_kafka_consumer_group_metadata_destroy(md);
+	txn_error(err, out);
+}

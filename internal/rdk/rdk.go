@@ -372,3 +372,90 @@ func (p *Producer) Close() {
 		p.h = nil
 	}
 }
+
+// Transactional operations (Txn).
+const (
+	TxnInit   = int(C.AIOP_TXN_INIT)
+	TxnBegin  = int(C.AIOP_TXN_BEGIN)
+	TxnCommit = int(C.AIOP_TXN_COMMIT)
+	TxnAbort  = int(C.AIOP_TXN_ABORT)
+)
+
+// TxnError is the error of a transactional call (rd_kafka_error_t), with librdkafka's verdict on what
+// the application may do next.
+type TxnError struct {
+	Code      kafka.ErrorCode
+	Str       string
+	Fatal     bool // the producer is unusable
+	Retriable bool // the same call may be made again
+	Abortable bool // the transaction must be aborted (rd_kafka_error_txn_requires_abort)
+}
+
+func (e *TxnError) Error() string { return e.Str }
+
+func txnError(e *C.aiop_txnerr_t) *TxnError {
+	if e.code == 0 {
+		return nil
+	}
+	return &TxnError{Code: kafka.ErrorCode(e.code), Str: C.GoString(&e.str[0]), Fatal: e.fatal != 0,
+		Retriable: e.retriable != 0, Abortable: e.abortable != 0}
+}
+
+// Txn runs one transactional operation (TxnInit, TxnBegin, TxnCommit, TxnAbort) for up to timeoutMs
+// (begin takes none) and returns its error, nil on success. A call that timed out is retriable, and
+// librdkafka resumes it when it is made again.
+func (p *Producer) Txn(op, timeoutMs int) *TxnError {
+	var out C.aiop_txnerr_t
+	C.aiop_txn(p.h, C.int(op), C.int(timeoutMs), &out)
+	return txnError(&out)
+}
+
+// SendOffsets adds the consumer offsets of offsets (their Error fields are ignored) and the consumer
+// group cgm to the current transaction (rd_kafka_send_offsets_to_transaction).
+func (p *Producer) SendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) *TxnError {
+	md, err := GroupMetadataBytes(cgm)
+	if err != nil {
+		return &TxnError{Code: kafka.ErrInvalidArg, Str: err.Error()}
+	}
+	var arena []byte
+	offs := make([]C.aiop_offset_t, len(offsets))
+	for i, tp := range offsets {
+		if tp.Topic == nil {
+			return &TxnError{Code: kafka.ErrInvalidArg, Str: fmt.Sprintf("offset %d has no topic", i)}
+		}
+		offs[i].topic_off = C.int64_t(len(arena))
+		arena = append(append(arena, *tp.Topic...), 0)
+		offs[i].partition = C.int32_t(tp.Partition)
+		offs[i].offset = C.int64_t(tp.Offset)
+		offs[i].leader_epoch = -1
+		if tp.LeaderEpoch != nil {
+			offs[i].leader_epoch = C.int32_t(*tp.LeaderEpoch)
+		}
+	}
+	arena = append(arena, 0) // never empty
+	var first *C.aiop_offset_t
+	if len(offs) > 0 {
+		first = &offs[0]
+	}
+	var out C.aiop_txnerr_t
+	C.aiop_send_offsets(p.h, first, C.size_t(len(offs)), (*C.char)(unsafe.Pointer(&arena[0])),
+		unsafe.Pointer(&md[0]), C.size_t(len(md)), C.int(timeoutMs), &out)
+	return txnError(&out)
+}
+
+// GroupMetadataBytes returns cgm in librdkafka's serialized form (rd_kafka_consumer_group_metadata_write),
+// which kafka.ConsumerGroupMetadata keeps in an unexported field: read by reflection, failing if it is
+// not there.
+func GroupMetadataBytes(cgm *kafka.ConsumerGroupMetadata) ([]byte, error) {
+	if cgm == nil {
+		return nil, errors.New("rdk: nil kafka.ConsumerGroupMetadata")
+	}
+	f := reflect.ValueOf(cgm).Elem().FieldByName("serialized")
+	if f.Kind() != reflect.Slice || f.Type().Elem().Kind() != reflect.Uint8 {
+		return nil, errors.New("rdk: kafka.ConsumerGroupMetadata has no serialized bytes: confluent-kafka-go's layout changed")
+	}
+	if f.Len() == 0 {
+		return nil, errors.New("rdk: empty kafka.ConsumerGroupMetadata")
+	}
+	return f.Bytes(), nil
+}
