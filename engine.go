@@ -17,7 +17,8 @@ const reportBurst = 512
 // kafkaEngine is the engine over confluent-kafka-go's kafka.Producer: one Produce call per message, and
 // one goroutine that drains the Events and Logs channels.
 type kafkaEngine struct {
-	kp   *kafka.Producer
+	kp     *kafka.Producer
+	tokens *tokenRefresher
 	rk   rdk.Handle // kp's librdkafka handle, for rd_kafka_flush
 	sink reportSink
 	log  *slog.Logger
@@ -26,7 +27,7 @@ type kafkaEngine struct {
 
 // newKafkaEngine creates the librdkafka producer for cm, whose reports go to sink once started. It
 // starts nothing of its own when it returns an error.
-func newKafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger) (*kafkaEngine, error) {
+func newKafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger, tokens TokenProvider) (*kafkaEngine, error) {
 	kp, err := kafka.NewProducer(&cm)
 	if err != nil {
 		return nil, err
@@ -39,7 +40,9 @@ func newKafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger) (*kaf
 		kp.Close()
 		return nil, err
 	}
-	return &kafkaEngine{kp: kp, rk: rk, sink: sink, log: log, done: make(chan struct{})}, nil
+	e := &kafkaEngine{kp: kp, rk: rk, sink: sink, log: log, done: make(chan struct{})}
+	e.tokens = newTokenRefresher(tokens, log, kp.SetOAuthBearerToken, kp.SetOAuthBearerTokenFailure)
+	return e, nil
 }
 
 func (e *kafkaEngine) flush(timeoutMs int) bool { return e.rk.Flush(timeoutMs) }
@@ -118,8 +121,13 @@ func (e *kafkaEngine) fatalError() (kafka.Error, bool) {
 }
 
 func (e *kafkaEngine) close() {
+	e.tokens.close()
 	e.kp.Close()
 	<-e.done
+}
+
+func (e *kafkaEngine) setSaslCredentials(username, password string) error {
+	return e.kp.SetSaslCredentials(username, password)
 }
 
 // run drains delivery reports, errors and log lines until kafka.Producer.Close closes the channels.
@@ -178,6 +186,8 @@ func (e *kafkaEngine) handle(ev kafka.Event, buf []report) []report {
 			offset:    int64(ev.TopicPartition.Offset),
 			err:       ev.TopicPartition.Error,
 		})
+	case kafka.OAuthBearerTokenRefresh:
+		e.tokens.request(ev.Config)
 	case kafka.Error:
 		if ev.IsFatal() {
 			// Reports already drained go first: they happened before.

@@ -35,6 +35,8 @@ type engine interface {
 	// (Op left empty), with librdkafka's verdict on what may be done next.
 	txn(op, timeoutMs int) error
 	sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) error
+	// setSaslCredentials replaces the SASL username and password for new connections.
+	setSaslCredentials(username, password string) error
 	// close releases librdkafka and stops the engine's report goroutine, waiting for it. It is called
 	// once, after every message's outcome is known.
 	close()

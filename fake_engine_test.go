@@ -128,6 +128,8 @@ type fakeTxnCall struct {
 	enqueued int
 }
 
+func (f *fakeEngine) setSaslCredentials(string, string) error { return nil }
+
 func (f *fakeEngine) txn(op, _ int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

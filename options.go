@@ -1,6 +1,7 @@
 package aioproducer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +41,7 @@ type config struct {
 	logger        *slog.Logger
 	engine        Engine
 	kafka         kafkaSettings // from the librdkafka configuration
+	tokens        TokenProvider
 }
 
 func defaultConfig() config {
@@ -85,6 +87,20 @@ func WithMaxBuffered(messages int, bytes int64) Option {
 // WithLogger sets the logger for the producer's own events and for librdkafka's log lines (syslog levels
 // mapped to slog levels). Default slog.Default(). It must not be nil.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// TokenProvider returns a SASL/OAUTHBEARER token when librdkafka asks for one: at start, and before
+// the current token expires. config is the value of sasl.oauthbearer.config. ctx ends when the
+// producer closes. An error makes librdkafka ask again later; it is logged, so it must not contain a
+// secret.
+type TokenProvider func(ctx context.Context, config string) (kafka.OAuthBearerToken, error)
+
+// WithOAuthBearerTokenProvider makes the producer get its SASL/OAUTHBEARER tokens from fn, on both
+// engines (the application's own token, as confluent-kafka-go's OAuthBearerTokenRefresh event and
+// SetOAuthBearerToken give it). It needs sasl.mechanism=OAUTHBEARER, and neither
+// sasl.oauthbearer.method=oidc (librdkafka's built-in OIDC client) nor
+// enable.sasl.oauthbearer.unsecure.jwt=true. fn runs on a goroutine of its own, one call at a time;
+// it may block (an HTTP call to a token endpoint) without delaying deliveries. Default: none.
+func WithOAuthBearerTokenProvider(fn TokenProvider) Option { return func(c *config) { c.tokens = fn } }
 
 // Engine selects how the producer talks to librdkafka (WithEngine).
 type Engine int
@@ -293,7 +309,25 @@ func settingValue(v kafka.ConfigValue) (string, error) {
 	case fmt.Stringer:
 		return x.String(), nil
 	}
-	return "", fmt.Errorf("value %v of type %T: want a string, bool or int", v, v)
+	// The value itself is not shown: it may be a secret (sasl.password, ssl.key.password, ...).
+	return "", fmt.Errorf("a value of type %T: want a string, bool or int", v)
+}
+
+// checkTokenProvider checks that cm lets the application supply OAUTHBEARER tokens.
+func checkTokenProvider(cm kafka.ConfigMap) error {
+	const key = "WithOAuthBearerTokenProvider"
+	if m, _ := settingValue(cm["sasl.mechanism"]); !strings.EqualFold(m, "OAUTHBEARER") {
+		if m2, _ := settingValue(cm["sasl.mechanisms"]); !strings.EqualFold(m2, "OAUTHBEARER") {
+			return &ConfigError{Key: key, Err: errors.New("needs sasl.mechanism=OAUTHBEARER")}
+		}
+	}
+	if m, _ := settingValue(cm["sasl.oauthbearer.method"]); strings.EqualFold(m, "oidc") {
+		return &ConfigError{Key: key, Err: errors.New("conflicts with sasl.oauthbearer.method=oidc, which makes librdkafka fetch the tokens itself")}
+	}
+	if v, ok := cm["enable.sasl.oauthbearer.unsecure.jwt"]; ok && isTrue(v) {
+		return &ConfigError{Key: key, Err: errors.New("conflicts with enable.sasl.oauthbearer.unsecure.jwt=true, which makes librdkafka build the tokens itself")}
+	}
+	return nil
 }
 
 func isAckAll(v kafka.ConfigValue) bool {

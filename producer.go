@@ -86,15 +86,20 @@ func New(cm kafka.ConfigMap, opts ...Option) (*Producer, error) {
 		return nil, err
 	}
 	cfg.kafka = ks
+	if cfg.tokens != nil {
+		if err := checkTokenProvider(cm); err != nil {
+			return nil, err
+		}
+	}
 	return newProducer(cfg, func(sink reportSink) (engine, error) {
 		if cfg.engine == EngineBatch {
-			e, err := newBatchEngine(kcm, sink, cfg.logger)
+			e, err := newBatchEngine(kcm, sink, cfg.logger, cfg.tokens)
 			if err != nil {
 				return nil, newKafkaConfigError(err)
 			}
 			return e, nil
 		}
-		e, err := newKafkaEngine(kcm, sink, cfg.logger)
+		e, err := newKafkaEngine(kcm, sink, cfg.logger, cfg.tokens)
 		if err != nil {
 			return nil, newKafkaConfigError(err)
 		}
@@ -590,6 +595,19 @@ func (p *Producer) warnBrokersDown(ctx context.Context) {
 	}
 	p.log.Warn("aioproducer: Close is waiting for messages but "+cause.Error()+"; it waits "+wait,
 		"messages", held)
+}
+
+// SetSaslCredentials replaces the SASL username and password (PLAIN, SCRAM) that librdkafka uses for
+// new broker connections, for credential rotation on a live producer (rd_kafka_sasl_set_credentials;
+// the Python AIOProducer's set_sasl_credentials). Connections already authenticated stay as they are.
+func (p *Producer) SetSaslCredentials(username, password string) error {
+	if err := p.usable(); err != nil {
+		return err
+	}
+	if err := p.eng.setSaslCredentials(username, password); err != nil {
+		return fmt.Errorf("aioproducer: set SASL credentials: %w", err)
+	}
+	return nil
 }
 
 // Stats returns a snapshot of the producer's counters.

@@ -81,6 +81,7 @@ enum {
 #define AIOP_EVENT_DR 0x1
 #define AIOP_EVENT_LOG 0x4
 #define AIOP_EVENT_ERROR 0x8
+#define AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH 0x100
 #define AIOP_ERR_QUEUE_FULL (-184)
 #define AIOP_ERR_FATAL (-150)
 #define AIOP_CONF_OK 0
@@ -138,6 +139,12 @@ aiop_error_t *rd_kafka_consumer_group_metadata_read(aiop_cgmd_t **cgmdp, const v
 void rd_kafka_consumer_group_metadata_destroy(aiop_cgmd_t *cgmd);
 aiop_error_t *rd_kafka_send_offsets_to_transaction(aiop_rk_t *rk, const aiop_tplist_t *offsets, const aiop_cgmd_t *cgmetadata, int timeout_ms);
 int rd_kafka_flush(aiop_rk_t *rk, int timeout_ms);
+const char *rd_kafka_event_config_string(aiop_event_t *rkev);
+int rd_kafka_oauthbearer_set_token(aiop_rk_t *rk, const char *token_value, int64_t md_lifetime_ms,
+                                   const char *md_principal_name, const char **extensions, size_t extension_size,
+                                   char *errstr, size_t errstr_size);
+int rd_kafka_oauthbearer_set_token_failure(aiop_rk_t *rk, const char *errstr);
+aiop_error_t *rd_kafka_sasl_set_credentials(aiop_rk_t *rk, const char *username, const char *password);
 
 /* ---- The helper's own API. ---- */
 
@@ -200,7 +207,7 @@ typedef struct {
 typedef struct aiop_h aiop_h;
 
 int aiop_check_abi(void);
-aiop_h *aiop_open(aiop_conf_t *conf, char *errstr, size_t errstr_size);
+
 void aiop_close(aiop_h *h);
 void aiop_wake(aiop_h *h);
 size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *arena, const aiop_hdr_t *hdrs,
@@ -242,5 +249,13 @@ void aiop_send_offsets(aiop_h *h, const aiop_offset_t *offs, size_t n, const cha
 /* aiop_check_setting sets name=value on a scratch configuration: 0 if librdkafka takes it, else its
  * error in errstr. */
 int aiop_check_setting(const char *name, const char *value, char *errstr, size_t errstr_size);
+
+/* aiop_open creates the producer; with token_refresh, OAUTHBEARER token refresh requests come through
+ * aiop_poll as events (the application supplies the tokens). */
+aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, char *errstr, size_t errstr_size);
+int aiop_set_token(aiop_h *h, const char *value, int64_t lifetime_ms, const char *principal, const char **exts,
+                   size_t n, char *errstr, size_t errstr_size);
+int aiop_set_token_failure(aiop_h *h, const char *errstr);
+void aiop_set_credentials(aiop_h *h, const char *user, const char *pass, aiop_txnerr_t *out);
 
 #endif

@@ -38,6 +38,9 @@ const (
 const (
 	EventLog   = int(C.AIOP_EVENT_LOG)
 	EventError = int(C.AIOP_EVENT_ERROR)
+	// EventTokenRefresh asks for a new OAUTHBEARER token (New with tokenRefresh); Str is the value of
+	// sasl.oauthbearer.config. Answer with SetOAuthBearerToken or SetOAuthBearerTokenFailure.
+	EventTokenRefresh = int(C.AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH)
 )
 
 // Report is one delivery report. Its layout is aiop_dr_t's.
@@ -139,8 +142,9 @@ func (e *ConfigError) Error() string { return fmt.Sprintf("property %q: %v", e.K
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // New creates a producer from the settings kv (name, value pairs, in order). Delivery reports, errors
-// and log lines (log.queue=true) all arrive through Poll.
-func New(kv [][2]string) (*Producer, error) {
+// and log lines (log.queue=true) all arrive through Poll, and with tokenRefresh so do OAUTHBEARER token
+// refresh requests (EventTokenRefresh).
+func New(kv [][2]string, tokenRefresh bool) (*Producer, error) {
 	if err := CheckVersion(); err != nil {
 		return nil, err
 	}
@@ -166,7 +170,11 @@ func New(kv [][2]string) (*Producer, error) {
 		C.rd_kafka_conf_destroy(conf)
 		return nil, err
 	}
-	h := C.aiop_open(conf, errstr, 512) // takes conf
+	refresh := C.int(0)
+	if tokenRefresh {
+		refresh = 1
+	}
+	h := C.aiop_open(conf, refresh, errstr, 512) // takes conf
 	if h == nil {
 		return nil, kafka.NewError(kafka.ErrInvalidArg, C.GoString(errstr), false)
 	}
@@ -458,4 +466,60 @@ func GroupMetadataBytes(cgm *kafka.ConsumerGroupMetadata) ([]byte, error) {
 		return nil, errors.New("rdk: empty kafka.ConsumerGroupMetadata")
 	}
 	return f.Bytes(), nil
+}
+
+// SetOAuthBearerToken hands librdkafka an OAUTHBEARER token (rd_kafka_oauthbearer_set_token).
+func (p *Producer) SetOAuthBearerToken(tok kafka.OAuthBearerToken) error {
+	var errstr [512]C.char
+	value, principal := C.CString(tok.TokenValue), C.CString(tok.Principal)
+	defer C.free(unsafe.Pointer(value))
+	defer C.free(unsafe.Pointer(principal))
+	exts := make([]*C.char, 0, 2*len(tok.Extensions))
+	for k, v := range tok.Extensions {
+		exts = append(exts, C.CString(k), C.CString(v))
+	}
+	defer func() {
+		for _, e := range exts {
+			C.free(unsafe.Pointer(e))
+		}
+	}()
+	var first **C.char
+	if len(exts) > 0 {
+		// A C array of C pointers: allocated by C, so that no Go memory holding pointers reaches C.
+		arr := (**C.char)(C.malloc(C.size_t(len(exts)) * C.size_t(unsafe.Sizeof(uintptr(0)))))
+		defer C.free(unsafe.Pointer(arr))
+		copy(unsafe.Slice(arr, len(exts)), exts)
+		first = arr
+	}
+	code := C.aiop_set_token(p.h, value, C.int64_t(tok.Expiration.UnixMilli()), principal, first,
+		C.size_t(len(exts)), &errstr[0], C.size_t(len(errstr)))
+	if code != 0 {
+		return kafka.NewError(kafka.ErrorCode(code), C.GoString(&errstr[0]), false)
+	}
+	return nil
+}
+
+// SetOAuthBearerTokenFailure tells librdkafka that no token could be had, and why
+// (rd_kafka_oauthbearer_set_token_failure); it asks again later.
+func (p *Producer) SetOAuthBearerTokenFailure(reason string) error {
+	cr := C.CString(reason)
+	defer C.free(unsafe.Pointer(cr))
+	if code := C.aiop_set_token_failure(p.h, cr); code != 0 {
+		return kafka.NewError(kafka.ErrorCode(code), "", false)
+	}
+	return nil
+}
+
+// SetSaslCredentials replaces the SASL PLAIN/SCRAM username and password; new connections use them
+// (rd_kafka_sasl_set_credentials).
+func (p *Producer) SetSaslCredentials(username, password string) error {
+	cu, cp := C.CString(username), C.CString(password)
+	defer C.free(unsafe.Pointer(cu))
+	defer C.free(unsafe.Pointer(cp))
+	var out C.aiop_txnerr_t
+	C.aiop_set_credentials(p.h, cu, cp, &out)
+	if te := txnError(&out); te != nil {
+		return kafka.NewError(te.Code, te.Str, te.Fatal)
+	}
+	return nil
 }
