@@ -19,10 +19,10 @@ const reportBurst = 512
 type kafkaEngine struct {
 	kp     *kafka.Producer
 	tokens *tokenRefresher
-	rk   rdk.Handle // kp's librdkafka handle, for rd_kafka_flush
-	sink reportSink
-	log  *slog.Logger
-	done chan struct{}
+	rk     rdk.Handle // kp's librdkafka handle, for rd_kafka_flush
+	sink   reportSink
+	log    *slog.Logger
+	done   chan struct{}
 }
 
 // newKafkaEngine creates the librdkafka producer for cm, whose reports go to sink once started. It
