@@ -2,8 +2,11 @@ package aioproducer
 
 import (
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
@@ -13,6 +16,9 @@ import (
 // can take; a message that times out meanwhile says the brokers were unreachable.
 type brokerState struct {
 	down atomic.Bool // librdkafka said all brokers are down, and no delivery has succeeded since
+	// auth is the authentication (or TLS verification) failure librdkafka reported last, until a
+	// delivery succeeds or the credentials change.
+	auth atomic.Pointer[kafka.Error]
 
 	mu     sync.Mutex
 	last   kafka.Error   // the last connection error, guarded by mu
@@ -27,10 +33,26 @@ var connectionErrors = map[kafka.ErrorCode]bool{
 	kafka.ErrAuthentication: true, kafka.ErrSsl: true, kafka.ErrTimedOut: true,
 }
 
-// onError takes a librdkafka error event.
-func (b *brokerState) onError(err kafka.Error) {
+// isAuthFailure reports whether err says that a broker refused the client's credentials, or that its
+// TLS certificate could not be verified: errors that retrying does not cure.
+func isAuthFailure(err kafka.Error) bool {
+	switch err.Code() {
+	case kafka.ErrAuthentication:
+		return true
+	case kafka.ErrSsl:
+		s := strings.ToLower(err.Error())
+		return strings.Contains(s, "certificate verify failed") || strings.Contains(s, "handshake failed")
+	}
+	return false
+}
+
+// onError takes a librdkafka error event. It reports whether it began an authentication failure.
+func (b *brokerState) onError(err kafka.Error) (authBegan bool) {
+	if isAuthFailure(err) {
+		authBegan = b.auth.Swap(&err) == nil
+	}
 	if !connectionErrors[err.Code()] {
-		return
+		return authBegan
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -41,10 +63,34 @@ func (b *brokerState) onError(err kafka.Error) {
 		b.down.Store(true)
 		close(b.downCh)
 	}
+	return authBegan
 }
 
-// delivered is told that a message was delivered: some broker is up.
+// authFailure returns the current authentication failure as an error, or nil.
+func (b *brokerState) authFailure() error {
+	if e := b.auth.Load(); e != nil {
+		return &authError{err: *e}
+	}
+	return nil
+}
+
+// clearAuth forgets the authentication failure: new credentials, or a delivery, say it may be over.
+func (b *brokerState) clearAuth() { b.auth.Store(nil) }
+
+// authError is the cause attached to messages failed while authentication fails.
+type authError struct{ err kafka.Error }
+
+func (e *authError) Error() string {
+	return fmt.Sprintf("authentication failed (not retriable: fix the credentials or certificates): %v", e.err)
+}
+
+func (e *authError) Unwrap() []error { return []error{ErrAuthentication, e.err} }
+
+// delivered is told that a message was delivered: some broker is up, and took the credentials.
 func (b *brokerState) delivered() {
+	if b.auth.Load() != nil {
+		b.clearAuth()
+	}
 	if !b.down.Load() {
 		return
 	}
@@ -78,4 +124,66 @@ type brokersDownError struct{ last kafka.Error }
 
 func (e *brokersDownError) Error() string {
 	return fmt.Sprintf("no broker was reachable; last connection error: %v", e.last)
+}
+
+// authPurgeEvery is how often authWatch purges librdkafka's queue while authentication fails.
+const authPurgeEvery = 500 * time.Millisecond
+
+// authWatch makes messages fail promptly while authentication fails: librdkafka keeps them queued
+// and retries the connection until message.timeout.ms, saying nothing more after its first error. The
+// watch purges librdkafka's queue (never what is in flight) at once and then every authPurgeEvery, so
+// each message fails with ErrAuthentication within that time, until a delivery succeeds or the
+// credentials change. One goroutine, owned by the Producer, asleep while authentication works.
+type authWatch struct {
+	brokers *brokerState
+	purge   func() error
+	log     *slog.Logger
+	wake    chan struct{} // capacity 1
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newAuthWatch(b *brokerState, purge func() error, log *slog.Logger) *authWatch {
+	return &authWatch{brokers: b, purge: purge, log: log, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (w *authWatch) start() { go w.run() }
+
+// began is told that an authentication failure began.
+func (w *authWatch) began() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close stops the watch and waits for it.
+func (w *authWatch) close() {
+	close(w.stop)
+	<-w.done
+}
+
+func (w *authWatch) run() {
+	defer close(w.done)
+	t := time.NewTimer(authPurgeEvery)
+	t.Stop()
+	for {
+		select {
+		case <-w.wake:
+		case <-w.stop:
+			return
+		}
+		for w.brokers.auth.Load() != nil {
+			if err := w.purge(); err != nil {
+				w.log.Error("aioproducer: purge failed", "error", err)
+			}
+			t.Reset(authPurgeEvery)
+			select {
+			case <-t.C:
+			case <-w.stop:
+				t.Stop()
+				return
+			}
+		}
+	}
 }

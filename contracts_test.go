@@ -360,3 +360,46 @@ func TestAbortedCloseTellsMessagesNotSentFromMessagesInFlight(t *testing.T) {
 		}
 	})
 }
+
+// A broker that refuses the credentials: librdkafka says so once and keeps the messages until
+// message.timeout.ms. The producer fails them at once, and those produced while it lasts within
+// authPurgeEvery, with ErrAuthentication (not retriable), logs the broker's reason once, and works
+// again after a delivery.
+func TestAuthenticationFailureFailsMessagesPromptlyAndSaysWhy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var out syncBuffer
+		fe := newFakeEngine(false)
+		p := newFakeProducer(t, fe, WithLogger(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+		first, err := p.Produce(t.Context(), msg("t", "first"))
+		require.NoError(t, err)
+		synctest.Wait() // in librdkafka's queue
+
+		authErr := kafka.NewError(kafka.ErrAuthentication, "SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512", false)
+		fe.sink.onError(authErr)
+		fe.sink.onError(authErr) // librdkafka may say it again: logged once
+		_, err = first.Wait(t.Context())
+		require.ErrorIs(t, err, ErrAuthentication)
+		assert.False(t, IsRetriable(err), "%v", err)
+		assert.False(t, IsOutcomeUnknown(err), "%v", err)
+		assert.Contains(t, err.Error(), "invalid credentials")
+
+		start := time.Now()
+		later, err := p.Produce(t.Context(), msg("t", "later"))
+		require.NoError(t, err)
+		_, err = later.Wait(t.Context())
+		require.ErrorIs(t, err, ErrAuthentication, "produced while authentication fails")
+		assert.LessOrEqual(t, time.Since(start), authPurgeEvery)
+		assert.Equal(t, 1, strings.Count(out.String(), "authentication failed"), "%s", out.String())
+		assert.Contains(t, out.String(), "invalid credentials")
+
+		// New credentials: messages wait for the broker again, and a delivery ends the failure.
+		require.NoError(t, p.SetSaslCredentials("alice", "right"))
+		ok, err := p.Produce(t.Context(), msg("t", "ok"))
+		require.NoError(t, err)
+		synctest.Wait()
+		fe.deliver(-1)
+		_, err = ok.Wait(t.Context())
+		require.NoError(t, err)
+		assert.Nil(t, p.brokers.authFailure())
+	})
+}

@@ -110,6 +110,10 @@ func (e *kafkaEngine) enqueue(recs []*record) (int, error) {
 	return len(recs), nil
 }
 
+func (e *kafkaEngine) purgeQueue() error {
+	return e.kp.Purge(kafka.PurgeQueue | kafka.PurgeNonBlocking)
+}
+
 func (e *kafkaEngine) purge() error {
 	return e.kp.Purge(kafka.PurgeQueue | kafka.PurgeInFlight | kafka.PurgeNonBlocking)
 }

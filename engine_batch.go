@@ -140,6 +140,10 @@ func txnErrorOf(te *rdk.TxnError) error {
 	return &TxnError{Err: kafka.NewError(te.Code, te.Str, te.Fatal), retriable: te.Retriable, requiresAbort: te.Abortable, fatal: te.Fatal}
 }
 
+func (e *batchEngine) purgeQueue() error {
+	return e.p.Purge(rdk.PurgeQueue | rdk.PurgeNonBlocking)
+}
+
 func (e *batchEngine) purge() error {
 	return e.p.Purge(rdk.PurgeQueue | rdk.PurgeInFlight | rdk.PurgeNonBlocking)
 }

@@ -50,6 +50,11 @@ var (
 	// configuration does not set transactional.id.
 	ErrNotTransactional = errors.New("aioproducer: not a transactional producer (set transactional.id)")
 
+	// ErrAuthentication is wrapped by the outcome of a message that failed because a broker refused
+	// the producer's credentials (SASL) or its TLS certificate could not be verified. It is not
+	// retriable: fix the configuration, or rotate the credentials (SetSaslCredentials).
+	ErrAuthentication = errors.New("aioproducer: authentication failed")
+
 	// ErrInvalidConfig is wrapped by the *ConfigError that New returns for a configuration it refuses.
 	ErrInvalidConfig = errors.New("aioproducer: invalid configuration")
 )

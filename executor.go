@@ -21,8 +21,9 @@ type engine interface {
 	// which librdkafka refused.
 	enqueue(recs []*record) (n int, err error)
 	// purge makes librdkafka fail every message it holds, queued or in flight; their reports still
-	// arrive through the sink.
+	// arrive through the sink. purgeQueue fails only the queued ones, never sent.
 	purge() error
+	purgeQueue() error
 	// fatalError returns the fatal error librdkafka raised, with its own code and text, and false if
 	// it raised none. An enqueue refused after a fatal error only says kafka.ErrFatal.
 	fatalError() (kafka.Error, bool)

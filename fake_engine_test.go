@@ -130,6 +130,8 @@ type fakeTxnCall struct {
 
 func (f *fakeEngine) setSaslCredentials(string, string) error { return nil }
 
+func (f *fakeEngine) purgeQueue() error { return f.purge() }
+
 func (f *fakeEngine) txn(op, _ int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -40,6 +40,7 @@ type Producer struct {
 	eng       engine
 	flusher   *flusher
 	brokers   *brokerState
+	auth      *authWatch
 	txn       *txnManager // nil unless transactional.id is set
 	stats     counters
 
@@ -137,10 +138,12 @@ func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Produ
 	}
 	p.eng = eng
 	p.flusher = newFlusher(eng)
+	p.auth = newAuthWatch(p.brokers, eng.purgeQueue, p.log)
 	p.exec = newExecutor(eng, cfg.workers, bufs, &p.stats, p.callbacks.fail, p.onFatal, p.flusher.enqueued)
 	p.callbacks.start()
 	p.exec.start()
 	p.flusher.start()
+	p.auth.start()
 	eng.start() // only now: its reports and fatal errors reach the executor
 	go p.run()
 	return p, nil
@@ -551,6 +554,7 @@ func (p *Producer) shutdown(ctx context.Context) error {
 	<-p.loopDone
 	p.exec.wait()
 	p.flusher.close()
+	p.auth.close()
 	p.eng.close()
 	p.callbacks.close()
 	return res
@@ -607,6 +611,7 @@ func (p *Producer) SetSaslCredentials(username, password string) error {
 	if err := p.eng.setSaslCredentials(username, password); err != nil {
 		return fmt.Errorf("aioproducer: set SASL credentials: %w", err)
 	}
+	p.brokers.clearAuth() // the new credentials may work: stop failing messages for the old ones
 	return nil
 }
 
@@ -651,11 +656,17 @@ func (p *Producer) failureCause(err error) error {
 		if ce := p.closeErr.Load(); ce != nil {
 			return *ce
 		}
+		if err := p.brokers.authFailure(); err != nil {
+			return err
+		}
 	case kafka.ErrPurgeInflight:
 		if p.closeErr.Load() != nil {
 			return errPurgedInFlight
 		}
 	case kafka.ErrMsgTimedOut:
+		if err := p.brokers.authFailure(); err != nil {
+			return err
+		}
 		return p.brokers.unreachable()
 	}
 	return nil
@@ -663,7 +674,7 @@ func (p *Producer) failureCause(err error) error {
 
 // onReports, onFatal and onError make the Producer the engine's reportSink.
 func (p *Producer) onReports(rs []report) {
-	if p.brokers.down.Load() {
+	if p.brokers.down.Load() || p.brokers.auth.Load() != nil {
 		for _, r := range rs {
 			if r.err == nil {
 				p.brokers.delivered()
@@ -675,7 +686,13 @@ func (p *Producer) onReports(rs []report) {
 	p.exec.space.notify()
 }
 
-func (p *Producer) onError(err kafka.Error) { p.brokers.onError(err) }
+func (p *Producer) onError(err kafka.Error) {
+	if p.brokers.onError(err) {
+		p.log.Warn("aioproducer: authentication failed: the messages librdkafka holds, and those produced "+
+			"while it fails, fail with ErrAuthentication until a connection authenticates", "reason", err.Error())
+		p.auth.began()
+	}
+}
 
 // run is the producer's loop: it moves accepted messages into the batchManager and sends batches to
 // the executor when they are full, when their worker is idle, when the oldest message has waited the
