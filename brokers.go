@@ -16,9 +16,9 @@ import (
 // can take; a message that times out meanwhile says the brokers were unreachable.
 type brokerState struct {
 	down atomic.Bool // librdkafka said all brokers are down, and no delivery has succeeded since
-	// auth is the authentication (or TLS verification) failure librdkafka reported last, until a
-	// delivery succeeds or the credentials change.
-	auth atomic.Pointer[kafka.Error]
+	// auth is the authentication (or TLS verification) failure librdkafka reported, and since when,
+	// until a delivery succeeds or the credentials change.
+	auth atomic.Pointer[authFailure]
 
 	mu     sync.Mutex
 	last   kafka.Error   // the last connection error, guarded by mu
@@ -46,10 +46,19 @@ func isAuthFailure(err kafka.Error) bool {
 	return false
 }
 
+type authFailure struct {
+	err   kafka.Error
+	since time.Time
+}
+
 // onError takes a librdkafka error event. It reports whether it began an authentication failure.
 func (b *brokerState) onError(err kafka.Error) (authBegan bool) {
 	if isAuthFailure(err) {
-		authBegan = b.auth.Swap(&err) == nil
+		since := time.Now()
+		if old := b.auth.Load(); old != nil {
+			since = old.since
+		}
+		authBegan = b.auth.Swap(&authFailure{err: err, since: since}) == nil
 	}
 	if !connectionErrors[err.Code()] {
 		return authBegan
@@ -66,10 +75,10 @@ func (b *brokerState) onError(err kafka.Error) (authBegan bool) {
 	return authBegan
 }
 
-// authFailure returns the current authentication failure as an error, or nil.
-func (b *brokerState) authFailure() error {
-	if e := b.auth.Load(); e != nil {
-		return &authError{err: *e}
+// authFailed returns the current authentication failure as an error, or nil.
+func (b *brokerState) authFailed() error {
+	if a := b.auth.Load(); a != nil {
+		return &authError{err: a.err}
 	}
 	return nil
 }
@@ -126,33 +135,37 @@ func (e *brokersDownError) Error() string {
 	return fmt.Sprintf("no broker was reachable; last connection error: %v", e.last)
 }
 
-// authPurgeEvery is how often authWatch purges librdkafka's queue while authentication fails.
-const authPurgeEvery = 500 * time.Millisecond
+// authGrace is how long an authentication failure must last, with no delivery, before authWatch fails
+// messages for it: a re-authentication that fails once while a token is refreshed, and succeeds on
+// the next connection, must cost no message.
+const authGrace = time.Second
 
 // authWatch makes messages fail promptly while authentication fails: librdkafka keeps them queued
-// and retries the connection until message.timeout.ms, saying nothing more after its first error. The
-// watch purges librdkafka's queue (never what is in flight) at once and then every authPurgeEvery, so
-// each message fails with ErrAuthentication within that time, until a delivery succeeds or the
-// credentials change. One goroutine, owned by the Producer, asleep while authentication works.
+// and retries the connection until message.timeout.ms, and says "authentication failed" only twice,
+// then just "all brokers are down" at each failed reconnection. Once a failure has lasted authGrace, the
+// watch purges librdkafka's queue (never what is in flight), and again at each of those later events, so
+// each message fails with ErrAuthentication within librdkafka's reconnection backoff
+// (reconnect.backoff.max.ms, 10 s by default), until a delivery succeeds or the credentials change.
+// One goroutine, owned by the Producer, asleep while authentication works.
 type authWatch struct {
 	brokers *brokerState
 	purge   func() error
 	log     *slog.Logger
-	wake    chan struct{} // capacity 1
+	kick    chan struct{} // capacity 1: an authentication failure began, or librdkafka failed to reconnect during one
 	stop    chan struct{}
 	done    chan struct{}
 }
 
 func newAuthWatch(b *brokerState, purge func() error, log *slog.Logger) *authWatch {
-	return &authWatch{brokers: b, purge: purge, log: log, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	return &authWatch{brokers: b, purge: purge, log: log, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (w *authWatch) start() { go w.run() }
 
-// began is told that an authentication failure began.
-func (w *authWatch) began() {
+// poke is told of an error event during an authentication failure.
+func (w *authWatch) poke() {
 	select {
-	case w.wake <- struct{}{}:
+	case w.kick <- struct{}{}:
 	default:
 	}
 }
@@ -165,25 +178,38 @@ func (w *authWatch) close() {
 
 func (w *authWatch) run() {
 	defer close(w.done)
-	t := time.NewTimer(authPurgeEvery)
-	t.Stop()
+	var graceC <-chan time.Time
+	grace := time.NewTimer(authGrace)
+	grace.Stop()
+	defer grace.Stop()
 	for {
 		select {
-		case <-w.wake:
+		case <-w.kick:
+			a := w.brokers.auth.Load()
+			if a == nil {
+				continue
+			}
+			if wait := authGrace - time.Since(a.since); wait > 0 {
+				if graceC == nil {
+					grace.Reset(wait)
+					graceC = grace.C
+				}
+				continue
+			}
+			w.purgeQueue()
+		case <-graceC:
+			graceC = nil
+			if w.brokers.auth.Load() != nil {
+				w.purgeQueue()
+			}
 		case <-w.stop:
 			return
 		}
-		for w.brokers.auth.Load() != nil {
-			if err := w.purge(); err != nil {
-				w.log.Error("aioproducer: purge failed", "error", err)
-			}
-			t.Reset(authPurgeEvery)
-			select {
-			case <-t.C:
-			case <-w.stop:
-				t.Stop()
-				return
-			}
-		}
+	}
+}
+
+func (w *authWatch) purgeQueue() {
+	if err := w.purge(); err != nil {
+		w.log.Error("aioproducer: purge failed", "error", err)
 	}
 }

@@ -361,10 +361,11 @@ func TestAbortedCloseTellsMessagesNotSentFromMessagesInFlight(t *testing.T) {
 	})
 }
 
-// A broker that refuses the credentials: librdkafka says so once and keeps the messages until
-// message.timeout.ms. The producer fails them at once, and those produced while it lasts within
-// authPurgeEvery, with ErrAuthentication (not retriable), logs the broker's reason once, and works
-// again after a delivery.
+// A broker that refuses the credentials: librdkafka says so twice, then only that all brokers are down
+// at each failed reconnection, and keeps the messages until message.timeout.ms. Once the failure has
+// lasted authGrace, the producer fails them, and those produced while it lasts at the next failed
+// reconnection, with ErrAuthentication (not retriable); it logs the broker's reason once, and works
+// again with new credentials.
 func TestAuthenticationFailureFailsMessagesPromptlyAndSaysWhy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var out syncBuffer
@@ -375,20 +376,22 @@ func TestAuthenticationFailureFailsMessagesPromptlyAndSaysWhy(t *testing.T) {
 		synctest.Wait() // in librdkafka's queue
 
 		authErr := kafka.NewError(kafka.ErrAuthentication, "SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512", false)
+		start := time.Now()
 		fe.sink.onError(authErr)
-		fe.sink.onError(authErr) // librdkafka may say it again: logged once
+		fe.sink.onError(authErr) // librdkafka says it again: logged once
 		_, err = first.Wait(t.Context())
+		assert.Equal(t, authGrace, time.Since(start), "failed once the failure lasted authGrace")
 		require.ErrorIs(t, err, ErrAuthentication)
 		assert.False(t, IsRetriable(err), "%v", err)
 		assert.False(t, IsOutcomeUnknown(err), "%v", err)
 		assert.Contains(t, err.Error(), "invalid credentials")
 
-		start := time.Now()
 		later, err := p.Produce(t.Context(), msg("t", "later"))
 		require.NoError(t, err)
+		synctest.Wait()
+		fe.sink.onError(kafka.NewError(kafka.ErrAllBrokersDown, "1/1 brokers are down", false)) // the next reconnection fails
 		_, err = later.Wait(t.Context())
 		require.ErrorIs(t, err, ErrAuthentication, "produced while authentication fails")
-		assert.LessOrEqual(t, time.Since(start), authPurgeEvery)
 		assert.Equal(t, 1, strings.Count(out.String(), "authentication failed"), "%s", out.String())
 		assert.Contains(t, out.String(), "invalid credentials")
 
@@ -400,6 +403,26 @@ func TestAuthenticationFailureFailsMessagesPromptlyAndSaysWhy(t *testing.T) {
 		fe.deliver(-1)
 		_, err = ok.Wait(t.Context())
 		require.NoError(t, err)
-		assert.Nil(t, p.brokers.authFailure())
+		assert.Nil(t, p.brokers.authFailed())
+	})
+}
+
+// A re-authentication that fails once (a token refresh racing a connection) and succeeds on the next
+// connection costs no message: a delivery within authGrace ends the failure.
+func TestAuthenticationHiccupCostsNoMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(false)
+		p := newFakeProducer(t, fe)
+		f, err := p.Produce(t.Context(), msg("t", "queued"))
+		require.NoError(t, err)
+		synctest.Wait()
+		fe.sink.onError(kafka.NewError(kafka.ErrAuthentication, "SASL OAUTHBEARER mechanism handshake failed", false))
+		time.Sleep(authGrace / 2)
+		fe.deliver(-1) // the next connection authenticated
+		_, err = f.Wait(t.Context())
+		require.NoError(t, err)
+		time.Sleep(2 * authGrace)
+		assert.Nil(t, p.brokers.authFailed())
+		assert.Zero(t, fe.purged, "nothing was purged")
 	})
 }

@@ -656,7 +656,7 @@ func (p *Producer) failureCause(err error) error {
 		if ce := p.closeErr.Load(); ce != nil {
 			return *ce
 		}
-		if err := p.brokers.authFailure(); err != nil {
+		if err := p.brokers.authFailed(); err != nil {
 			return err
 		}
 	case kafka.ErrPurgeInflight:
@@ -664,7 +664,7 @@ func (p *Producer) failureCause(err error) error {
 			return errPurgedInFlight
 		}
 	case kafka.ErrMsgTimedOut:
-		if err := p.brokers.authFailure(); err != nil {
+		if err := p.brokers.authFailed(); err != nil {
 			return err
 		}
 		return p.brokers.unreachable()
@@ -688,9 +688,11 @@ func (p *Producer) onReports(rs []report) {
 
 func (p *Producer) onError(err kafka.Error) {
 	if p.brokers.onError(err) {
-		p.log.Warn("aioproducer: authentication failed: the messages librdkafka holds, and those produced "+
-			"while it fails, fail with ErrAuthentication until a connection authenticates", "reason", err.Error())
-		p.auth.began()
+		p.log.Warn("aioproducer: authentication failed: if it lasts, the messages librdkafka holds, and those "+
+			"produced while it fails, fail with ErrAuthentication", "reason", err.Error())
+	}
+	if p.brokers.auth.Load() != nil && (isAuthFailure(err) || err.Code() == kafka.ErrAllBrokersDown) {
+		p.auth.poke()
 	}
 }
 
