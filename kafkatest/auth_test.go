@@ -224,7 +224,7 @@ func TestOAuthBearerOIDCMethod(t *testing.T) {
 		"sasl.mechanism": "OAUTHBEARER", "sasl.oauthbearer.method": "oidc",
 		"sasl.oauthbearer.client.id": "svc", "sasl.oauthbearer.client.secret": secret,
 		"sasl.oauthbearer.token.endpoint.url": "http://" + ln.Addr().String() + "/token",
-		"debug": "security",
+		"debug":                               "security",
 	}, &out)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
