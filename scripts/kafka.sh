@@ -557,7 +557,7 @@ format_node() { # ID CLUSTER_ID
   if ! "$JAVA_BIN" -Xmx256m -XX:-UsePerfData -Dlog4j2.configurationFile="$dir/tool-log4j2.properties" \
       -cp "$LIBS_DIR/*" kafka.tools.StorageTool format -t "$2" -c "$dir/server.properties" "${scram[@]}" \
       </dev/null >"$dir/format.log" 2>&1; then
-    cat "$dir/format.log" >&2
+    cat "$dir/format.log" >&2 2>/dev/null || true # gone if up-secure was taken down meanwhile
     return 1
   fi
 }
