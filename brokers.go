@@ -135,6 +135,9 @@ func (e *brokersDownError) Error() string {
 	return fmt.Sprintf("no broker was reachable; last connection error: %v", e.last)
 }
 
+// Unwrap returns the last connection error, so that errors.As finds its kafka.Error too.
+func (e *brokersDownError) Unwrap() error { return e.last }
+
 // authGrace is how long an authentication failure must last, with no delivery, before authWatch fails
 // messages for it: a re-authentication that fails once while a token is refreshed, and succeeds on
 // the next connection, must cost no message.

@@ -255,6 +255,8 @@ func TestBothEnginesRefuseTheSameConfigurationNamingTheUsersKey(t *testing.T) {
 		{"unknown property", kafka.ConfigMap{"no.such.property": "x"}, "no.such.property"},
 		{"bad value in default.topic.config", kafka.ConfigMap{"default.topic.config": kafka.ConfigMap{"message.timeout.ms": "soon"}}, "message.timeout.ms"},
 		{"a value of an unsupported type", kafka.ConfigMap{"acks": int64(1)}, "acks"},
+		{"a SASL mechanism librdkafka lacks", kafka.ConfigMap{"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "NO-SUCH"}, "sasl.mechanism"},
+		{"a CA file that is not there", kafka.ConfigMap{"security.protocol": "SSL", "ssl.ca.location": "/no/such/ca.pem"}, "ssl.ca.location"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -342,16 +342,27 @@ func isTrue(v kafka.ConfigValue) bool {
 
 var configKeyPattern = regexp.MustCompile("(?:property:? \"([^\"]+)\"|`([^`]+)`|property \"([^\"]+)\")")
 
-// newKafkaConfigError names the key in an error librdkafka returned for a configuration.
-func newKafkaConfigError(err error) error {
-	key := "kafka.ConfigMap"
-	if m := configKeyPattern.FindStringSubmatch(err.Error()); m != nil {
+// newKafkaConfigError names the key in an error librdkafka returned when it created the client from
+// user's settings (each was accepted alone: it is how they combine that failed): the property the text
+// quotes, else the longest of the user's keys the text mentions, else "kafka.ConfigMap".
+func newKafkaConfigError(err error, user kafka.ConfigMap) error {
+	text := err.Error()
+	if m := configKeyPattern.FindStringSubmatch(text); m != nil {
 		for _, g := range m[1:] {
 			if g != "" {
-				key = g
-				break
+				return &ConfigError{Key: g, Err: err}
 			}
 		}
+	}
+	key := ""
+	lower := strings.ToLower(text)
+	for k := range user {
+		if len(k) > len(key) && (strings.Contains(text, k) || strings.Contains(lower, strings.ReplaceAll(k, ".", " "))) {
+			key = k // "SASL mechanism" names sasl.mechanism
+		}
+	}
+	if key == "" {
+		key = "kafka.ConfigMap"
 	}
 	return &ConfigError{Key: key, Err: err}
 }

@@ -96,13 +96,13 @@ func New(cm kafka.ConfigMap, opts ...Option) (*Producer, error) {
 		if cfg.engine == EngineBatch {
 			e, err := newBatchEngine(kcm, sink, cfg.logger, cfg.tokens)
 			if err != nil {
-				return nil, newKafkaConfigError(err)
+				return nil, newKafkaConfigError(err, cm)
 			}
 			return e, nil
 		}
 		e, err := newKafkaEngine(kcm, sink, cfg.logger, cfg.tokens)
 		if err != nil {
-			return nil, newKafkaConfigError(err)
+			return nil, newKafkaConfigError(err, cm)
 		}
 		return e, nil
 	})
@@ -577,7 +577,12 @@ func (p *Producer) awaitOutcomes(ctx context.Context) error {
 				return ctx.Err()
 			case <-down:
 				warned = true
-				p.warnBrokersDown(ctx)
+				select {
+				case <-done: // the outcomes came at the same time: nothing to warn about
+					waiting = false
+				default:
+					p.warnBrokersDown(ctx)
+				}
 			}
 		}
 	}
