@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,15 +147,21 @@ func TestOAuthBearerTokenProviderWithRefresh(t *testing.T) {
 	topic := topicName(t, "")
 	createTopic(t, s["plaintext.bootstrap"], topic, 1, 1, nil)
 	var calls atomic.Int32
+	var mu sync.Mutex
+	var tokens []string
 	provider := func(ctx context.Context, config string) (kafka.OAuthBearerToken, error) {
 		calls.Add(1)
 		exp := time.Now().Add(10 * time.Second) // librdkafka refreshes at 80% of the lifetime
-		return kafka.OAuthBearerToken{TokenValue: unsecuredJWT("alice", exp), Expiration: exp, Principal: "alice"}, nil
+		tok := unsecuredJWT("alice", exp)
+		mu.Lock()
+		tokens = append(tokens, tok)
+		mu.Unlock()
+		return kafka.OAuthBearerToken{TokenValue: tok, Expiration: exp, Principal: "alice"}, nil
 	}
 	var out lockedBuffer
 	p := authProducer(t, kafka.ConfigMap{
 		"bootstrap.servers": s["oauthbearer.bootstrap"], "security.protocol": s["oauthbearer.security.protocol"],
-		"sasl.mechanism": "OAUTHBEARER",
+		"sasl.mechanism": "OAUTHBEARER", "debug": "security,broker,protocol",
 	}, &out, aioproducer.WithOAuthBearerTokenProvider(provider))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -169,6 +176,12 @@ func TestOAuthBearerTokenProviderWithRefresh(t *testing.T) {
 	produce("refreshed token")
 	t.Logf("token provider called %d times", calls.Load())
 	require.NoError(t, p.Close(ctx))
+	mu.Lock()
+	defer mu.Unlock()
+	for _, tok := range tokens {
+		assert.NotContains(t, out.String(), tok, "a token in a log line (debug on)")
+		assert.NotContains(t, out.String(), strings.Split(tok, ".")[1], "a token's payload in a log line")
+	}
 }
 
 // An expired token fails the messages with ErrAuthentication within bounded time.
