@@ -525,7 +525,7 @@ func (p *Producer) Close(ctx context.Context) error {
 
 // errPurgedInFlight is the cause of a message that an aborted Close purged while a request carrying it
 // was in flight.
-var errPurgedInFlight = errors.New("Close's context ended while the message was in flight: it may be in the log")
+var errPurgedInFlight = errors.New("purged in flight when Close's context ended: it may be in the log")
 
 func (p *Producer) shutdown(ctx context.Context) error {
 	p.intakeMu.Lock()
