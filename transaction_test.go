@@ -186,16 +186,25 @@ func TestProduceOutsideATransactionFails(t *testing.T) {
 	assert.ErrorIs(t, te, ErrNotTransactional)
 }
 
+// gatedTxnProducer is a transactional producer over the fake engine, in a transaction, with one worker
+// whose first enqueue waits until gate is closed: the messages produced after the first stay in the
+// producer's buffer meanwhile.
+func gatedTxnProducer(t *testing.T) (p *Producer, fe *fakeEngine, gate chan struct{}) {
+	t.Helper()
+	fe = newFakeEngine(true)
+	gate = make(chan struct{})
+	fe.setGate(gate)
+	p = newFakeProducer(t, fe, withTransactions(), WithWorkers(1), WithBufferTimeout(time.Hour))
+	require.NoError(t, p.InitTransactions(t.Context()))
+	require.NoError(t, p.BeginTransaction())
+	return p, fe, gate
+}
+
 // Commit hands librdkafka every message still in the producer's buffer, and waits for their outcomes,
 // before it commits.
 func TestCommitSendsWhatTheBufferHoldsFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(true)
-		gate := make(chan struct{})
-		fe.setGate(gate) // the first batch stays inside enqueue: the rest waits in the producer
-		p := newFakeProducer(t, fe, withTransactions(), WithWorkers(1), WithBufferTimeout(time.Hour))
-		require.NoError(t, p.InitTransactions(t.Context()))
-		require.NoError(t, p.BeginTransaction())
+		p, fe, gate := gatedTxnProducer(t) // the first batch stays inside enqueue: the rest waits in the producer
 		futs := make([]*Future, 20)
 		for i := range futs {
 			var err error
@@ -226,12 +235,7 @@ func TestCommitSendsWhatTheBufferHoldsFirst(t *testing.T) {
 // Abort fails what the producer still buffers without sending it.
 func TestAbortFailsBufferedMessagesWithoutSendingThem(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(true)
-		gate := make(chan struct{})
-		fe.setGate(gate)
-		p := newFakeProducer(t, fe, withTransactions(), WithWorkers(1), WithBufferTimeout(time.Hour))
-		require.NoError(t, p.InitTransactions(t.Context()))
-		require.NoError(t, p.BeginTransaction())
+		p, fe, gate := gatedTxnProducer(t)
 		futs := make([]*Future, 20)
 		for i := range futs {
 			var err error
