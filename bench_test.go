@@ -193,3 +193,91 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 	})
 }
+
+// BenchmarkTransactions measures transactional throughput: each op is one transaction of txnMsgs
+// messages of benchValueSize bytes, begun, produced, and committed once every message is delivered.
+// The raw client and aioproducer get the same configuration; the mock cluster coordinates.
+func BenchmarkTransactions(b *testing.B) {
+	const txnMsgs = 1000
+	value := make([]byte, benchValueSize)
+	report := func(b *testing.B, start time.Time) {
+		secs := time.Since(start).Seconds()
+		b.ReportMetric(float64(b.N)/secs, "commits/s")
+		b.ReportMetric(float64(b.N*txnMsgs)/secs, "msgs/s")
+	}
+	b.Run("raw", func(b *testing.B) {
+		mc := benchCluster(b)
+		cm := benchConfig(mc.BootstrapServers(), 5)
+		cm["transactional.id"] = "bench-raw"
+		kp := rawProducer(b, cm)
+		ctx := context.Background()
+		if err := kp.InitTransactions(ctx); err != nil {
+			b.Fatal(err)
+		}
+		topic := "bench"
+		var wg sync.WaitGroup
+		go func() { // the delivery reports of every transaction
+			for ev := range kp.Events() {
+				if m, ok := ev.(*kafka.Message); ok {
+					if m.TopicPartition.Error != nil {
+						b.Error(m.TopicPartition.Error)
+					}
+					wg.Done()
+				}
+			}
+		}()
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			if err := kp.BeginTransaction(); err != nil {
+				b.Fatal(err)
+			}
+			wg.Add(txnMsgs)
+			for range txnMsgs {
+				for {
+					err := kp.Produce(&kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny}, Value: value}, nil)
+					if err == nil {
+						break
+					}
+					if ke, ok := err.(kafka.Error); !ok || ke.Code() != kafka.ErrQueueFull {
+						b.Fatal(err)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if err := kp.CommitTransaction(ctx); err != nil { // flushes first, as the raw API does
+				b.Fatal(err)
+			}
+			wg.Wait()
+		}
+		report(b, start)
+	})
+	b.Run("aioproducer", func(b *testing.B) {
+		mc := benchCluster(b)
+		cm := benchConfig(mc.BootstrapServers(), 5)
+		cm["transactional.id"] = "bench-aio"
+		p := benchAIO(b, cm)
+		ctx := context.Background()
+		if err := p.InitTransactions(ctx); err != nil {
+			b.Fatal(err)
+		}
+		msgs := make([]*Message, txnMsgs)
+		for i := range msgs {
+			msgs[i] = &Message{Topic: "bench", Value: value}
+		}
+		b.ResetTimer()
+		start := time.Now()
+		for range b.N {
+			if err := p.BeginTransaction(); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := p.ProduceBatch(ctx, msgs); err != nil {
+				b.Fatal(err)
+			}
+			if err := p.CommitTransaction(ctx); err != nil { // waits for every outcome first
+				b.Fatal(err)
+			}
+		}
+		report(b, start)
+	})
+}

@@ -2,8 +2,11 @@ package aioproducer
 
 import (
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
@@ -13,6 +16,9 @@ import (
 // can take; a message that times out meanwhile says the brokers were unreachable.
 type brokerState struct {
 	down atomic.Bool // librdkafka said all brokers are down, and no delivery has succeeded since
+	// auth is the authentication (or TLS verification) failure librdkafka reported, and since when,
+	// until a delivery succeeds or the credentials change.
+	auth atomic.Pointer[authFailure]
 
 	mu     sync.Mutex
 	last   kafka.Error   // the last connection error, guarded by mu
@@ -27,10 +33,35 @@ var connectionErrors = map[kafka.ErrorCode]bool{
 	kafka.ErrAuthentication: true, kafka.ErrSsl: true, kafka.ErrTimedOut: true,
 }
 
-// onError takes a librdkafka error event.
-func (b *brokerState) onError(err kafka.Error) {
+// isAuthFailure reports whether err says that a broker refused the client's credentials, or that its
+// TLS certificate could not be verified: errors that retrying does not cure.
+func isAuthFailure(err kafka.Error) bool {
+	switch err.Code() {
+	case kafka.ErrAuthentication:
+		return true
+	case kafka.ErrSsl:
+		s := strings.ToLower(err.Error())
+		return strings.Contains(s, "certificate verify failed") || strings.Contains(s, "handshake failed")
+	}
+	return false
+}
+
+type authFailure struct {
+	err   kafka.Error
+	since time.Time
+}
+
+// onError takes a librdkafka error event. It reports whether it began an authentication failure.
+func (b *brokerState) onError(err kafka.Error) (authBegan bool) {
+	if isAuthFailure(err) {
+		since := time.Now()
+		if old := b.auth.Load(); old != nil {
+			since = old.since
+		}
+		authBegan = b.auth.Swap(&authFailure{err: err, since: since}) == nil
+	}
 	if !connectionErrors[err.Code()] {
-		return
+		return authBegan
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -41,10 +72,34 @@ func (b *brokerState) onError(err kafka.Error) {
 		b.down.Store(true)
 		close(b.downCh)
 	}
+	return authBegan
 }
 
-// delivered is told that a message was delivered: some broker is up.
+// authFailed returns the current authentication failure as an error, or nil.
+func (b *brokerState) authFailed() error {
+	if a := b.auth.Load(); a != nil {
+		return &authError{err: a.err}
+	}
+	return nil
+}
+
+// clearAuth forgets the authentication failure: new credentials, or a delivery, say it may be over.
+func (b *brokerState) clearAuth() { b.auth.Store(nil) }
+
+// authError is the cause attached to messages failed while authentication fails.
+type authError struct{ err kafka.Error }
+
+func (e *authError) Error() string {
+	return fmt.Sprintf("authentication failed (not retriable: fix the credentials or certificates): %v", e.err)
+}
+
+func (e *authError) Unwrap() []error { return []error{ErrAuthentication, e.err} }
+
+// delivered is told that a message was delivered: some broker is up, and took the credentials.
 func (b *brokerState) delivered() {
+	if b.auth.Load() != nil {
+		b.clearAuth()
+	}
 	if !b.down.Load() {
 		return
 	}
@@ -78,4 +133,86 @@ type brokersDownError struct{ last kafka.Error }
 
 func (e *brokersDownError) Error() string {
 	return fmt.Sprintf("no broker was reachable; last connection error: %v", e.last)
+}
+
+// Unwrap returns the last connection error, so that errors.As finds its kafka.Error too.
+func (e *brokersDownError) Unwrap() error { return e.last }
+
+// authGrace is how long an authentication failure must last, with no delivery, before authWatch fails
+// messages for it: a re-authentication that fails once while a token is refreshed, and succeeds on
+// the next connection, must cost no message.
+const authGrace = time.Second
+
+// authWatch makes messages fail promptly while authentication fails: librdkafka keeps them queued
+// and retries the connection until message.timeout.ms, and says "authentication failed" only twice,
+// then just "all brokers are down" at each failed reconnection. Once a failure has lasted authGrace, the
+// watch purges librdkafka's queue (never what is in flight), and again at each of those later events, so
+// each message fails with ErrAuthentication within librdkafka's reconnection backoff
+// (reconnect.backoff.max.ms, 10 s by default), until a delivery succeeds or the credentials change.
+// One goroutine, owned by the Producer, asleep while authentication works.
+type authWatch struct {
+	brokers *brokerState
+	purge   func() error
+	log     *slog.Logger
+	kick    chan struct{} // capacity 1: an authentication failure began, or librdkafka failed to reconnect during one
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+func newAuthWatch(b *brokerState, purge func() error, log *slog.Logger) *authWatch {
+	return &authWatch{brokers: b, purge: purge, log: log, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (w *authWatch) start() { go w.run() }
+
+// poke is told of an error event during an authentication failure.
+func (w *authWatch) poke() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// close stops the watch and waits for it.
+func (w *authWatch) close() {
+	close(w.stop)
+	<-w.done
+}
+
+func (w *authWatch) run() {
+	defer close(w.done)
+	var graceC <-chan time.Time
+	grace := time.NewTimer(authGrace)
+	grace.Stop()
+	defer grace.Stop()
+	for {
+		select {
+		case <-w.kick:
+			a := w.brokers.auth.Load()
+			if a == nil {
+				continue
+			}
+			if wait := authGrace - time.Since(a.since); wait > 0 {
+				if graceC == nil {
+					grace.Reset(wait)
+					graceC = grace.C
+				}
+				continue
+			}
+			w.purgeQueue()
+		case <-graceC:
+			graceC = nil
+			if w.brokers.auth.Load() != nil {
+				w.purgeQueue()
+			}
+		case <-w.stop:
+			return
+		}
+	}
+}
+
+func (w *authWatch) purgeQueue() {
+	if err := w.purge(); err != nil {
+		w.log.Error("aioproducer: purge failed", "error", err)
+	}
 }

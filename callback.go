@@ -29,6 +29,8 @@ type callbackManager struct {
 	stats   *counters
 	cause   func(err error) error // the reason behind failures, if the producer was aborted
 	maxMsg  int64                 // message.max.bytes, for the error of a message too large
+	// onFailure, if set, is told of every failed message (a transaction must not commit then).
+	onFailure func(topic string, err error)
 
 	// The callback goroutine's id, and whether it runs a callback now: Flush and Close called from a
 	// callback must not wait for the goroutine they run on.
@@ -73,6 +75,9 @@ func (cm *callbackManager) deliver(rs []report) {
 		} else {
 			err = cm.deliveryError(rec, r.err, r.status)
 			failed++
+			if cm.onFailure != nil {
+				cm.onFailure(rec.msg.Topic, err)
+			}
 		}
 		if rec.fut != nil {
 			rec.fut.resolve(d, err)
@@ -125,6 +130,9 @@ func (cm *callbackManager) fail(rec *record, err error) {
 	var ke kafka.Error
 	if errors.As(err, &ke) {
 		err = cm.deliveryError(rec, err, statusNotPersisted)
+	}
+	if cm.onFailure != nil {
+		cm.onFailure(rec.msg.Topic, err)
 	}
 	if rec.fut != nil {
 		rec.fut.resolve(Delivery{}, err)

@@ -255,6 +255,8 @@ func TestBothEnginesRefuseTheSameConfigurationNamingTheUsersKey(t *testing.T) {
 		{"unknown property", kafka.ConfigMap{"no.such.property": "x"}, "no.such.property"},
 		{"bad value in default.topic.config", kafka.ConfigMap{"default.topic.config": kafka.ConfigMap{"message.timeout.ms": "soon"}}, "message.timeout.ms"},
 		{"a value of an unsupported type", kafka.ConfigMap{"acks": int64(1)}, "acks"},
+		{"a SASL mechanism librdkafka lacks", kafka.ConfigMap{"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "NO-SUCH"}, "sasl.mechanism"},
+		{"a CA file that is not there", kafka.ConfigMap{"security.protocol": "SSL", "ssl.ca.location": "/no/such/ca.pem"}, "ssl.ca.location"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -358,5 +360,71 @@ func TestAbortedCloseTellsMessagesNotSentFromMessagesInFlight(t *testing.T) {
 				assert.Equal(t, kafka.ErrPurgeQueue, ke.Code(), "message %d: %v", i, err)
 			}
 		}
+	})
+}
+
+// A broker that refuses the credentials: librdkafka says so twice, then only that all brokers are down
+// at each failed reconnection, and keeps the messages until message.timeout.ms. Once the failure has
+// lasted authGrace, the producer fails them, and those produced while it lasts at the next failed
+// reconnection, with ErrAuthentication (not retriable); it logs the broker's reason once, and works
+// again with new credentials.
+func TestAuthenticationFailureFailsMessagesPromptlyAndSaysWhy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var out syncBuffer
+		fe := newFakeEngine(false)
+		p := newFakeProducer(t, fe, WithLogger(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+		first, err := p.Produce(t.Context(), msg("t", "first"))
+		require.NoError(t, err)
+		synctest.Wait() // in librdkafka's queue
+
+		authErr := kafka.NewError(kafka.ErrAuthentication, "SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512", false)
+		start := time.Now()
+		fe.sink.onError(authErr)
+		fe.sink.onError(authErr) // librdkafka says it again: logged once
+		_, err = first.Wait(t.Context())
+		assert.Equal(t, authGrace, time.Since(start), "failed once the failure lasted authGrace")
+		require.ErrorIs(t, err, ErrAuthentication)
+		assert.False(t, IsRetriable(err), "%v", err)
+		assert.False(t, IsOutcomeUnknown(err), "%v", err)
+		assert.Contains(t, err.Error(), "invalid credentials")
+
+		later, err := p.Produce(t.Context(), msg("t", "later"))
+		require.NoError(t, err)
+		synctest.Wait()
+		fe.sink.onError(kafka.NewError(kafka.ErrAllBrokersDown, "1/1 brokers are down", false)) // the next reconnection fails
+		_, err = later.Wait(t.Context())
+		require.ErrorIs(t, err, ErrAuthentication, "produced while authentication fails")
+		assert.Equal(t, 1, strings.Count(out.String(), "authentication failed"), "%s", out.String())
+		assert.Contains(t, out.String(), "invalid credentials")
+
+		// New credentials: messages wait for the broker again, and a delivery ends the failure.
+		require.NoError(t, p.SetSaslCredentials("alice", "right"))
+		ok, err := p.Produce(t.Context(), msg("t", "ok"))
+		require.NoError(t, err)
+		synctest.Wait()
+		fe.deliver(-1)
+		_, err = ok.Wait(t.Context())
+		require.NoError(t, err)
+		assert.Nil(t, p.brokers.authFailed())
+	})
+}
+
+// A re-authentication that fails once (a token refresh racing a connection) and succeeds on the next
+// connection costs no message: a delivery within authGrace ends the failure.
+func TestAuthenticationHiccupCostsNoMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newFakeEngine(false)
+		p := newFakeProducer(t, fe)
+		f, err := p.Produce(t.Context(), msg("t", "queued"))
+		require.NoError(t, err)
+		synctest.Wait()
+		fe.sink.onError(kafka.NewError(kafka.ErrAuthentication, "SASL OAUTHBEARER mechanism handshake failed", false))
+		time.Sleep(authGrace / 2)
+		fe.deliver(-1) // the next connection authenticated
+		_, err = f.Wait(t.Context())
+		require.NoError(t, err)
+		time.Sleep(2 * authGrace)
+		assert.Nil(t, p.brokers.authFailed())
+		assert.Zero(t, fe.purged, "nothing was purged")
 	})
 }

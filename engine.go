@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -16,16 +17,17 @@ const reportBurst = 512
 // kafkaEngine is the engine over confluent-kafka-go's kafka.Producer: one Produce call per message, and
 // one goroutine that drains the Events and Logs channels.
 type kafkaEngine struct {
-	kp   *kafka.Producer
-	rk   rdk.Handle // kp's librdkafka handle, for rd_kafka_flush
-	sink reportSink
-	log  *slog.Logger
-	done chan struct{}
+	kp     *kafka.Producer
+	tokens *tokenRefresher
+	rk     rdk.Handle // kp's librdkafka handle, for rd_kafka_flush
+	sink   reportSink
+	log    *slog.Logger
+	done   chan struct{}
 }
 
 // newKafkaEngine creates the librdkafka producer for cm, whose reports go to sink once started. It
 // starts nothing of its own when it returns an error.
-func newKafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger) (*kafkaEngine, error) {
+func newKafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger, tokens TokenProvider) (*kafkaEngine, error) {
 	kp, err := kafka.NewProducer(&cm)
 	if err != nil {
 		return nil, err
@@ -38,10 +40,50 @@ func newKafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger) (*kaf
 		kp.Close()
 		return nil, err
 	}
-	return &kafkaEngine{kp: kp, rk: rk, sink: sink, log: log, done: make(chan struct{})}, nil
+	e := &kafkaEngine{kp: kp, rk: rk, sink: sink, log: log, done: make(chan struct{})}
+	e.tokens = newTokenRefresher(tokens, log, kp.SetOAuthBearerToken, kp.SetOAuthBearerTokenFailure)
+	return e, nil
 }
 
 func (e *kafkaEngine) flush(timeoutMs int) bool { return e.rk.Flush(timeoutMs) }
+
+func (e *kafkaEngine) txn(op, timeoutMs int) error {
+	var err error
+	switch op {
+	case rdk.TxnBegin:
+		err = e.kp.BeginTransaction()
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeoutMs)*time.Millisecond)
+		defer cancel()
+		switch op {
+		case rdk.TxnInit:
+			err = e.kp.InitTransactions(ctx)
+		case rdk.TxnCommit:
+			err = e.kp.CommitTransaction(ctx)
+		case rdk.TxnAbort:
+			err = e.kp.AbortTransaction(ctx)
+		}
+	}
+	return kafkaTxnError(err)
+}
+
+func (e *kafkaEngine) sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeoutMs)*time.Millisecond)
+	defer cancel()
+	return kafkaTxnError(e.kp.SendOffsetsToTransaction(ctx, offsets, cgm))
+}
+
+// kafkaTxnError is confluent-kafka-go's transactional error as a *TxnError, or nil.
+func kafkaTxnError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ke kafka.Error
+	if !errors.As(err, &ke) {
+		return &TxnError{Err: err}
+	}
+	return &TxnError{Err: ke, retriable: ke.IsRetriable(), requiresAbort: ke.TxnRequiresAbort(), fatal: ke.IsFatal()}
+}
 
 func (e *kafkaEngine) start() { go e.run() }
 
@@ -68,6 +110,10 @@ func (e *kafkaEngine) enqueue(recs []*record) (int, error) {
 	return len(recs), nil
 }
 
+func (e *kafkaEngine) purgeQueue() error {
+	return e.kp.Purge(kafka.PurgeQueue | kafka.PurgeNonBlocking)
+}
+
 func (e *kafkaEngine) purge() error {
 	return e.kp.Purge(kafka.PurgeQueue | kafka.PurgeInFlight | kafka.PurgeNonBlocking)
 }
@@ -79,8 +125,13 @@ func (e *kafkaEngine) fatalError() (kafka.Error, bool) {
 }
 
 func (e *kafkaEngine) close() {
+	e.tokens.close()
 	e.kp.Close()
 	<-e.done
+}
+
+func (e *kafkaEngine) setSaslCredentials(username, password string) error {
+	return e.kp.SetSaslCredentials(username, password)
 }
 
 // run drains delivery reports, errors and log lines until kafka.Producer.Close closes the channels.
@@ -139,6 +190,8 @@ func (e *kafkaEngine) handle(ev kafka.Event, buf []report) []report {
 			offset:    int64(ev.TopicPartition.Offset),
 			err:       ev.TopicPartition.Error,
 		})
+	case kafka.OAuthBearerTokenRefresh:
+		e.tokens.request(ev.Config)
 	case kafka.Error:
 		if ev.IsFatal() {
 			// Reports already drained go first: they happened before.

@@ -26,9 +26,10 @@ const minLogAppendTime = 1293840000000
 // call enqueues a whole batch, one cgo call drains up to drainBurst delivery reports. A message's opaque
 // in librdkafka is its index in the engine's slot table, never a Go pointer.
 type batchEngine struct {
-	p    *rdk.Producer
-	sink reportSink
-	log  *slog.Logger
+	p      *rdk.Producer
+	sink   reportSink
+	log    *slog.Logger
+	tokens *tokenRefresher
 
 	mu    sync.Mutex
 	slots []*record // by opaque; nil when free
@@ -43,12 +44,13 @@ type batchEngine struct {
 // newBatchEngine creates the librdkafka producer for cm (the go.* keys, which are confluent-kafka-go's,
 // are left out), whose reports go to sink once started. It starts nothing of its own; a setting
 // librdkafka refuses comes back as *rdk.ConfigError, whose text names the key.
-func newBatchEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger) (*batchEngine, error) {
-	p, err := rdk.New(librdkafkaSettings(cm))
+func newBatchEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger, tokens TokenProvider) (*batchEngine, error) {
+	p, err := rdk.New(librdkafkaSettings(cm), tokens != nil)
 	if err != nil {
 		return nil, err
 	}
 	e := &batchEngine{p: p, sink: sink, log: log, done: make(chan struct{})}
+	e.tokens = newTokenRefresher(tokens, log, p.SetOAuthBearerToken, p.SetOAuthBearerTokenFailure)
 	e.scratch.New = func() any { return new(rdk.Batch) }
 	return e, nil
 }
@@ -122,6 +124,26 @@ func (e *batchEngine) enqueue(recs []*record) (int, error) {
 
 func (e *batchEngine) flush(timeoutMs int) bool { return e.p.Flush(timeoutMs) }
 
+func (e *batchEngine) txn(op, timeoutMs int) error {
+	return txnErrorOf(e.p.Txn(op, timeoutMs))
+}
+
+func (e *batchEngine) sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) error {
+	return txnErrorOf(e.p.SendOffsets(offsets, cgm, timeoutMs))
+}
+
+// txnErrorOf is rdk's transactional error as a *TxnError, or nil.
+func txnErrorOf(te *rdk.TxnError) error {
+	if te == nil {
+		return nil
+	}
+	return &TxnError{Err: kafka.NewError(te.Code, te.Str, te.Fatal), retriable: te.Retriable, requiresAbort: te.Abortable, fatal: te.Fatal}
+}
+
+func (e *batchEngine) purgeQueue() error {
+	return e.p.Purge(rdk.PurgeQueue | rdk.PurgeNonBlocking)
+}
+
 func (e *batchEngine) purge() error {
 	return e.p.Purge(rdk.PurgeQueue | rdk.PurgeInFlight | rdk.PurgeNonBlocking)
 }
@@ -132,7 +154,12 @@ func (e *batchEngine) close() {
 		e.p.Wake()
 		<-e.done
 	}
+	e.tokens.close()
 	e.p.Close()
+}
+
+func (e *batchEngine) setSaslCredentials(username, password string) error {
+	return e.p.SetSaslCredentials(username, password)
 }
 
 func (e *batchEngine) fatalError() (kafka.Error, bool) { return e.p.FatalError() }
@@ -185,6 +212,8 @@ func (e *batchEngine) handle(ev *rdk.Event) {
 	switch ev.Type {
 	case rdk.EventLog:
 		e.log.Log(context.Background(), syslogLevel(ev.Level), "librdkafka: "+ev.Str, "tag", ev.Tag, "client", e.p.Name())
+	case rdk.EventTokenRefresh:
+		e.tokens.request(ev.Str)
 	case rdk.EventError:
 		if ev.Fatal {
 			e.sink.onFatal(kafka.NewError(ev.Code, ev.Str, true))

@@ -37,6 +37,24 @@ var (
 	// the same way.) Close from a callback does not fail: see Close.
 	ErrInCallback = errors.New("aioproducer: Flush called from a callback would wait for itself")
 
+	// ErrNotInTransaction is returned by Produce and its variants on a transactional producer
+	// (transactional.id set) outside a transaction: before BeginTransaction, or once
+	// CommitTransaction or AbortTransaction has begun. Nothing was accepted.
+	ErrNotInTransaction = errors.New("aioproducer: not in a transaction")
+
+	// ErrTransactionAborted is wrapped by the outcome of a message that AbortTransaction (or Close
+	// during a transaction) failed before it was sent.
+	ErrTransactionAborted = errors.New("aioproducer: transaction aborted")
+
+	// ErrNotTransactional is wrapped by the *TxnError of a transactional call on a producer whose
+	// configuration does not set transactional.id.
+	ErrNotTransactional = errors.New("aioproducer: not a transactional producer (set transactional.id)")
+
+	// ErrAuthentication is wrapped by the outcome of a message that failed because a broker refused
+	// the producer's credentials (SASL) or its TLS certificate could not be verified. It is not
+	// retriable: fix the configuration, or rotate the credentials (SetSaslCredentials).
+	ErrAuthentication = errors.New("aioproducer: authentication failed")
+
 	// ErrInvalidConfig is wrapped by the *ConfigError that New returns for a configuration it refuses.
 	ErrInvalidConfig = errors.New("aioproducer: invalid configuration")
 )
@@ -106,6 +124,51 @@ func (e *DeliveryError) Unwrap() []error {
 	return []error{e.Err}
 }
 
+// TxnError is the error of a transactional call (InitTransactions, BeginTransaction,
+// SendOffsetsToTransaction, CommitTransaction, AbortTransaction). Err is librdkafka's kafka.Error, or
+// what the producer found (a failed message, a call in the wrong state, a context that ended). What to
+// do next: IsRetriable(err) says the same call may be made again, TxnRequiresAbort(err) says the
+// transaction must be aborted (then begun again), IsFatal(err) says the producer must be closed.
+type TxnError struct {
+	Op  string // the call that failed
+	Err error
+
+	retriable, requiresAbort, fatal bool
+	ctxErr                          error // the ctx error, when ctx ended a call librdkafka had not finished
+}
+
+func (e *TxnError) Error() string {
+	var hint string
+	switch {
+	case e.fatal:
+		hint = " (fatal: close the producer)"
+	case e.requiresAbort:
+		hint = " (abort the transaction)"
+	case e.retriable:
+		hint = " (retriable: call it again)"
+	}
+	if e.ctxErr != nil {
+		return fmt.Sprintf("aioproducer: %s: %v%s: %v", e.Op, e.Err, hint, e.ctxErr)
+	}
+	return fmt.Sprintf("aioproducer: %s: %v%s", e.Op, e.Err, hint)
+}
+
+// Unwrap returns the underlying error, and the context's error if ctx ended the call.
+func (e *TxnError) Unwrap() []error {
+	if e.ctxErr != nil {
+		return []error{e.Err, e.ctxErr}
+	}
+	return []error{e.Err}
+}
+
+// TxnRequiresAbort reports whether err says the current transaction cannot commit and must be
+// aborted with AbortTransaction (librdkafka's rd_kafka_error_txn_requires_abort, or a message of the
+// transaction that failed).
+func TxnRequiresAbort(err error) bool {
+	var te *TxnError
+	return errors.As(err, &te) && te.requiresAbort && !te.fatal
+}
+
 // SerializationError is returned by a TypedProducer's Produce and its variants when the key or value
 // serializer fails. The message was not accepted and gets no outcome. It unwraps to the serializer's
 // error. (The Python client's KeySerializationError and ValueSerializationError.)
@@ -139,6 +202,10 @@ func (e *fatalError) Unwrap() []error { return []error{ErrFatal, e.err} }
 // IsRetriable reports whether err is a librdkafka error that librdkafka itself marks retriable: producing
 // the message again may succeed. librdkafka has already retried it up to message.timeout.ms.
 func IsRetriable(err error) bool {
+	var te *TxnError
+	if errors.As(err, &te) {
+		return te.retriable && !te.fatal && !errors.Is(err, ErrFatal)
+	}
 	var ke kafka.Error
 	return errors.As(err, &ke) && ke.IsRetriable() && !IsFatal(err)
 }
@@ -146,6 +213,9 @@ func IsRetriable(err error) bool {
 // IsFatal reports whether err stems from a fatal producer error: the producer cannot be used any more.
 func IsFatal(err error) bool {
 	if errors.Is(err, ErrFatal) {
+		return true
+	}
+	if te := (*TxnError)(nil); errors.As(err, &te) && te.fatal {
 		return true
 	}
 	var ke kafka.Error

@@ -21,8 +21,9 @@ type engine interface {
 	// which librdkafka refused.
 	enqueue(recs []*record) (n int, err error)
 	// purge makes librdkafka fail every message it holds, queued or in flight; their reports still
-	// arrive through the sink.
+	// arrive through the sink. purgeQueue fails only the queued ones, never sent.
 	purge() error
+	purgeQueue() error
 	// fatalError returns the fatal error librdkafka raised, with its own code and text, and false if
 	// it raised none. An enqueue refused after a fatal error only says kafka.ErrFatal.
 	fatalError() (kafka.Error, bool)
@@ -30,6 +31,13 @@ type engine interface {
 	// (rd_kafka_flush), and reports whether librdkafka then held nothing. It never delivers a report
 	// itself: those still come through the sink. It is not called once close has begun.
 	flush(timeoutMs int) bool
+	// txn runs a transactional operation (rdk.TxnInit, TxnBegin, TxnCommit, TxnAbort) for up to
+	// timeoutMs, and sendOffsets adds consumer offsets to the transaction. Their errors are *TxnError
+	// (Op left empty), with librdkafka's verdict on what may be done next.
+	txn(op, timeoutMs int) error
+	sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) error
+	// setSaslCredentials replaces the SASL username and password for new connections.
+	setSaslCredentials(username, password string) error
 	// close releases librdkafka and stops the engine's report goroutine, waiting for it. It is called
 	// once, after every message's outcome is known.
 	close()
@@ -85,6 +93,9 @@ type executor struct {
 	abortOnce sync.Once
 	aborted   chan struct{}
 	abortErr  error // set before aborted is closed
+	// discardErr, while set, fails what the workers have not handed to librdkafka (a transaction
+	// being aborted).
+	discardErr atomic.Pointer[error]
 
 	wg sync.WaitGroup
 }
@@ -155,6 +166,19 @@ func (ex *executor) abort(err error) {
 	ex.mu.Unlock()
 }
 
+// discard makes the workers fail, with err, every message they have not yet handed to librdkafka,
+// until discard(nil). Like abort, it returns once no enqueue call is in progress.
+func (ex *executor) discard(err error) {
+	if err == nil {
+		ex.discardErr.Store(nil)
+		return
+	}
+	ex.discardErr.Store(&err)
+	ex.mu.Lock()
+	//lint:ignore SA2001 the empty critical section waits for enqueue calls in progress
+	ex.mu.Unlock()
+}
+
 func (ex *executor) isAborted() bool {
 	select {
 	case <-ex.aborted:
@@ -187,6 +211,15 @@ func (ex *executor) execute(b messageBatch) {
 		ex.mu.RLock()
 		if ex.isAborted() {
 			ex.mu.RUnlock()
+			break
+		}
+		if d := ex.discardErr.Load(); d != nil {
+			ex.mu.RUnlock()
+			for _, r := range recs {
+				ex.stats.failedEarly.Add(1)
+				ex.fail(r, *d)
+			}
+			recs = nil
 			break
 		}
 		// Counted before the call, so a report that comes before it returns never makes the in-flight

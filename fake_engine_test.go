@@ -25,6 +25,7 @@ type fakeEngine struct {
 	capacity int                      // >0: queue full when this many are pending
 	gate     chan struct{}            // non-nil: enqueue waits until it is closed
 	purged   int
+	txns     []fakeTxnCall // transactional calls, in order
 
 	auto bool
 	req  chan fakeReq
@@ -117,6 +118,38 @@ func (f *fakeEngine) purge() error {
 	f.mu.Lock()
 	f.purged++
 	f.mu.Unlock()
+	return nil
+}
+
+// fakeTxnCall is a transactional call the fake engine took, and how many messages had been enqueued
+// before it.
+type fakeTxnCall struct {
+	op       int
+	enqueued int
+}
+
+func (f *fakeEngine) setSaslCredentials(string, string) error { return nil }
+
+func (f *fakeEngine) purgeQueue() error { return f.purge() }
+
+func (f *fakeEngine) txn(op, _ int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, c := range f.calls {
+		n += len(c)
+	}
+	f.txns = append(f.txns, fakeTxnCall{op: op, enqueued: n})
+	return nil
+}
+
+func (f *fakeEngine) txnCalls() []fakeTxnCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]fakeTxnCall(nil), f.txns...)
+}
+
+func (f *fakeEngine) sendOffsets([]kafka.TopicPartition, *kafka.ConsumerGroupMetadata, int) error {
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package aioproducer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,6 +41,7 @@ type config struct {
 	logger        *slog.Logger
 	engine        Engine
 	kafka         kafkaSettings // from the librdkafka configuration
+	tokens        TokenProvider
 }
 
 func defaultConfig() config {
@@ -85,6 +87,20 @@ func WithMaxBuffered(messages int, bytes int64) Option {
 // WithLogger sets the logger for the producer's own events and for librdkafka's log lines (syslog levels
 // mapped to slog levels). Default slog.Default(). It must not be nil.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// TokenProvider returns a SASL/OAUTHBEARER token when librdkafka asks for one: at start, and before
+// the current token expires. config is the value of sasl.oauthbearer.config. ctx ends when the
+// producer closes. An error makes librdkafka ask again later; it is logged, so it must not contain a
+// secret.
+type TokenProvider func(ctx context.Context, config string) (kafka.OAuthBearerToken, error)
+
+// WithOAuthBearerTokenProvider makes the producer get its SASL/OAUTHBEARER tokens from fn, on both
+// engines (the application's own token, as confluent-kafka-go's OAuthBearerTokenRefresh event and
+// SetOAuthBearerToken give it). It needs sasl.mechanism=OAUTHBEARER, and neither
+// sasl.oauthbearer.method=oidc (librdkafka's built-in OIDC client) nor
+// enable.sasl.oauthbearer.unsecure.jwt=true. fn runs on a goroutine of its own, one call at a time;
+// it may block (an HTTP call to a token endpoint) without delaying deliveries. Default: none.
+func WithOAuthBearerTokenProvider(fn TokenProvider) Option { return func(c *config) { c.tokens = fn } }
 
 // Engine selects how the producer talks to librdkafka (WithEngine).
 type Engine int
@@ -164,6 +180,7 @@ var managedKeys = []string{"delivery.report.only.error", "dr_cb", "dr_msg_cb"}
 type kafkaSettings struct {
 	messageTimeout  time.Duration // message.timeout.ms (delivery.timeout.ms)
 	messageMaxBytes int64         // message.max.bytes
+	transactional   bool          // transactional.id is set
 }
 
 // librdkafka's defaults for kafkaSettings.
@@ -192,10 +209,8 @@ func kafkaConfig(user kafka.ConfigMap) (kafka.ConfigMap, kafkaSettings, error) {
 	if strings.TrimSpace(bs) == "" && strings.TrimSpace(mbl) == "" {
 		return nil, ks, &ConfigError{Key: "bootstrap.servers", Err: errors.New("missing: set it to host:port[,host:port...]")}
 	}
-	for _, k := range []string{"transactional.id"} {
-		if _, ok := cm[k]; ok {
-			return nil, ks, &ConfigError{Key: k, Err: errors.New("transactions are not supported")}
-		}
+	if id, ok := cm["transactional.id"]; ok && fmt.Sprint(id) != "" {
+		ks.transactional = true
 	}
 
 	acks, acksSet := cm["acks"]
@@ -294,7 +309,25 @@ func settingValue(v kafka.ConfigValue) (string, error) {
 	case fmt.Stringer:
 		return x.String(), nil
 	}
-	return "", fmt.Errorf("value %v of type %T: want a string, bool or int", v, v)
+	// The value itself is not shown: it may be a secret (sasl.password, ssl.key.password, ...).
+	return "", fmt.Errorf("a value of type %T: want a string, bool or int", v)
+}
+
+// checkTokenProvider checks that cm lets the application supply OAUTHBEARER tokens.
+func checkTokenProvider(cm kafka.ConfigMap) error {
+	const key = "WithOAuthBearerTokenProvider"
+	if m, _ := settingValue(cm["sasl.mechanism"]); !strings.EqualFold(m, "OAUTHBEARER") {
+		if m2, _ := settingValue(cm["sasl.mechanisms"]); !strings.EqualFold(m2, "OAUTHBEARER") {
+			return &ConfigError{Key: key, Err: errors.New("needs sasl.mechanism=OAUTHBEARER")}
+		}
+	}
+	if m, _ := settingValue(cm["sasl.oauthbearer.method"]); strings.EqualFold(m, "oidc") {
+		return &ConfigError{Key: key, Err: errors.New("conflicts with sasl.oauthbearer.method=oidc, which makes librdkafka fetch the tokens itself")}
+	}
+	if v, ok := cm["enable.sasl.oauthbearer.unsecure.jwt"]; ok && isTrue(v) {
+		return &ConfigError{Key: key, Err: errors.New("conflicts with enable.sasl.oauthbearer.unsecure.jwt=true, which makes librdkafka build the tokens itself")}
+	}
+	return nil
 }
 
 func isAckAll(v kafka.ConfigValue) bool {
@@ -309,16 +342,27 @@ func isTrue(v kafka.ConfigValue) bool {
 
 var configKeyPattern = regexp.MustCompile("(?:property:? \"([^\"]+)\"|`([^`]+)`|property \"([^\"]+)\")")
 
-// newKafkaConfigError names the key in an error librdkafka returned for a configuration.
-func newKafkaConfigError(err error) error {
-	key := "kafka.ConfigMap"
-	if m := configKeyPattern.FindStringSubmatch(err.Error()); m != nil {
+// newKafkaConfigError names the key in an error librdkafka returned when it created the client from
+// user's settings (each was accepted alone: it is how they combine that failed): the property the text
+// quotes, else the longest of the user's keys the text mentions, else "kafka.ConfigMap".
+func newKafkaConfigError(err error, user kafka.ConfigMap) error {
+	text := err.Error()
+	if m := configKeyPattern.FindStringSubmatch(text); m != nil {
 		for _, g := range m[1:] {
 			if g != "" {
-				key = g
-				break
+				return &ConfigError{Key: g, Err: err}
 			}
 		}
+	}
+	key := ""
+	lower := strings.ToLower(text)
+	for k := range user {
+		if len(k) > len(key) && (strings.Contains(text, k) || strings.Contains(lower, strings.ReplaceAll(k, ".", " "))) {
+			key = k // "SASL mechanism" names sasl.mechanism
+		}
+	}
+	if key == "" {
+		key = "kafka.ConfigMap"
 	}
 	return &ConfigError{Key: key, Err: err}
 }

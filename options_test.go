@@ -26,7 +26,6 @@ func TestNewRefusesInvalidConfigurationNamingTheKey(t *testing.T) {
 		{"idempotence with acks=1", kafka.ConfigMap{"bootstrap.servers": bs, "acks": "1", "enable.idempotence": "true"}, nil, "acks"},
 		{"managed go setting", kafka.ConfigMap{"bootstrap.servers": bs, "go.delivery.report.fields": "all"}, nil, "go.delivery.report.fields"},
 		{"experimental batch producer", kafka.ConfigMap{"bootstrap.servers": bs, "go.batch.producer": true}, nil, "go.batch.producer"},
-		{"transactions", kafka.ConfigMap{"bootstrap.servers": bs, "transactional.id": "x"}, nil, "transactional.id"},
 		{"batch size 0", kafka.ConfigMap{"bootstrap.servers": bs}, []Option{WithBatchSize(0)}, "WithBatchSize"},
 		{"zero buffer timeout", kafka.ConfigMap{"bootstrap.servers": bs}, []Option{WithBufferTimeout(0)}, "WithBufferTimeout"},
 		{"negative buffer timeout", kafka.ConfigMap{"bootstrap.servers": bs}, []Option{WithBufferTimeout(-time.Second)}, "WithBufferTimeout"},

@@ -40,6 +40,8 @@ type Producer struct {
 	eng       engine
 	flusher   *flusher
 	brokers   *brokerState
+	auth      *authWatch
+	txn       *txnManager // nil unless transactional.id is set
 	stats     counters
 
 	// The intake: accepted records on their way to the loop. Produce appends under intakeMu and wakes
@@ -85,17 +87,22 @@ func New(cm kafka.ConfigMap, opts ...Option) (*Producer, error) {
 		return nil, err
 	}
 	cfg.kafka = ks
+	if cfg.tokens != nil {
+		if err := checkTokenProvider(cm); err != nil {
+			return nil, err
+		}
+	}
 	return newProducer(cfg, func(sink reportSink) (engine, error) {
 		if cfg.engine == EngineBatch {
-			e, err := newBatchEngine(kcm, sink, cfg.logger)
+			e, err := newBatchEngine(kcm, sink, cfg.logger, cfg.tokens)
 			if err != nil {
-				return nil, newKafkaConfigError(err)
+				return nil, newKafkaConfigError(err, cm)
 			}
 			return e, nil
 		}
-		e, err := newKafkaEngine(kcm, sink, cfg.logger)
+		e, err := newKafkaEngine(kcm, sink, cfg.logger, cfg.tokens)
 		if err != nil {
-			return nil, newKafkaConfigError(err)
+			return nil, newKafkaConfigError(err, cm)
 		}
 		return e, nil
 	})
@@ -120,6 +127,10 @@ func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Produ
 	bufs := newPool(func() *recordBuf { return &recordBuf{recs: make([]*record, 0, cfg.batchSize)} })
 	p.batches = newBatchManager(cfg.batchSize, time.Now, bufs)
 	p.callbacks = newCallbackManager(p.log, p.limit, p.records, &p.stats, p.failureCause, cfg.kafka.messageMaxBytes)
+	if cfg.kafka.transactional {
+		p.txn = &txnManager{}
+		p.callbacks.onFailure = p.txn.onFailure
+	}
 	eng, err := newEngine(p)
 	if err != nil {
 		p.timeouts.disarm()
@@ -127,10 +138,12 @@ func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Produ
 	}
 	p.eng = eng
 	p.flusher = newFlusher(eng)
+	p.auth = newAuthWatch(p.brokers, eng.purgeQueue, p.log)
 	p.exec = newExecutor(eng, cfg.workers, bufs, &p.stats, p.callbacks.fail, p.onFatal, p.flusher.enqueued)
 	p.callbacks.start()
 	p.exec.start()
 	p.flusher.start()
+	p.auth.start()
 	eng.start() // only now: its reports and fatal errors reach the executor
 	go p.run()
 	return p, nil
@@ -232,7 +245,7 @@ func (p *Producer) ProduceBatch(ctx context.Context, msgs []*Message) ([]*Future
 			total += sizes[end]
 			end++
 		}
-		if err := p.usable(); err != nil {
+		if err := p.takes(); err != nil {
 			return out, err
 		}
 		if err := p.limit.Acquire(ctx, int64(end-start), total); err != nil {
@@ -285,13 +298,22 @@ func (p *Producer) usable() error {
 	return nil
 }
 
+// takes returns why the producer takes no message now, or nil: usable, and for a transactional
+// producer, in a transaction.
+func (p *Producer) takes() error {
+	if err := p.usable(); err != nil {
+		return err
+	}
+	return p.txnNotOpen()
+}
+
 // accept validates msg, takes its room in the buffer and returns its record.
 func (p *Producer) accept(ctx context.Context, msg *Message, block bool) (*record, error) {
 	size, err := p.check(msg)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.usable(); err != nil {
+	if err := p.takes(); err != nil {
 		return nil, err
 	}
 	if block {
@@ -394,7 +416,8 @@ func (p *Producer) submit(ctx context.Context, block, withFuture bool, recs ...*
 	return f, nil
 }
 
-// usableLocked is usable for a caller holding intakeMu, where closed is decided.
+// usableLocked is takes for a caller holding intakeMu, where closed and the transaction state are
+// decided.
 func (p *Producer) usableLocked() error {
 	if p.closed.Load() {
 		return ErrClosed
@@ -402,7 +425,7 @@ func (p *Producer) usableLocked() error {
 	if f := p.fatal.Load(); f != nil {
 		return f
 	}
-	return nil
+	return p.txnNotOpen()
 }
 
 // Flush waits until every message accepted before the call has its outcome (its Future is done, its
@@ -420,13 +443,24 @@ func (p *Producer) Flush(ctx context.Context) error {
 	if p.callbacks.inCallback() {
 		return ErrInCallback
 	}
+	return p.sendAndWait(ctx)
+}
+
+// sendAndWait is Flush's work: it has the loop send what it buffers, keeps librdkafka flushing, and
+// waits for the outcomes of every message accepted before it.
+func (p *Producer) sendAndWait(ctx context.Context) error {
+	p.requestFlush()
+	p.flusher.begin()
+	defer p.flusher.end()
+	return p.flushes.wait(ctx)
+}
+
+// requestFlush asks the loop to send every batch it holds at once.
+func (p *Producer) requestFlush() {
 	select {
 	case p.flushReq <- struct{}{}:
 	default:
 	}
-	p.flusher.begin()
-	defer p.flusher.end()
-	return p.flushes.wait(ctx)
 }
 
 // Close stops taking messages (Produce returns ErrClosed from then on), sends what is buffered at once
@@ -445,9 +479,11 @@ func (p *Producer) Flush(ctx context.Context) error {
 //
 // Called from a callback or a channel send (ProduceFunc, ProduceChan), Close cannot wait for the
 // callbacks that come after its own, which run on the goroutine it is called from: it stops intake,
-// lets the shutdown go on by itself, bounded by ctx as above, and returns nil at once. The callbacks
-// still pending run once the calling callback returns; a later Close from another goroutine waits for
-// the shutdown to end and returns its result.
+// lets the shutdown go on by itself and returns nil at once. That shutdown is bounded by ctx's
+// deadline, if it has one, but not by its cancellation: the context of a call that has returned is
+// usually cancelled right after (defer cancel()). The callbacks still pending run once the calling
+// callback returns; a later Close from another goroutine waits for the shutdown to end and returns
+// its result.
 func (p *Producer) Close(ctx context.Context) error {
 	first := false
 	p.closeOnce.Do(func() { first = true })
@@ -471,8 +507,13 @@ func (p *Producer) Close(ctx context.Context) error {
 	if inCallback {
 		// Shut down on a goroutine of its own: the shutdown waits for this callback to return. It
 		// ends once every outcome is handed over; closeDone tells when.
+		bg, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok {
+			bg, cancel = context.WithDeadline(bg, dl)
+		}
 		go func() {
-			p.closeRes = p.shutdown(ctx)
+			defer cancel()
+			p.closeRes = p.shutdown(bg)
 			close(p.closeDone)
 		}()
 		return nil
@@ -484,7 +525,7 @@ func (p *Producer) Close(ctx context.Context) error {
 
 // errPurgedInFlight is the cause of a message that an aborted Close purged while a request carrying it
 // was in flight.
-var errPurgedInFlight = errors.New("Close's context ended while the message was in flight: it may be in the log")
+var errPurgedInFlight = errors.New("purged in flight when Close's context ended: it may be in the log")
 
 func (p *Producer) shutdown(ctx context.Context) error {
 	p.intakeMu.Lock()
@@ -493,6 +534,9 @@ func (p *Producer) shutdown(ctx context.Context) error {
 	p.limit.Close(ErrClosed)
 	close(p.stop)
 
+	if p.txn != nil {
+		p.abortOpenTxn(ctx)
+	}
 	p.flusher.begin()
 	var res error
 	if err := p.awaitOutcomes(ctx); err != nil {
@@ -510,6 +554,7 @@ func (p *Producer) shutdown(ctx context.Context) error {
 	<-p.loopDone
 	p.exec.wait()
 	p.flusher.close()
+	p.auth.close()
 	p.eng.close()
 	p.callbacks.close()
 	return res
@@ -532,7 +577,12 @@ func (p *Producer) awaitOutcomes(ctx context.Context) error {
 				return ctx.Err()
 			case <-down:
 				warned = true
-				p.warnBrokersDown(ctx)
+				select {
+				case <-done: // the outcomes came at the same time: nothing to warn about
+					waiting = false
+				default:
+					p.warnBrokersDown(ctx)
+				}
 			}
 		}
 	}
@@ -554,6 +604,20 @@ func (p *Producer) warnBrokersDown(ctx context.Context) {
 	}
 	p.log.Warn("aioproducer: Close is waiting for messages but "+cause.Error()+"; it waits "+wait,
 		"messages", held)
+}
+
+// SetSaslCredentials replaces the SASL username and password (PLAIN, SCRAM) that librdkafka uses for
+// new broker connections, for credential rotation on a live producer (rd_kafka_sasl_set_credentials;
+// the Python AIOProducer's set_sasl_credentials). Connections already authenticated stay as they are.
+func (p *Producer) SetSaslCredentials(username, password string) error {
+	if err := p.usable(); err != nil {
+		return err
+	}
+	if err := p.eng.setSaslCredentials(username, password); err != nil {
+		return fmt.Errorf("aioproducer: set SASL credentials: %w", err)
+	}
+	p.brokers.clearAuth() // the new credentials may work: stop failing messages for the old ones
+	return nil
 }
 
 // Stats returns a snapshot of the producer's counters.
@@ -589,16 +653,25 @@ func (p *Producer) failureCause(err error) error {
 	if !errors.As(err, &ke) {
 		return nil
 	}
+	if p.txn != nil && p.txn.get() == txnAborting && (ke.Code() == kafka.ErrPurgeQueue || ke.Code() == kafka.ErrPurgeInflight) {
+		return ErrTransactionAborted
+	}
 	switch ke.Code() {
 	case kafka.ErrPurgeQueue:
 		if ce := p.closeErr.Load(); ce != nil {
 			return *ce
+		}
+		if err := p.brokers.authFailed(); err != nil {
+			return err
 		}
 	case kafka.ErrPurgeInflight:
 		if p.closeErr.Load() != nil {
 			return errPurgedInFlight
 		}
 	case kafka.ErrMsgTimedOut:
+		if err := p.brokers.authFailed(); err != nil {
+			return err
+		}
 		return p.brokers.unreachable()
 	}
 	return nil
@@ -606,7 +679,7 @@ func (p *Producer) failureCause(err error) error {
 
 // onReports, onFatal and onError make the Producer the engine's reportSink.
 func (p *Producer) onReports(rs []report) {
-	if p.brokers.down.Load() {
+	if p.brokers.down.Load() || p.brokers.auth.Load() != nil {
 		for _, r := range rs {
 			if r.err == nil {
 				p.brokers.delivered()
@@ -618,7 +691,15 @@ func (p *Producer) onReports(rs []report) {
 	p.exec.space.notify()
 }
 
-func (p *Producer) onError(err kafka.Error) { p.brokers.onError(err) }
+func (p *Producer) onError(err kafka.Error) {
+	if p.brokers.onError(err) {
+		p.log.Warn("aioproducer: authentication failed: if it lasts, the messages librdkafka holds, and those "+
+			"produced while it fails, fail with ErrAuthentication", "reason", err.Error())
+	}
+	if p.brokers.auth.Load() != nil && (isAuthFailure(err) || err.Code() == kafka.ErrAllBrokersDown) {
+		p.auth.poke()
+	}
+}
 
 // run is the producer's loop: it moves accepted messages into the batchManager and sends batches to
 // the executor when they are full, when their worker is idle, when the oldest message has waited the

@@ -144,15 +144,20 @@ func TestMessageSizeLimit(t *testing.T) {
 	}
 	mustDeliver(send(0, []byte("after"), "after"), "the message after, on the same partition")
 
-	// Over the producer's own message.max.bytes: librdkafka refuses it at once; it fails alone, in the
-	// middle of a ProduceBatch whose other messages are delivered in order.
+	// Over the producer's own message.max.bytes: Produce refuses it at once, naming the setting.
 	small := newProducer(t, bs, kafka.ConfigMap{"message.max.bytes": 100_000})
+	_, err = small.Produce(ctx, &aioproducer.Message{Topic: topic, Value: bytes.Repeat([]byte{'x'}, 200_000)})
+	require.ErrorIs(t, err, aioproducer.ErrInvalidMessage)
+	assert.Contains(t, err.Error(), "message.max.bytes (100000)")
+
+	// Under it, but over it with the record's framing: librdkafka refuses it when it is handed over;
+	// it fails alone, in the middle of a ProduceBatch whose other messages are delivered in order.
 	batch := []*aioproducer.Message{}
 	for i := 0; i < 5; i++ {
 		batch = append(batch, &aioproducer.Message{Topic: topic, Partition: aioproducer.ExplicitPartition(1),
 			Value: []byte("b" + strconv.Itoa(i)), Headers: []aioproducer.Header{{Key: "id", Value: []byte("b" + strconv.Itoa(i))}}})
 	}
-	batch[2].Value = bytes.Repeat([]byte{'x'}, 200_000)
+	batch[2].Value = bytes.Repeat([]byte{'x'}, 99_990)
 	futs, err := small.ProduceBatch(ctx, batch)
 	require.NoError(t, err)
 	var prev int64 = -1

@@ -235,14 +235,24 @@ func newProducer(t *testing.T, bootstrap string, extra kafka.ConfigMap, opts ...
 // call, and returns the messages sorted by partition and offset.
 func consumeAll(t *testing.T, bootstrap, topic string, partitions int, timeout time.Duration) []*kafka.Message {
 	t.Helper()
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers":        bootstrap,
+	return consumeAllWith(t, kafka.ConfigMap{"bootstrap.servers": bootstrap}, topic, partitions, timeout)
+}
+
+// consumeAllWith is consumeAll with a consumer configured with cfg (bootstrap.servers, and security
+// settings) as well.
+func consumeAllWith(t *testing.T, cfg kafka.ConfigMap, topic string, partitions int, timeout time.Duration) []*kafka.Message {
+	t.Helper()
+	cm := kafka.ConfigMap{
 		"group.id":                 "kafkatest-" + topic,
 		"enable.auto.commit":       false,
 		"enable.auto.offset.store": false,
 		"auto.offset.reset":        "earliest",
 		"allow.auto.create.topics": false,
-	})
+	}
+	for k, v := range cfg {
+		cm[k] = v
+	}
+	c, err := kafka.NewConsumer(&cm)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, c.Close()) }()
 

@@ -4,17 +4,20 @@
 #
 #   make kafka-up          single broker, prints its bootstrap address
 #   make kafka-up3         3-node cluster (state in .cache/kafka/run3)
+#   make kafka-up-secure   single broker with SASL_SSL, SSL and OAUTHBEARER listeners
+#                          (state in .cache/kafka/run-secure: client.json, secure.json, tls/)
 #   make kafka-status      what is running
-#   make kafka-down        stop both and delete their data
+#   make kafka-down        stop all three and delete their data (and the secure one's keys)
 #   make test-kafka        brokers up, go test -race -tags kafka ./kafkatest/..., brokers down
 #                          (extra go test flags: make test-kafka KAFKA_TEST_FLAGS='-v -run TestX')
 
 KAFKA_SCRIPTS_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 KAFKA_SH := $(KAFKA_SCRIPTS_DIR)/kafka.sh
 KAFKA_RUN3_DIR := $(abspath $(KAFKA_SCRIPTS_DIR)/../.cache/kafka/run3)
+KAFKA_RUN_SECURE_DIR := $(abspath $(KAFKA_SCRIPTS_DIR)/../.cache/kafka/run-secure)
 KAFKA_TEST_FLAGS ?=
 
-.PHONY: kafka-fetch kafka-up kafka-up3 kafka-status kafka-down test-kafka
+.PHONY: kafka-fetch kafka-up kafka-up3 kafka-up-secure kafka-status kafka-down test-kafka
 
 kafka-fetch:
 	@bash $(KAFKA_SH) fetch
@@ -25,13 +28,18 @@ kafka-up:
 kafka-up3:
 	@KAFKA_STATE_DIR=$(KAFKA_RUN3_DIR) bash $(KAFKA_SH) up3
 
+kafka-up-secure:
+	@KAFKA_STATE_DIR=$(KAFKA_RUN_SECURE_DIR) bash $(KAFKA_SH) up-secure
+
 kafka-status:
 	-@bash $(KAFKA_SH) status
 	-@KAFKA_STATE_DIR=$(KAFKA_RUN3_DIR) bash $(KAFKA_SH) status
+	-@KAFKA_STATE_DIR=$(KAFKA_RUN_SECURE_DIR) bash $(KAFKA_SH) status
 
 kafka-down:
 	@bash $(KAFKA_SH) down
 	@KAFKA_STATE_DIR=$(KAFKA_RUN3_DIR) bash $(KAFKA_SH) down
+	@KAFKA_STATE_DIR=$(KAFKA_RUN_SECURE_DIR) bash $(KAFKA_SH) down
 
 test-kafka:
 	@bash $(KAFKA_SCRIPTS_DIR)/test-kafka.sh $(KAFKA_TEST_FLAGS)

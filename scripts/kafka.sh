@@ -9,25 +9,57 @@
 #   up [--brokers N] start N combined broker+controller nodes (default 1) and wait
 #                    until every one serves requests; prints the bootstrap list
 #   up3              same as: up --brokers 3
+#   up-secure        one node with TLS and SASL listeners next to its PLAINTEXT one
+#                    (see "Secure mode" below); prints the SASL_SSL bootstrap
 #   down | stop      stop every node of this state dir (TERM, then KILL) and
 #                    delete the data dirs
 #   kill ID          SIGKILL node ID          pause ID    SIGSTOP node ID
 #   resume ID        SIGCONT node ID          restart ID  (re)start node ID on
 #                    its old config and data, wait until it is ready
 #   pid ID           print the pid of node ID (exit 1 if it is not running)
-#   bootstrap        print the bootstrap list
-#   status           one line per node: id pid state port controller-port data-dir;
+#   bootstrap        print the bootstrap list (what up, up3 or up-secure printed)
+#   status           one line per node: id pid state port controller-port data-dir
+#                    (up-secure: and one line per listener);
 #                    exit 0 if all run, 1 if one is dead or paused, 3 if none is up
 #   log ID [N]       print the last N (default 50) lines of node ID's server log
 #
 # Only the bootstrap list (up, bootstrap) or the asked-for value goes to stdout;
 # progress and errors go to stderr.
 #
+# Secure mode (up-secure): one combined node with four listeners, all on 127.0.0.1:
+#   PLAINTEXT  no TLS, no SASL (admin and test setup; inter-broker traffic)
+#   SASL_SSL   TLS + SASL, mechanisms SCRAM-SHA-512 and PLAIN
+#   SSL        TLS only, no SASL, no client certificate
+#   OAUTH      SASL_PLAINTEXT, mechanism OAUTHBEARER, validated by Kafka's
+#              unsecured validator (unsigned JWTs; any principal is accepted)
+# The controller listener stays PLAINTEXT. At every start it generates, under
+# $KAFKA_STATE_DIR, with the JDK's keytool only (EC P-256 keys, valid 30 days):
+#   tls/ca.pem            the CA that signed the broker (PEM, for ssl.ca.location)
+#   tls/broker.p12        the broker's key and chain (SAN DNS:localhost, IP:127.0.0.1)
+#   tls/truststore.p12    the CA, for Java clients (PKCS12)
+#   tls/other-ca.pem      an unrelated CA that signed nothing
+# random passwords (nothing secret is committed), the SCRAM-SHA-512 user
+# "alice" (added to the metadata log when the storage is formatted, so it
+# exists before any client connects) and the PLAIN user "bob" (in the
+# listener's JAAS config), and two flat JSON files of string values:
+#   client.json   the librdkafka settings for alice over SASL_SSL: bootstrap.servers,
+#                 security.protocol, ssl.ca.location, sasl.mechanism,
+#                 sasl.username, sasl.password
+#   secure.json   every listener's bootstrap, bob's credentials, the CA paths,
+#                 the truststore and its password (the keys are listed in
+#                 scripts/README.md)
+# "Ready" also means: the OAUTH listener answers ApiVersions, and both TLS
+# listeners complete a TLS handshake showing the broker's certificate. `down`
+# deletes the keys, certificates, JSON files, the node's server.properties (it
+# holds passwords) and format.log (it prints the SCRAM credential); the broker's
+# own logs are kept, as for up.
+#
 # Environment (all optional):
 #   KAFKA_STATE_DIR           where pids, configs and logs live   (.cache/kafka/run)
 #   KAFKA_CACHE_DIR           jar cache                            (.cache/kafka)
 #   KAFKA_DATA_ROOT           parent of the per-node data dirs     ($TMPDIR or /tmp)
 #   KAFKA_PORT / KAFKA_CONTROLLER_PORT    force the ports of a single node
+#                             (up-secure: the PLAINTEXT port; the others are picked)
 #   KAFKA_PORTS / KAFKA_CONTROLLER_PORTS  force ports for N nodes, comma separated
 #   KAFKA_PORT_RANGE          where free ports are picked          (20000-31999)
 #   KAFKA_AUTO_CREATE_TOPICS  auto.create.topics.enable            (true)
@@ -223,6 +255,203 @@ pick_port() {
   die "found no free port on 127.0.0.1"
 }
 
+# --------------------------------------------------------------- secure mode
+
+SECURE=0
+TLS_DIR=$STATE_DIR/tls
+SASL_SSL_PORT='' SSL_PORT='' OAUTH_PORT=''
+SCRAM_USER=alice PLAIN_USER=bob
+STORE_PASS='' SCRAM_PASS='' PLAIN_PASS=''
+# Kafka's classes for the OAUTH listener: unsigned JWTs, any principal
+UNSECURED=org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecured
+
+# rand_hex N: N random bytes as hex (passwords: nothing secret is committed)
+rand_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+
+KEYTOOL_BIN=
+find_keytool() {
+  [[ -n $KEYTOOL_BIN ]] && return 0
+  find_java
+  local k
+  k=$(dirname "$(readlink -f "$(command -v "$JAVA_BIN")")")/keytool
+  [[ -x $k ]] || k=$(command -v keytool 2>/dev/null) || true
+  [[ -n $k && -x $k ]] || die "keytool not found next to $JAVA_BIN nor on PATH: up-secure needs the JDK's keytool"
+  KEYTOOL_BIN=$k
+}
+
+# kt ARGS: keytool, quick to start; store passwords come from the environment
+# (-storepass:env KT_STOREPASS), never from the command line.
+kt() {
+  KT_STOREPASS=$STORE_PASS "$KEYTOOL_BIN" -J-XX:TieredStopAtLevel=1 -J-XX:+UseSerialGC -J-XX:-UsePerfData "$@"
+}
+
+# gen_tls: a CA, the broker's key and certificate signed by it, a truststore,
+# the CA in PEM, and an unrelated CA in PEM; all under TLS_DIR. What does not
+# depend on each other runs at once: each keytool is a JVM start.
+gen_tls() {
+  local d=$TLS_DIR
+  local key=(-storetype PKCS12 -storepass:env KT_STOREPASS -keyalg EC -groupname secp256r1 -validity 30 -startdate -1d)
+  local ca=(-ext bc:c -ext 'ku:c=keyCertSign,cRLSign')
+  local sp=(-storepass:env KT_STOREPASS)
+  (umask 077 && mkdir -p "$d")
+  local pids=() names=() i ok=1
+  # bg NAME CMD...: run CMD in the background, output in TLS_DIR/keytool-NAME.log
+  bg() {
+    local name=$1
+    shift
+    "$@" >"$d/keytool-$name.log" 2>&1 &
+    pids+=($!) names+=("$name")
+  }
+  # wait_bg: wait for every bg job; ok=0 (and its log on stderr) for each that failed
+  wait_bg() {
+    for i in "${!pids[@]}"; do
+      if ! wait "${pids[i]}"; then
+        ok=0
+        cat "$d/keytool-${names[i]}.log" >&2
+      fi
+    done
+    pids=() names=()
+  }
+  other_ca() {
+    kt -genkeypair -keystore "$d/other-ca.p12" -alias ca -dname "CN=aioproducer unrelated test CA" "${key[@]}" "${ca[@]}" &&
+      kt -exportcert -rfc -keystore "$d/other-ca.p12" "${sp[@]}" -alias ca -file "$d/other-ca.pem"
+  }
+  our_ca() {
+    kt -genkeypair -keystore "$d/ca.p12" -alias ca -dname "CN=aioproducer test CA" "${key[@]}" "${ca[@]}" &&
+      kt -exportcert -rfc -keystore "$d/ca.p12" "${sp[@]}" -alias ca -file "$d/ca.pem"
+  }
+  sign_broker() {
+    kt -certreq -keystore "$d/broker.p12" "${sp[@]}" -alias broker -file "$d/broker.csr" &&
+      kt -gencert -keystore "$d/ca.p12" "${sp[@]}" -alias ca -infile "$d/broker.csr" -outfile "$d/broker.pem" -rfc \
+        -validity 30 -startdate -1d -ext 'san=dns:localhost,ip:127.0.0.1' -ext ku:c=digitalSignature -ext 'eku=serverAuth,clientAuth' &&
+      cat "$d/ca.pem" "$d/broker.pem" >"$d/broker-chain.pem" &&
+      kt -importcert -noprompt -keystore "$d/broker.p12" "${sp[@]}" -alias broker -file "$d/broker-chain.pem"
+  }
+  bg other-ca other_ca
+  bg ca our_ca
+  bg broker-key kt -genkeypair -keystore "$d/broker.p12" -alias broker -dname CN=localhost "${key[@]}"
+  wait_bg
+  if ((ok)); then
+    bg truststore kt -importcert -noprompt -keystore "$d/truststore.p12" -storetype PKCS12 "${sp[@]}" -alias ca -file "$d/ca.pem"
+    bg broker-cert sign_broker
+    wait_bg
+  fi
+  ((ok)) || die "keytool could not generate the certificates (logs in $d)"
+  [[ -s $d/ca.pem && -s $d/other-ca.pem && -s $d/broker.pem ]] || die "keytool left no certificates in $d"
+}
+
+# setup_secure: passwords and certificates for up-secure, made once per up.
+setup_secure() {
+  find_keytool
+  STORE_PASS=$(rand_hex 16) SCRAM_PASS=$(rand_hex 16) PLAIN_PASS=$(rand_hex 16)
+  local t0
+  t0=$(now)
+  gen_tls
+  log "TLS: CA and broker certificate in $TLS_DIR ($(($(now) - t0))s)"
+}
+
+# write_secure_props: the server.properties lines of the secure listeners.
+write_secure_props() {
+  cat <<EOF
+# up-secure: TLS for SASL_SSL and SSL, no client certificates
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$TLS_DIR/broker.p12
+ssl.keystore.password=$STORE_PASS
+ssl.key.password=$STORE_PASS
+ssl.truststore.type=PKCS12
+ssl.truststore.location=$TLS_DIR/truststore.p12
+ssl.truststore.password=$STORE_PASS
+ssl.client.auth=none
+# SASL_SSL: SCRAM users live in the metadata log (added at format), PLAIN users here
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$PLAIN_USER="$PLAIN_PASS";
+# OAUTH: unsigned JWTs; a session ends when its token expires, so clients must refresh and re-authenticate
+listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker";
+listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=${UNSECURED}ValidatorCallbackHandler
+listener.name.oauth.oauthbearer.sasl.login.callback.handler.class=${UNSECURED}LoginCallbackHandler
+listener.name.oauth.oauthbearer.connections.max.reauth.ms=3600000
+EOF
+}
+
+# json_str S: S as a JSON string.
+json_str() {
+  local s=$1
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  printf '"%s"' "$s"
+}
+
+# write_json FILE KEY VALUE...: a flat JSON object of strings, readable by its owner only.
+write_json() {
+  local f=$1 sep='{'
+  shift
+  (
+    umask 077
+    {
+      while (($#)); do
+        printf '%s\n  %s: %s' "$sep" "$(json_str "$1")" "$(json_str "$2")"
+        sep=,
+        shift 2
+      done
+      printf '\n}\n'
+    } >"$f.tmp"
+  )
+  mv -f "$f.tmp" "$f"
+}
+
+write_client_files() { # PLAINTEXT_PORT
+  local d=$TLS_DIR
+  write_json "$STATE_DIR/client.json" \
+    bootstrap.servers "127.0.0.1:$SASL_SSL_PORT" \
+    security.protocol SASL_SSL \
+    ssl.ca.location "$d/ca.pem" \
+    sasl.mechanism SCRAM-SHA-512 \
+    sasl.username "$SCRAM_USER" \
+    sasl.password "$SCRAM_PASS"
+  write_json "$STATE_DIR/secure.json" \
+    plaintext.bootstrap "127.0.0.1:$1" \
+    sasl_ssl.bootstrap "127.0.0.1:$SASL_SSL_PORT" \
+    ssl.bootstrap "127.0.0.1:$SSL_PORT" \
+    oauthbearer.bootstrap "127.0.0.1:$OAUTH_PORT" \
+    oauthbearer.security.protocol SASL_PLAINTEXT \
+    ca.location "$d/ca.pem" \
+    other.ca.location "$d/other-ca.pem" \
+    scram.mechanism SCRAM-SHA-512 \
+    scram.username "$SCRAM_USER" \
+    scram.password "$SCRAM_PASS" \
+    plain.username "$PLAIN_USER" \
+    plain.password "$PLAIN_PASS" \
+    truststore.location "$d/truststore.p12" \
+    truststore.password "$STORE_PASS" \
+    client.json "$STATE_DIR/client.json"
+}
+
+# remove_secrets: what up-secure generated (keys, certificates, JSON files, the
+# configs holding passwords, and the format logs, which print the SCRAM
+# credential). The TLS dir goes last: it marks a secure state dir.
+remove_secrets() {
+  [[ -d $TLS_DIR ]] || return 0
+  local d
+  rm -f -- "$STATE_DIR/client.json" "$STATE_DIR/secure.json" "$STATE_DIR"/*.json.tmp
+  for d in "$STATE_DIR"/node-* "$STATE_DIR"/failed-*; do
+    if [[ -d $d ]]; then rm -f -- "$d/server.properties" "$d/format.log"; fi
+  done
+  rm -rf -- "$TLS_DIR"
+}
+
+# tls_probe PORT: a TLS handshake on PORT shows the broker's certificate.
+tls_probe() {
+  local out line
+  find_keytool
+  line=$(sed -n 2p "$TLS_DIR/broker.pem" 2>/dev/null) || return 1
+  [[ -n $line ]] || return 1
+  out=$(timeout 20 "$KEYTOOL_BIN" -J-XX:TieredStopAtLevel=1 -J-XX:+UseSerialGC -J-XX:-UsePerfData \
+    -printcert -rfc -sslserver "127.0.0.1:$1" </dev/null 2>/dev/null) || return 1
+  grep -qF -- "$line" <<<"$out"
+}
+
 # ------------------------------------------------------------- node configs
 
 write_node_files() { # ID PORT CPORT VOTERS DATADIR NODES
@@ -231,17 +460,27 @@ write_node_files() { # ID PORT CPORT VOTERS DATADIR NODES
   local rf=${KAFKA_REPLICATION_FACTOR:-$((n < 3 ? n : 3))}
   local minisr=${KAFKA_MIN_ISR:-$((n == 1 ? 1 : 2))}
   local irf=$((n < 3 ? n : 3)) imin=$((n == 1 ? 1 : 2))
+  local listeners=PLAINTEXT://127.0.0.1:$port advertised=PLAINTEXT://127.0.0.1:$port
+  local protocols=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+  if ((SECURE)); then
+    local l
+    for l in "SASL_SSL://127.0.0.1:$SASL_SSL_PORT" "SSL://127.0.0.1:$SSL_PORT" "OAUTH://127.0.0.1:$OAUTH_PORT"; do
+      listeners+=,$l advertised+=,$l
+    done
+    protocols+=,SASL_SSL:SASL_SSL,SSL:SSL,OAUTH:SASL_PLAINTEXT
+  fi
   mkdir -p "$dir"
+  (umask 077 && : >"$dir/server.properties") # the secure mode writes passwords in it
   cat >"$dir/server.properties" <<EOF
 # written by scripts/kafka.sh
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$data
 num.partitions=${KAFKA_NUM_PARTITIONS:-1}
 default.replication.factor=$rf
@@ -260,6 +499,7 @@ num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 EOF
+  if ((SECURE)); then write_secure_props >>"$dir/server.properties"; fi
   if [[ -n ${KAFKA_BROKER_PROPS:-} ]]; then
     local kv
     for kv in $KAFKA_BROKER_PROPS; do
@@ -297,6 +537,13 @@ PORT=$port
 CONTROLLER_PORT=$cport
 DATA_DIR=$data
 EOF
+  if ((SECURE)); then
+    cat >>"$dir/node.env" <<EOF
+SASL_SSL_PORT=$SASL_SSL_PORT
+SSL_PORT=$SSL_PORT
+OAUTH_PORT=$OAUTH_PORT
+EOF
+  fi
 }
 
 node_env() { # ID VAR
@@ -304,11 +551,13 @@ node_env() { # ID VAR
 }
 
 format_node() { # ID CLUSTER_ID
-  local dir=$STATE_DIR/node-$1
+  local dir=$STATE_DIR/node-$1 scram=()
+  # up-secure: the SCRAM user goes into the metadata log, so it exists before any client connects
+  ((SECURE)) && scram=(--add-scram "SCRAM-SHA-512=[name=$SCRAM_USER,password=$SCRAM_PASS]")
   if ! "$JAVA_BIN" -Xmx256m -XX:-UsePerfData -Dlog4j2.configurationFile="$dir/tool-log4j2.properties" \
-      -cp "$LIBS_DIR/*" kafka.tools.StorageTool format -t "$2" -c "$dir/server.properties" \
+      -cp "$LIBS_DIR/*" kafka.tools.StorageTool format -t "$2" -c "$dir/server.properties" "${scram[@]}" \
       </dev/null >"$dir/format.log" 2>&1; then
-    cat "$dir/format.log" >&2
+    cat "$dir/format.log" >&2 2>/dev/null || true # gone if up-secure was taken down meanwhile
     return 1
   fi
 }
@@ -347,11 +596,19 @@ probe() {
   [[ ${hex:8:8} == 00002a2a ]]
 }
 
+# node_ready ID: the log says started and every listener serves: ApiVersions on
+# PLAINTEXT and OAUTH (a SASL listener answers it before authentication), a TLS
+# handshake showing the broker's certificate on SASL_SSL and SSL.
 node_ready() { # ID
-  local dir=$STATE_DIR/node-$1 off
+  local dir=$STATE_DIR/node-$1 off p
   off=$(cat "$dir/log.offset" 2>/dev/null || echo 0)
   tail -c +"$((off + 1))" "$dir/server.log" 2>/dev/null | grep -q 'Kafka Server started' || return 1
-  probe "$(node_env "$1" PORT)"
+  probe "$(node_env "$1" PORT)" || return 1
+  p=$(node_env "$1" OAUTH_PORT)
+  [[ -z $p ]] || probe "$p" || return 1
+  for p in $(node_env "$1" SASL_SSL_PORT) $(node_env "$1" SSL_PORT); do
+    tls_probe "$p" || return 1
+  done
 }
 
 show_failure() { # ID
@@ -449,10 +706,12 @@ cmd_up() {
     case $1 in
       --brokers) n=${2:-}; shift 2 || die "--brokers needs a number" ;;
       --brokers=*) n=${1#*=}; shift ;;
+      --secure) SECURE=1; shift ;;
       *) die "up: unknown argument '$1'" ;;
     esac
   done
   is_uint "$n" && ((n >= 1 && n <= 9)) || die "--brokers must be 1..9, got '$n'"
+  ((SECURE && n != 1)) && die "up-secure runs a single node"
   local auto=${KAFKA_AUTO_CREATE_TOPICS:-true}
   [[ $auto == true || $auto == false ]] || die "KAFKA_AUTO_CREATE_TOPICS must be true or false, got '$auto'"
 
@@ -465,6 +724,7 @@ cmd_up() {
     ((alive)) && die "a cluster is already running in $STATE_DIR (bootstrap $(sed -n 's/^BOOTSTRAP=//p' "$STATE_DIR/cluster.env")); run '$0 down' first"
   fi
   teardown 5 # leftovers of a previous run that was not taken down
+  remove_secrets
   rm -rf "$STATE_DIR"/node-* "$STATE_DIR"/failed-*
 
   # forced ports
@@ -488,6 +748,7 @@ cmd_up() {
   trap 'on_up_exit $?' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
+  if ((SECURE)); then setup_secure; fi
 
   local attempt t0 i
   t0=$(now)
@@ -498,6 +759,11 @@ cmd_up() {
       if [[ -n ${fcports[i - 1]:-} ]]; then cports+=("${fcports[i - 1]}"); else pick_port; cports+=("$PORT_OUT"); fi
       voters+="${voters:+,}$i@127.0.0.1:${cports[i - 1]}"
     done
+    if ((SECURE)); then
+      pick_port && SASL_SSL_PORT=$PORT_OUT
+      pick_port && SSL_PORT=$PORT_OUT
+      pick_port && OAUTH_PORT=$PORT_OUT
+    fi
     # a cluster id is 16 random bytes in unpadded url-safe base64; like Kafka's
     # own, never one starting with '-', which the format tool takes for an option
     cid=-
@@ -518,15 +784,29 @@ cmd_up() {
     if wait_ready $(($(now) + START_TIMEOUT)) $(seq 1 "$n"); then
       local boot=""
       for ((i = 1; i <= n; i++)); do boot+="${boot:+,}127.0.0.1:${ports[i - 1]}"; done
+      if ((SECURE)); then
+        write_client_files "${ports[0]}"
+        boot=127.0.0.1:$SASL_SSL_PORT
+      fi
       cat >"$STATE_DIR/cluster.env" <<EOF
 BOOTSTRAP=$boot
 NODES=$n
 CLUSTER_ID=$cid
 STARTED=$(date '+%F %T')
 EOF
+      if ((SECURE)); then
+        cat >>"$STATE_DIR/cluster.env" <<EOF
+SECURE=1
+LISTENER_PLAINTEXT=127.0.0.1:${ports[0]}
+LISTENER_SASL_SSL=127.0.0.1:$SASL_SSL_PORT
+LISTENER_SSL=127.0.0.1:$SSL_PORT
+LISTENER_OAUTH=127.0.0.1:$OAUTH_PORT
+EOF
+      fi
       STARTED=()
       trap - EXIT INT TERM
       log "ready in $(($(now) - t0))s: $boot (state in $STATE_DIR)"
+      ((SECURE)) && log "listeners: PLAINTEXT ${ports[0]}, SASL_SSL $SASL_SSL_PORT, SSL $SSL_PORT, OAUTH $OAUTH_PORT; client settings in $STATE_DIR/client.json, the rest in $STATE_DIR/secure.json"
       echo "$boot"
       return 0
     fi
@@ -549,6 +829,7 @@ on_up_exit() {
   if ((rc != 0)); then
     ((${#STARTED[@]})) && log "start-up failed (exit $rc): stopping the nodes started"
     teardown 5 || true
+    remove_secrets || true
   fi
   exit "$rc"
 }
@@ -560,6 +841,7 @@ cmd_down() {
     ours "$(node_pid "$id")" "$STATE_DIR/node-$id" && n=$((n + 1))
   done
   teardown "$STOP_TIMEOUT"
+  remove_secrets
   if ((n)); then
     log "stopped $n node(s); logs kept in $STATE_DIR/node-*/server.log"
   else
@@ -600,6 +882,13 @@ cmd_restart() {
   port=$(node_env "$id" PORT) cport=$(node_env "$id" CONTROLLER_PORT)
   port_busy "$port" && die "port $port of node $id is taken by another process"
   port_busy "$cport" && die "controller port $cport of node $id is taken by another process"
+  local v sp
+  for v in SASL_SSL_PORT SSL_PORT OAUTH_PORT; do
+    sp=$(node_env "$id" "$v")
+    [[ -z $sp ]] || ! port_busy "$sp" || die "port $sp (${v%_PORT}) of node $id is taken by another process"
+  done
+  [[ -z $(node_env "$id" SASL_SSL_PORT) || -f $dir/server.properties ]] ||
+    die "node $id has no server.properties: a secure node cannot restart after down (its passwords and certificates are gone)"
   local t0
   t0=$(now)
   start_node "$id"
@@ -628,6 +917,7 @@ cmd_status() {
     printf 'node %s pid %s %s port %s controller %s data %s\n' "$id" "${pid:--}" "$state" \
       "$(node_env "$id" PORT)" "$(node_env "$id" CONTROLLER_PORT)" "$(node_env "$id" DATA_DIR)"
   done
+  sed -n 's/^LISTENER_\([A-Z_]*\)=/listener \1 /p' "$STATE_DIR/cluster.env"
   return "$all"
 }
 
@@ -640,6 +930,7 @@ main() {
     fetch) cmd_fetch ;;
     up) cmd_up "$@" ;;
     up3) cmd_up --brokers 3 "$@" ;;
+    up-secure) cmd_up --secure "$@" ;;
     down | stop) cmd_down ;;
     kill) cmd_signal KILL "${1:-}" ;;
     pause) cmd_signal STOP "${1:-}" ;;

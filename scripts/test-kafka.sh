@@ -4,19 +4,22 @@
 #
 #   scripts/test-kafka.sh [extra go test flags, e.g. -v -run TestCompression]
 #
-# Starts a single broker and a 3-node cluster (each on its own free ports and
-# state dir, topic auto-creation off: the tests create their topics), then runs
+# Starts a single broker, a 3-node cluster and the secure single broker of
+# `kafka.sh up-secure` (each on its own free ports and state dir, topic
+# auto-creation off: the tests create their topics), then runs
 #   go test -race -tags kafka -count=1 -timeout 30m ./kafkatest/... [flags]
-# with KAFKA_BOOTSTRAP, KAFKA_CLUSTER3_BOOTSTRAP, KAFKA_CLUSTER3_STATE_DIR and
-# KAFKA_SCRIPT set, once per engine (AIOPRODUCER_TEST_ENGINE; KAFKA_TEST_ENGINES,
-# default "kafka batch", lists them), then the serde module's read-back tests
-# (KAFKA_TEST_SERDE=0 skips them). Exits non-zero if any run failed; on a
-# failure, Ctrl-C or SIGTERM the brokers are stopped all the same.
+# with KAFKA_BOOTSTRAP, KAFKA_CLUSTER3_BOOTSTRAP, KAFKA_CLUSTER3_STATE_DIR,
+# KAFKA_SECURE_STATE_DIR, KAFKA_SECURE_CONFIG (its secure.json) and KAFKA_SCRIPT
+# set, once per engine (AIOPRODUCER_TEST_ENGINE; KAFKA_TEST_ENGINES, default
+# "kafka batch", lists them), then the serde module's read-back tests on the
+# single broker (KAFKA_TEST_SERDE=0 skips them). Exits non-zero if any run
+# failed; on a failure, Ctrl-C or SIGTERM the brokers are stopped all the same.
 #
-# Environment: KAFKA_TEST_CLUSTER3=0 skips the 3-node cluster (its tests then
-# skip); KAFKA_TEST_SINGLE_STATE_DIR / KAFKA_CLUSTER3_STATE_DIR move the state
-# dirs; KAFKA_TEST_TIMEOUT (30m) is go test's -timeout; the KAFKA_* variables of
-# kafka.sh (e.g. KAFKA_START_TIMEOUT) apply to both clusters.
+# Environment: KAFKA_TEST_CLUSTER3=0 skips the 3-node cluster, KAFKA_TEST_SECURE=0
+# the secure broker (their tests then skip); KAFKA_TEST_SINGLE_STATE_DIR /
+# KAFKA_CLUSTER3_STATE_DIR / KAFKA_SECURE_STATE_DIR move the state dirs;
+# KAFKA_TEST_TIMEOUT (30m) is go test's -timeout; the KAFKA_* variables of
+# kafka.sh (e.g. KAFKA_START_TIMEOUT) apply to all the clusters.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,13 +28,15 @@ KAFKA_SH=$SCRIPT_DIR/kafka.sh
 CACHE_DIR=${KAFKA_CACHE_DIR:-$REPO_ROOT/.cache/kafka}
 SINGLE_DIR=${KAFKA_TEST_SINGLE_STATE_DIR:-$CACHE_DIR/run-test-single}
 CLUSTER3_DIR=${KAFKA_CLUSTER3_STATE_DIR:-$CACHE_DIR/run-test-cluster3}
+SECURE_DIR=${KAFKA_SECURE_STATE_DIR:-$CACHE_DIR/run-test-secure}
 WITH_CLUSTER3=${KAFKA_TEST_CLUSTER3:-1}
+WITH_SECURE=${KAFKA_TEST_SECURE:-1}
 
 log() { printf 'test-kafka: %s\n' "$*" >&2; }
 
 GO_PGID=
 UP_PIDS=()
-out1='' out3=''
+out1='' out3='' outs=''
 # shellcheck disable=SC2317 # called by the traps
 cleanup() {
   local rc=$?
@@ -48,10 +53,11 @@ cleanup() {
     done
     kill -KILL -- "-$GO_PGID" 2>/dev/null || true
   fi
-  rm -f "$out1" "$out3"
+  rm -f "$out1" "$out3" "$outs"
   log "stopping brokers"
   KAFKA_STATE_DIR=$SINGLE_DIR "$KAFKA_SH" down || true
   KAFKA_STATE_DIR=$CLUSTER3_DIR "$KAFKA_SH" down || true
+  KAFKA_STATE_DIR=$SECURE_DIR "$KAFKA_SH" down || true
   exit "$rc"
 }
 trap cleanup EXIT
@@ -61,10 +67,11 @@ trap 'exit 143' TERM
 t0=$(date +%s)
 "$KAFKA_SH" fetch
 
-# both clusters start at once; each writes its bootstrap list to a file
+# the clusters start at once; each writes its bootstrap list to a file
 mkdir -p "$CACHE_DIR"
 out1=$(mktemp "$CACHE_DIR/boot1.XXXXXX")
 out3=$(mktemp "$CACHE_DIR/boot3.XXXXXX")
+outs=$(mktemp "$CACHE_DIR/boots.XXXXXX")
 KAFKA_STATE_DIR=$SINGLE_DIR KAFKA_AUTO_CREATE_TOPICS=false "$KAFKA_SH" up >"$out1" &
 p1=$!
 UP_PIDS+=("$p1")
@@ -74,15 +81,23 @@ if [[ $WITH_CLUSTER3 != 0 ]]; then
   p3=$!
   UP_PIDS+=("$p3")
 fi
+ps=
+if [[ $WITH_SECURE != 0 ]]; then
+  KAFKA_STATE_DIR=$SECURE_DIR KAFKA_AUTO_CREATE_TOPICS=false "$KAFKA_SH" up-secure >"$outs" &
+  ps=$!
+  UP_PIDS+=("$ps")
+fi
 ok=1
 wait "$p1" || ok=0
 if [[ -n $p3 ]]; then wait "$p3" || ok=0; fi
+if [[ -n $ps ]]; then wait "$ps" || ok=0; fi
 BOOT1=$(cat "$out1")
 BOOT3=$(cat "$out3")
-rm -f "$out1" "$out3"
+BOOTS=$(cat "$outs")
+rm -f "$out1" "$out3" "$outs"
 UP_PIDS=()
 ((ok)) || { log "broker start-up failed"; exit 1; }
-log "brokers up in $(($(date +%s) - t0))s: single $BOOT1${BOOT3:+, cluster $BOOT3}"
+log "brokers up in $(($(date +%s) - t0))s: single $BOOT1${BOOT3:+, cluster $BOOT3}${BOOTS:+, secure (SASL_SSL) $BOOTS}"
 
 export KAFKA_BOOTSTRAP=$BOOT1
 export KAFKA_SCRIPT=$KAFKA_SH
@@ -91,6 +106,12 @@ if [[ -n $BOOT3 ]]; then
   export KAFKA_CLUSTER3_STATE_DIR=$CLUSTER3_DIR
 else
   unset KAFKA_CLUSTER3_BOOTSTRAP KAFKA_CLUSTER3_STATE_DIR
+fi
+if [[ -n $BOOTS ]]; then
+  export KAFKA_SECURE_STATE_DIR=$SECURE_DIR
+  export KAFKA_SECURE_CONFIG=$SECURE_DIR/secure.json
+else
+  unset KAFKA_SECURE_STATE_DIR KAFKA_SECURE_CONFIG
 fi
 
 cd "$REPO_ROOT"

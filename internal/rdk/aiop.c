@@ -27,14 +27,15 @@ int aiop_check_abi(void) {
 	return 0;
 }
 
-aiop_h *aiop_open(aiop_conf_t *conf, char *errstr, size_t errstr_size) {
+aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, char *errstr, size_t errstr_size) {
 	aiop_h *h = calloc(1, sizeof(*h));
 	if (!h) {
 		snprintf(errstr, errstr_size, "out of memory");
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
-	rd_kafka_conf_set_events(conf, AIOP_EVENT_DR | AIOP_EVENT_ERROR | AIOP_EVENT_LOG);
+	rd_kafka_conf_set_events(conf, AIOP_EVENT_DR | AIOP_EVENT_ERROR | AIOP_EVENT_LOG |
+	                                   (token_refresh ? AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH : 0));
 	h->rk = rd_kafka_new(AIOP_PRODUCER, conf, errstr, errstr_size);
 	if (!h->rk) { /* conf is still ours */
 		rd_kafka_conf_destroy(conf);
@@ -163,6 +164,8 @@ static void fill_event(aiop_h *h, aiop_event_t *ev, aiop_ev_t *out) {
 		int level = 0;
 		rd_kafka_event_log(ev, &out->fac, &out->str, &level);
 		out->level = level;
+	} else if (type == AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH) {
+		out->str = rd_kafka_event_config_string(ev);
 	}
 }
 
@@ -215,6 +218,7 @@ size_t aiop_poll(aiop_h *h, int timeout_ms, aiop_dr_t *out, size_t cap, aiop_ev_
 			continue;
 		case AIOP_EVENT_ERROR:
 		case AIOP_EVENT_LOG:
+		case AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH:
 			if (n > 0) { /* reports first: they happened before */
 				h->next = ev;
 				return n;
@@ -254,4 +258,73 @@ int aiop_check_setting(const char *name, const char *value, char *errstr, size_t
 	int r = rd_kafka_conf_set(conf, name, value, errstr, errstr_size);
 	rd_kafka_conf_destroy(conf);
 	return r;
+}
+
+/* txn_error fills out from err (NULL: no error) and destroys err. */
+static void txn_error(aiop_error_t *err, aiop_txnerr_t *out) {
+	memset(out, 0, sizeof(*out));
+	if (!err)
+		return;
+	out->code = rd_kafka_error_code(err);
+	out->fatal = rd_kafka_error_is_fatal(err);
+	out->retriable = rd_kafka_error_is_retriable(err);
+	out->abortable = rd_kafka_error_txn_requires_abort(err);
+	snprintf(out->str, sizeof(out->str), "%s", rd_kafka_error_string(err) ? rd_kafka_error_string(err) : "");
+	rd_kafka_error_destroy(err);
+}
+
+void aiop_txn(aiop_h *h, int op, int timeout_ms, aiop_txnerr_t *out) {
+	aiop_error_t *err = NULL;
+	switch (op) {
+	case AIOP_TXN_INIT:
+		err = rd_kafka_init_transactions(h->rk, timeout_ms);
+		break;
+	case AIOP_TXN_BEGIN:
+		err = rd_kafka_begin_transaction(h->rk);
+		break;
+	case AIOP_TXN_COMMIT:
+		err = rd_kafka_commit_transaction(h->rk, timeout_ms);
+		break;
+	case AIOP_TXN_ABORT:
+		err = rd_kafka_abort_transaction(h->rk, timeout_ms);
+		break;
+	}
+	txn_error(err, out);
+}
+
+void aiop_send_offsets(aiop_h *h, const aiop_offset_t *offs, size_t n, const char *arena, const void *cgmd,
+                       size_t cgmd_size, int timeout_ms, aiop_txnerr_t *out) {
+	aiop_cgmd_t *md = NULL;
+	aiop_tplist_t *list;
+	aiop_error_t *err;
+	size_t i;
+
+	err = rd_kafka_consumer_group_metadata_read(&md, cgmd, cgmd_size);
+	if (err) {
+		txn_error(err, out);
+		return;
+	}
+	list = rd_kafka_topic_partition_list_new((int)n);
+	for (i = 0; i < n; i++) {
+		const char *topic = arena + offs[i].topic_off;
+		aiop_tpar_t *tp = rd_kafka_topic_partition_list_add(list, topic, offs[i].partition);
+		rd_kafka_topic_partition_list_set_offset(list, topic, offs[i].partition, offs[i].offset);
+		if (offs[i].leader_epoch >= 0)
+			rd_kafka_topic_partition_set_leader_epoch(tp, offs[i].leader_epoch);
+	}
+	err = rd_kafka_send_offsets_to_transaction(h->rk, list, md, timeout_ms);
+	rd_kafka_topic_partition_list_destroy(list);
+	rd_kafka_consumer_group_metadata_destroy(md);
+	txn_error(err, out);
+}
+
+int aiop_set_token(aiop_h *h, const char *value, int64_t lifetime_ms, const char *principal, const char **exts,
+                   size_t n, char *errstr, size_t errstr_size) {
+	return rd_kafka_oauthbearer_set_token(h->rk, value, lifetime_ms, principal, exts, n, errstr, errstr_size);
+}
+
+int aiop_set_token_failure(aiop_h *h, const char *errstr) { return rd_kafka_oauthbearer_set_token_failure(h->rk, errstr); }
+
+void aiop_set_credentials(aiop_h *h, const char *user, const char *pass, aiop_txnerr_t *out) {
+	txn_error(rd_kafka_sasl_set_credentials(h->rk, user, pass), out);
 }

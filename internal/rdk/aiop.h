@@ -81,6 +81,7 @@ enum {
 #define AIOP_EVENT_DR 0x1
 #define AIOP_EVENT_LOG 0x4
 #define AIOP_EVENT_ERROR 0x8
+#define AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH 0x100
 #define AIOP_ERR_QUEUE_FULL (-184)
 #define AIOP_ERR_FATAL (-150)
 #define AIOP_CONF_OK 0
@@ -120,7 +121,30 @@ aiop_topic_t *rd_kafka_topic_new(aiop_rk_t *rk, const char *topic, void *conf);
 void rd_kafka_topic_destroy(aiop_topic_t *rkt);
 int rd_kafka_outq_len(aiop_rk_t *rk);
 int rd_kafka_message_status(const aiop_message_t *rkmessage);
+int rd_kafka_error_is_retriable(const aiop_error_t *error);
+int rd_kafka_error_txn_requires_abort(const aiop_error_t *error);
+aiop_error_t *rd_kafka_init_transactions(aiop_rk_t *rk, int timeout_ms);
+aiop_error_t *rd_kafka_begin_transaction(aiop_rk_t *rk);
+aiop_error_t *rd_kafka_commit_transaction(aiop_rk_t *rk, int timeout_ms);
+aiop_error_t *rd_kafka_abort_transaction(aiop_rk_t *rk, int timeout_ms);
+typedef struct aiop_tplist_s aiop_tplist_t; /* rd_kafka_topic_partition_list_t */
+typedef struct aiop_tpar_s aiop_tpar_t;     /* rd_kafka_topic_partition_t */
+typedef struct aiop_cgmd_s aiop_cgmd_t;     /* rd_kafka_consumer_group_metadata_t */
+aiop_tplist_t *rd_kafka_topic_partition_list_new(int size);
+void rd_kafka_topic_partition_list_destroy(aiop_tplist_t *list);
+aiop_tpar_t *rd_kafka_topic_partition_list_add(aiop_tplist_t *list, const char *topic, int32_t partition);
+int rd_kafka_topic_partition_list_set_offset(aiop_tplist_t *list, const char *topic, int32_t partition, int64_t offset);
+void rd_kafka_topic_partition_set_leader_epoch(aiop_tpar_t *rktpar, int32_t leader_epoch);
+aiop_error_t *rd_kafka_consumer_group_metadata_read(aiop_cgmd_t **cgmdp, const void *buffer, size_t size);
+void rd_kafka_consumer_group_metadata_destroy(aiop_cgmd_t *cgmd);
+aiop_error_t *rd_kafka_send_offsets_to_transaction(aiop_rk_t *rk, const aiop_tplist_t *offsets, const aiop_cgmd_t *cgmetadata, int timeout_ms);
 int rd_kafka_flush(aiop_rk_t *rk, int timeout_ms);
+const char *rd_kafka_event_config_string(aiop_event_t *rkev);
+int rd_kafka_oauthbearer_set_token(aiop_rk_t *rk, const char *token_value, int64_t md_lifetime_ms,
+                                   const char *md_principal_name, const char **extensions, size_t extension_size,
+                                   char *errstr, size_t errstr_size);
+int rd_kafka_oauthbearer_set_token_failure(aiop_rk_t *rk, const char *errstr);
+aiop_error_t *rd_kafka_sasl_set_credentials(aiop_rk_t *rk, const char *username, const char *password);
 
 /* ---- The helper's own API. ---- */
 
@@ -183,7 +207,7 @@ typedef struct {
 typedef struct aiop_h aiop_h;
 
 int aiop_check_abi(void);
-aiop_h *aiop_open(aiop_conf_t *conf, char *errstr, size_t errstr_size);
+
 void aiop_close(aiop_h *h);
 void aiop_wake(aiop_h *h);
 size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *arena, const aiop_hdr_t *hdrs,
@@ -196,8 +220,42 @@ int aiop_fatal_error(aiop_h *h, char *errstr, size_t errstr_size);
 const char *aiop_name(aiop_h *h);
 int aiop_outq_len(aiop_h *h);
 int aiop_flush(aiop_h *h, int timeout_ms);
+
+/* A transactional call's error: code 0 for none. */
+typedef struct {
+	int32_t code;
+	int32_t fatal;
+	int32_t retriable;
+	int32_t abortable; /* rd_kafka_error_txn_requires_abort */
+	char str[512];
+} aiop_txnerr_t;
+
+#define AIOP_TXN_INIT 1
+#define AIOP_TXN_BEGIN 2
+#define AIOP_TXN_COMMIT 3
+#define AIOP_TXN_ABORT 4
+
+/* One offset for aiop_send_offsets: the topic is a NUL-terminated string in the call's arena. */
+typedef struct {
+	int64_t topic_off;
+	int64_t offset;
+	int32_t partition;
+	int32_t leader_epoch; /* -1: unknown */
+} aiop_offset_t;
+
+void aiop_txn(aiop_h *h, int op, int timeout_ms, aiop_txnerr_t *out);
+void aiop_send_offsets(aiop_h *h, const aiop_offset_t *offs, size_t n, const char *arena, const void *cgmd,
+                       size_t cgmd_size, int timeout_ms, aiop_txnerr_t *out);
 /* aiop_check_setting sets name=value on a scratch configuration: 0 if librdkafka takes it, else its
  * error in errstr. */
 int aiop_check_setting(const char *name, const char *value, char *errstr, size_t errstr_size);
+
+/* aiop_open creates the producer; with token_refresh, OAUTHBEARER token refresh requests come through
+ * aiop_poll as events (the application supplies the tokens). */
+aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, char *errstr, size_t errstr_size);
+int aiop_set_token(aiop_h *h, const char *value, int64_t lifetime_ms, const char *principal, const char **exts,
+                   size_t n, char *errstr, size_t errstr_size);
+int aiop_set_token_failure(aiop_h *h, const char *errstr);
+void aiop_set_credentials(aiop_h *h, const char *user, const char *pass, aiop_txnerr_t *out);
 
 #endif

@@ -38,6 +38,9 @@ const (
 const (
 	EventLog   = int(C.AIOP_EVENT_LOG)
 	EventError = int(C.AIOP_EVENT_ERROR)
+	// EventTokenRefresh asks for a new OAUTHBEARER token (New with tokenRefresh); Str is the value of
+	// sasl.oauthbearer.config. Answer with SetOAuthBearerToken or SetOAuthBearerTokenFailure.
+	EventTokenRefresh = int(C.AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH)
 )
 
 // Report is one delivery report. Its layout is aiop_dr_t's.
@@ -139,8 +142,9 @@ func (e *ConfigError) Error() string { return fmt.Sprintf("property %q: %v", e.K
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // New creates a producer from the settings kv (name, value pairs, in order). Delivery reports, errors
-// and log lines (log.queue=true) all arrive through Poll.
-func New(kv [][2]string) (*Producer, error) {
+// and log lines (log.queue=true) all arrive through Poll, and with tokenRefresh so do OAUTHBEARER token
+// refresh requests (EventTokenRefresh).
+func New(kv [][2]string, tokenRefresh bool) (*Producer, error) {
 	if err := CheckVersion(); err != nil {
 		return nil, err
 	}
@@ -166,7 +170,11 @@ func New(kv [][2]string) (*Producer, error) {
 		C.rd_kafka_conf_destroy(conf)
 		return nil, err
 	}
-	h := C.aiop_open(conf, errstr, 512) // takes conf
+	refresh := C.int(0)
+	if tokenRefresh {
+		refresh = 1
+	}
+	h := C.aiop_open(conf, refresh, errstr, 512) // takes conf
 	if h == nil {
 		return nil, kafka.NewError(kafka.ErrInvalidArg, C.GoString(errstr), false)
 	}
@@ -371,4 +379,147 @@ func (p *Producer) Close() {
 		C.aiop_close(p.h)
 		p.h = nil
 	}
+}
+
+// Transactional operations (Txn).
+const (
+	TxnInit   = int(C.AIOP_TXN_INIT)
+	TxnBegin  = int(C.AIOP_TXN_BEGIN)
+	TxnCommit = int(C.AIOP_TXN_COMMIT)
+	TxnAbort  = int(C.AIOP_TXN_ABORT)
+)
+
+// TxnError is the error of a transactional call (rd_kafka_error_t), with librdkafka's verdict on what
+// the application may do next.
+type TxnError struct {
+	Code      kafka.ErrorCode
+	Str       string
+	Fatal     bool // the producer is unusable
+	Retriable bool // the same call may be made again
+	Abortable bool // the transaction must be aborted (rd_kafka_error_txn_requires_abort)
+}
+
+func (e *TxnError) Error() string { return e.Str }
+
+func txnError(e *C.aiop_txnerr_t) *TxnError {
+	if e.code == 0 {
+		return nil
+	}
+	return &TxnError{Code: kafka.ErrorCode(e.code), Str: C.GoString(&e.str[0]), Fatal: e.fatal != 0,
+		Retriable: e.retriable != 0, Abortable: e.abortable != 0}
+}
+
+// Txn runs one transactional operation (TxnInit, TxnBegin, TxnCommit, TxnAbort) for up to timeoutMs
+// (begin takes none) and returns its error, nil on success. A call that timed out is retriable, and
+// librdkafka resumes it when it is made again.
+func (p *Producer) Txn(op, timeoutMs int) *TxnError {
+	var out C.aiop_txnerr_t
+	C.aiop_txn(p.h, C.int(op), C.int(timeoutMs), &out)
+	return txnError(&out)
+}
+
+// SendOffsets adds the consumer offsets of offsets (their Error fields are ignored) and the consumer
+// group cgm to the current transaction (rd_kafka_send_offsets_to_transaction).
+func (p *Producer) SendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) *TxnError {
+	md, err := GroupMetadataBytes(cgm)
+	if err != nil {
+		return &TxnError{Code: kafka.ErrInvalidArg, Str: err.Error()}
+	}
+	var arena []byte
+	offs := make([]C.aiop_offset_t, len(offsets))
+	for i, tp := range offsets {
+		if tp.Topic == nil {
+			return &TxnError{Code: kafka.ErrInvalidArg, Str: fmt.Sprintf("offset %d has no topic", i)}
+		}
+		offs[i].topic_off = C.int64_t(len(arena))
+		arena = append(append(arena, *tp.Topic...), 0)
+		offs[i].partition = C.int32_t(tp.Partition)
+		offs[i].offset = C.int64_t(tp.Offset)
+		offs[i].leader_epoch = -1
+		if tp.LeaderEpoch != nil {
+			offs[i].leader_epoch = C.int32_t(*tp.LeaderEpoch)
+		}
+	}
+	arena = append(arena, 0) // never empty
+	var first *C.aiop_offset_t
+	if len(offs) > 0 {
+		first = &offs[0]
+	}
+	var out C.aiop_txnerr_t
+	C.aiop_send_offsets(p.h, first, C.size_t(len(offs)), (*C.char)(unsafe.Pointer(&arena[0])),
+		unsafe.Pointer(&md[0]), C.size_t(len(md)), C.int(timeoutMs), &out)
+	return txnError(&out)
+}
+
+// GroupMetadataBytes returns cgm in librdkafka's serialized form (rd_kafka_consumer_group_metadata_write),
+// which kafka.ConsumerGroupMetadata keeps in an unexported field: read by reflection, failing if it is
+// not there.
+func GroupMetadataBytes(cgm *kafka.ConsumerGroupMetadata) ([]byte, error) {
+	if cgm == nil {
+		return nil, errors.New("rdk: nil kafka.ConsumerGroupMetadata")
+	}
+	f := reflect.ValueOf(cgm).Elem().FieldByName("serialized")
+	if f.Kind() != reflect.Slice || f.Type().Elem().Kind() != reflect.Uint8 {
+		return nil, errors.New("rdk: kafka.ConsumerGroupMetadata has no serialized bytes: confluent-kafka-go's layout changed")
+	}
+	if f.Len() == 0 {
+		return nil, errors.New("rdk: empty kafka.ConsumerGroupMetadata")
+	}
+	return f.Bytes(), nil
+}
+
+// SetOAuthBearerToken hands librdkafka an OAUTHBEARER token (rd_kafka_oauthbearer_set_token).
+func (p *Producer) SetOAuthBearerToken(tok kafka.OAuthBearerToken) error {
+	var errstr [512]C.char
+	value, principal := C.CString(tok.TokenValue), C.CString(tok.Principal)
+	defer C.free(unsafe.Pointer(value))
+	defer C.free(unsafe.Pointer(principal))
+	exts := make([]*C.char, 0, 2*len(tok.Extensions))
+	for k, v := range tok.Extensions {
+		exts = append(exts, C.CString(k), C.CString(v))
+	}
+	defer func() {
+		for _, e := range exts {
+			C.free(unsafe.Pointer(e))
+		}
+	}()
+	var first **C.char
+	if len(exts) > 0 {
+		// A C array of C pointers: allocated by C, so that no Go memory holding pointers reaches C.
+		arr := (**C.char)(C.malloc(C.size_t(len(exts)) * C.size_t(unsafe.Sizeof(uintptr(0)))))
+		defer C.free(unsafe.Pointer(arr))
+		copy(unsafe.Slice(arr, len(exts)), exts)
+		first = arr
+	}
+	code := C.aiop_set_token(p.h, value, C.int64_t(tok.Expiration.UnixMilli()), principal, first,
+		C.size_t(len(exts)), &errstr[0], C.size_t(len(errstr)))
+	if code != 0 {
+		return kafka.NewError(kafka.ErrorCode(code), C.GoString(&errstr[0]), false)
+	}
+	return nil
+}
+
+// SetOAuthBearerTokenFailure tells librdkafka that no token could be had, and why
+// (rd_kafka_oauthbearer_set_token_failure); it asks again later.
+func (p *Producer) SetOAuthBearerTokenFailure(reason string) error {
+	cr := C.CString(reason)
+	defer C.free(unsafe.Pointer(cr))
+	if code := C.aiop_set_token_failure(p.h, cr); code != 0 {
+		return kafka.NewError(kafka.ErrorCode(code), "", false)
+	}
+	return nil
+}
+
+// SetSaslCredentials replaces the SASL PLAIN/SCRAM username and password; new connections use them
+// (rd_kafka_sasl_set_credentials).
+func (p *Producer) SetSaslCredentials(username, password string) error {
+	cu, cp := C.CString(username), C.CString(password)
+	defer C.free(unsafe.Pointer(cu))
+	defer C.free(unsafe.Pointer(cp))
+	var out C.aiop_txnerr_t
+	C.aiop_set_credentials(p.h, cu, cp, &out)
+	if te := txnError(&out); te != nil {
+		return kafka.NewError(te.Code, te.Str, te.Fatal)
+	}
+	return nil
 }

@@ -24,7 +24,7 @@ func TestProduceAndPoll(t *testing.T) {
 	if err := mc.CreateTopic("t", 2, 1); err != nil {
 		t.Fatal(err)
 	}
-	p, err := New([][2]string{{"bootstrap.servers", mc.BootstrapServers()}, {"linger.ms", "1"}})
+	p, err := New([][2]string{{"bootstrap.servers", mc.BootstrapServers()}, {"linger.ms", "1"}}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestProduceAndPoll(t *testing.T) {
 }
 
 func TestConfigErrorNamesTheKey(t *testing.T) {
-	_, err := New([][2]string{{"bootstrap.servers", "x:1"}, {"no.such", "1"}})
+	_, err := New([][2]string{{"bootstrap.servers", "x:1"}, {"no.such", "1"}}, false)
 	ce, ok := err.(*ConfigError)
 	if !ok || ce.Key != "no.such" {
 		t.Fatalf("err = %v", err)

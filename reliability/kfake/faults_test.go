@@ -252,15 +252,19 @@ func TestAckDelayedPastMessageTimeoutFailsOutcomeUnknown(t *testing.T) {
 		var ke kafka.Error
 		require.True(t, errors.As(err, &ke), "message %d: %v", i, err)
 		require.Equal(t, kafka.ErrMsgTimedOut, ke.Code(), "message %d: %v", i, err)
-		require.True(t, aioproducer.IsOutcomeUnknown(err), "message %d: %v", i, err)
+		// The held request's messages were sent: outcome unknown. The batch engine knows that the
+		// ones queued behind it that timed out before they were sent are not in the log (checkLog
+		// below holds it to that); the kafka engine cannot tell, and says outcome unknown for all.
+		if !aioproducer.IsOutcomeUnknown(err) {
+			require.Contains(t, err.Error(), "not persisted", "message %d", i)
+		}
 	}
 	delivered, failed, unknown := l.tally()
-	require.Positive(t, unknown, "messages timed out")
-	require.Zero(t, failed)
+	require.Positive(t, unknown, "messages of the held request timed out")
 	lc := l.checkLog(t, readLog(t, c, topic, 1), true)
 	require.NoError(t, p.Close(ctx))
 	t.Logf("figures: %d messages, 1 partition, message.timeout.ms=%v; 1 produce request's ack held %v; "+
-		"delivered %d, timed out (ErrMsgTimedOut, outcome unknown) %d, other failures %d; the delayed phase's Flush "+
+		"delivered %d, timed out (ErrMsgTimedOut) outcome unknown %d, not persisted %d; the delayed phase's Flush "+
 		"returned after %v; %v; %v",
 		l.len(), timeout, holdFor, delivered, unknown, failed, flushTook.Round(10*time.Millisecond), lc,
 		time.Since(start).Round(10*time.Millisecond))

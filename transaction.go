@@ -1,0 +1,317 @@
+package aioproducer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/seed-f937cf20/aioproducer/internal/rdk"
+)
+
+// A transactional producer (its configuration sets transactional.id) writes its messages in
+// transactions: InitTransactions once, then BeginTransaction, Produce..., and CommitTransaction or
+// AbortTransaction, the calls and names of confluent-kafka-go's kafka.Producer. What the producer's own
+// buffer adds, which the raw client has nothing to say about:
+//
+//   - CommitTransaction first hands every message of the transaction from the producer's buffer to
+//     librdkafka and waits for each one's outcome; if one failed it does not commit, and returns an
+//     error for which TxnRequiresAbort is true.
+//   - AbortTransaction fails the transaction's messages still in the producer's buffer with
+//     ErrTransactionAborted, never sending them, then aborts in librdkafka; every Future of the
+//     transaction resolves before it returns.
+//   - Produce outside a transaction fails at once with ErrNotInTransaction.
+//   - Close during a transaction aborts it.
+
+// txnState is where a transactional producer is in its transaction cycle.
+type txnState int32
+
+const (
+	txnUninit     txnState = iota // InitTransactions has not succeeded yet
+	txnReady                      // no transaction open
+	txnOpen                       // BeginTransaction succeeded: Produce is allowed
+	txnCommitting                 // CommitTransaction began: it may be called again, or AbortTransaction
+	txnAborting                   // AbortTransaction began: it may be called again
+)
+
+func (s txnState) String() string {
+	switch s {
+	case txnUninit:
+		return "not initialized (call InitTransactions)"
+	case txnReady:
+		return "not in a transaction (call BeginTransaction)"
+	case txnOpen:
+		return "in a transaction"
+	case txnCommitting:
+		return "committing a transaction"
+	case txnAborting:
+		return "aborting a transaction"
+	}
+	return fmt.Sprintf("txnState(%d)", int32(s))
+}
+
+// txnManager is a transactional producer's transaction state.
+type txnManager struct {
+	mu    sync.Mutex   // serialises the transactional calls and Close's abort
+	state atomic.Int32 // a txnState; changed under mu and the producer's intakeMu (where Produce reads it)
+	// failed is the first failure of a message of the open transaction.
+	failed atomic.Pointer[txnFailure]
+}
+
+type txnFailure struct {
+	topic string
+	err   error
+}
+
+func (t *txnManager) get() txnState { return txnState(t.state.Load()) }
+
+// onFailure records a message's failure, if it is the transaction's first.
+func (t *txnManager) onFailure(topic string, err error) {
+	t.failed.CompareAndSwap(nil, &txnFailure{topic: topic, err: err})
+}
+
+// txnSliceMs is the longest one transactional librdkafka call blocks: the producer repeats a call that
+// failed with a retriable error (a timeout, which librdkafka resumes, or a coordinator that is loading
+// or busy) until it succeeds, fails otherwise, or the caller's ctx ends, so a ctx without a deadline
+// can still stop the wait. Between two tries after other retriable errors it waits txnBackoff,
+// doubling up to txnMaxBackoff.
+const (
+	txnSliceMs    = 500
+	txnBackoff    = 50 * time.Millisecond
+	txnMaxBackoff = time.Second
+)
+
+// errTxnAborted is the outcome of a message that AbortTransaction failed before it was sent.
+var errTxnAborted = fmt.Errorf("%w: message not sent", ErrTransactionAborted)
+
+// setTxnState changes the state under intakeMu, so that a Produce either is accepted before the change
+// (and counted in the Flush epochs that Commit and Abort wait for) or sees it.
+func (p *Producer) setTxnState(s txnState) {
+	p.intakeMu.Lock()
+	p.txn.state.Store(int32(s))
+	p.intakeMu.Unlock()
+}
+
+// txnNotOpen is why a transactional producer takes no message now, or nil.
+func (p *Producer) txnNotOpen() error {
+	if p.txn == nil {
+		return nil
+	}
+	if s := p.txn.get(); s != txnOpen {
+		return fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, s)
+	}
+	return nil
+}
+
+// txnBegin starts a transactional call op: it checks that the producer is transactional and usable,
+// and takes the transaction lock, which the caller releases.
+func (p *Producer) txnBegin(op string) (*txnManager, error) {
+	if p.txn == nil {
+		return nil, &TxnError{Op: op, Err: ErrNotTransactional}
+	}
+	if err := p.usable(); err != nil {
+		return nil, &TxnError{Op: op, Err: err, fatal: errors.Is(err, ErrFatal)}
+	}
+	p.txn.mu.Lock()
+	if err := p.usable(); err != nil {
+		p.txn.mu.Unlock()
+		return nil, &TxnError{Op: op, Err: err, fatal: errors.Is(err, ErrFatal)}
+	}
+	return p.txn, nil
+}
+
+// txnRun makes the transactional librdkafka call run, in slices of txnSliceMs (less if ctx's
+// deadline is nearer), until it succeeds, fails with an error that is not retriable, or ctx ends.
+func (p *Producer) txnRun(ctx context.Context, op string, run func(timeoutMs int) error) error {
+	backoff := txnBackoff
+	for {
+		ms := txnSliceMs
+		if dl, ok := ctx.Deadline(); ok {
+			ms = max(1, min(ms, int(time.Until(dl).Milliseconds())))
+		}
+		err := run(ms)
+		if err == nil {
+			return nil
+		}
+		var te *TxnError
+		if !errors.As(err, &te) {
+			return &TxnError{Op: op, Err: err}
+		}
+		te.Op = op
+		var ke kafka.Error
+		if te.fatal && errors.As(te.Err, &ke) {
+			p.onFatal(ke)
+		}
+		if te.retriable && !te.fatal {
+			if errors.As(te.Err, &ke) && ke.Code() == kafka.ErrTimedOut && ctx.Err() == nil {
+				continue // librdkafka resumes the call
+			}
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+				backoff = min(2*backoff, txnMaxBackoff)
+				continue
+			case <-ctx.Done():
+				t.Stop()
+			}
+			te.ctxErr = ctx.Err()
+		}
+		return te
+	}
+}
+
+// InitTransactions initializes the transactions of a producer whose configuration sets
+// transactional.id (rd_kafka_init_transactions): it fences an earlier producer with the same id and
+// completes or aborts the transaction that one left open. Call it once, before the first
+// BeginTransaction. ctx bounds the wait; a call that ended with ctx may be made again.
+func (p *Producer) InitTransactions(ctx context.Context) error {
+	const op = "InitTransactions"
+	t, err := p.txnBegin(op)
+	if err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	if s := t.get(); s != txnUninit {
+		return &TxnError{Op: op, Err: fmt.Errorf("already initialized: the producer is %v", s)}
+	}
+	if err := p.txnRun(ctx, op, func(ms int) error { return p.eng.txn(rdk.TxnInit, ms) }); err != nil {
+		return err
+	}
+	p.setTxnState(txnReady)
+	return nil
+}
+
+// BeginTransaction opens a transaction: from now until CommitTransaction or AbortTransaction, Produce
+// and its variants take messages, all of which belong to it.
+func (p *Producer) BeginTransaction() error {
+	const op = "BeginTransaction"
+	t, err := p.txnBegin(op)
+	if err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	if s := t.get(); s != txnReady {
+		return &TxnError{Op: op, Err: fmt.Errorf("the producer is %v", s)}
+	}
+	if err := p.eng.txn(rdk.TxnBegin, 0); err != nil {
+		var te *TxnError
+		if errors.As(err, &te) {
+			te.Op = op
+		}
+		return err
+	}
+	t.failed.Store(nil)
+	p.setTxnState(txnOpen)
+	return nil
+}
+
+// SendOffsetsToTransaction adds the consumer offsets (the next offset to read, per partition) of the
+// consumer group cgm to the open transaction, so that they are committed with it
+// (rd_kafka_send_offsets_to_transaction): the step that makes consume-transform-produce exactly once.
+// ctx bounds the wait.
+func (p *Producer) SendOffsetsToTransaction(ctx context.Context, offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata) error {
+	const op = "SendOffsetsToTransaction"
+	t, err := p.txnBegin(op)
+	if err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	if s := t.get(); s != txnOpen {
+		return &TxnError{Op: op, Err: fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, s)}
+	}
+	return p.txnRun(ctx, op, func(ms int) error { return p.eng.sendOffsets(offsets, cgm, ms) })
+}
+
+// CommitTransaction commits the open transaction. It first hands every message of the transaction
+// from the producer's buffer to librdkafka and waits for each one's outcome; if one failed, it does not
+// commit and returns an error for which TxnRequiresAbort is true, naming that message's topic and error
+// (the Futures, callbacks and channels tell the rest): call AbortTransaction. Otherwise it commits in
+// librdkafka (rd_kafka_commit_transaction). If ctx ends first, or librdkafka's error is retriable, the
+// call may be made again; an error for which TxnRequiresAbort is true asks for AbortTransaction; after
+// a fatal one (IsFatal: for example fenced by a newer producer with the same transactional.id) the
+// producer must be closed.
+func (p *Producer) CommitTransaction(ctx context.Context) error {
+	const op = "CommitTransaction"
+	t, err := p.txnBegin(op)
+	if err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	switch s := t.get(); s {
+	case txnOpen:
+		p.setTxnState(txnCommitting) // from now on Produce refuses: the transaction's messages are known
+	case txnCommitting: // called again
+	default:
+		return &TxnError{Op: op, Err: fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, s)}
+	}
+	if err := p.sendAndWait(ctx); err != nil {
+		return &TxnError{Op: op, Err: fmt.Errorf("waiting for the transaction's messages: %w", err), retriable: true}
+	}
+	if f := t.failed.Load(); f != nil {
+		return &TxnError{Op: op, Err: fmt.Errorf("a message to %q failed, so the transaction cannot commit: %w", f.topic, f.err),
+			requiresAbort: true}
+	}
+	if err := p.txnRun(ctx, op, func(ms int) error { return p.eng.txn(rdk.TxnCommit, ms) }); err != nil {
+		return err
+	}
+	p.setTxnState(txnReady)
+	return nil
+}
+
+// AbortTransaction aborts the transaction: the messages still in the producer's buffer fail with an
+// error wrapping ErrTransactionAborted and are never sent; librdkafka aborts the rest
+// (rd_kafka_abort_transaction: what it still queued fails with kafka.ErrPurgeQueue, wrapping
+// ErrTransactionAborted too; what was already written stays invisible to read_committed consumers, even
+// if its Future says delivered). Every Future of the transaction is resolved when it returns. If ctx
+// ends first, call it again.
+func (p *Producer) AbortTransaction(ctx context.Context) error {
+	const op = "AbortTransaction"
+	t, err := p.txnBegin(op)
+	if err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	return p.abortTxn(ctx, op)
+}
+
+// abortTxn is AbortTransaction, with the transaction lock held.
+func (p *Producer) abortTxn(ctx context.Context, op string) error {
+	switch s := p.txn.get(); s {
+	case txnOpen, txnCommitting, txnAborting:
+	default:
+		return &TxnError{Op: op, Err: fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, s)}
+	}
+	p.setTxnState(txnAborting)
+	p.exec.discard(errTxnAborted) // what is not yet in librdkafka fails instead
+	p.requestFlush()              // and the loop hands the executor everything it holds
+	if err := p.txnRun(ctx, op, func(ms int) error { return p.eng.txn(rdk.TxnAbort, ms) }); err != nil {
+		return err
+	}
+	if err := p.flushes.wait(ctx); err != nil {
+		return &TxnError{Op: op, Err: fmt.Errorf("waiting for the transaction's outcomes: %w", err), retriable: true}
+	}
+	p.exec.discard(nil)
+	p.setTxnState(txnReady)
+	return nil
+}
+
+// abortOpenTxn aborts the transaction Close finds open, if any.
+func (p *Producer) abortOpenTxn(ctx context.Context) {
+	p.txn.mu.Lock()
+	defer p.txn.mu.Unlock()
+	if p.fatal.Load() != nil {
+		return // librdkafka failed every message already; there is nothing to abort with
+	}
+	switch p.txn.get() {
+	case txnOpen, txnCommitting, txnAborting:
+		if err := p.abortTxn(ctx, "Close"); err != nil {
+			p.log.Warn("aioproducer: Close could not abort the open transaction", "error", err.Error())
+			return
+		}
+		p.log.Info("aioproducer: Close aborted the open transaction")
+	}
+}

@@ -1,0 +1,363 @@
+package aioproducer
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed-f937cf20/aioproducer/internal/rdk"
+)
+
+// withTransactions makes a producer over the fake engine transactional, as transactional.id does.
+func withTransactions() Option { return func(c *config) { c.kafka.transactional = true } }
+
+// newTxnProducer is a transactional producer with transactional.id id on engine e, initialized.
+func newTxnProducer(t *testing.T, bootstrap, id string, e Engine, opts ...Option) *Producer {
+	t.Helper()
+	p := newTestProducer(t, bootstrap, kafka.ConfigMap{"transactional.id": id}, append([]Option{WithEngine(e)}, opts...)...)
+	require.NoError(t, p.InitTransactions(ctxTimeout(t, 30*time.Second)))
+	return p
+}
+
+// readTopic reads partition 0 of topic from the beginning to its end, as a consumer with isolation
+// level iso sees it ("read_committed" stops at the last stable offset and skips aborted messages).
+func readTopic(t *testing.T, bootstrap, topic, iso string) []string {
+	t.Helper()
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{
+		"bootstrap.servers":    bootstrap,
+		"group.id":             fmt.Sprintf("read-%s-%d", topic, time.Now().UnixNano()),
+		"isolation.level":      iso,
+		"enable.partition.eof": true,
+		"enable.auto.commit":   false,
+	})
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.Assign([]kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: kafka.OffsetBeginning}}))
+	var out []string
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		switch e := c.Poll(100).(type) {
+		case *kafka.Message:
+			out = append(out, string(e.Value))
+		case kafka.PartitionEOF:
+			return out
+		case kafka.Error:
+			if e.IsFatal() {
+				t.Fatalf("consumer: %v", e)
+			}
+		}
+	}
+	t.Fatalf("no end of partition %s[0] within 30 s, after %d messages", topic, len(out))
+	return nil
+}
+
+// produceTxn produces n values prefix-0.. in the open transaction and returns their futures.
+func produceTxn(t *testing.T, p *Producer, topic, prefix string, n int) []*Future {
+	t.Helper()
+	futs := make([]*Future, n)
+	for i := range futs {
+		var err error
+		futs[i], err = p.Produce(t.Context(), &Message{Topic: topic, Value: fmt.Appendf(nil, "%s-%d", prefix, i)})
+		require.NoError(t, err)
+	}
+	return futs
+}
+
+func values(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	return out
+}
+
+// A read_committed consumer reads exactly the committed transactions' messages, in order, once; a
+// read_uncommitted one also reads the aborted one's, when they were written before the abort.
+// librdkafka's mock cluster does not hide aborted messages from read_committed consumers, nor fence an
+// older producer: kafkatest checks those against a real broker.
+func TestTransactionsCommitAndAbort(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e Engine) {
+		mc := newMockCluster(t, 1)
+		require.NoError(t, mc.CreateTopic("txn", 1, 1))
+		p := newTxnProducer(t, mc.BootstrapServers(), "txn-"+e.String(), e)
+		ctx := ctxTimeout(t, 30*time.Second)
+		const m = 50
+		var want []string
+		for i, commit := range []bool{true, false, true} {
+			prefix := fmt.Sprintf("t%d", i)
+			require.NoError(t, p.BeginTransaction())
+			futs := produceTxn(t, p, "txn", prefix, m)
+			if commit {
+				require.NoError(t, p.CommitTransaction(ctx))
+				want = append(want, values(prefix, m)...)
+			} else {
+				// Never sent: the abort fails them in the producer or purges them from librdkafka.
+				require.NoError(t, p.AbortTransaction(ctx))
+			}
+			for j, f := range futs {
+				select {
+				case <-f.Done(): // every future of the transaction is resolved when the call returns
+				default:
+					t.Fatalf("transaction %d, message %d: future not done", i, j)
+				}
+			}
+		}
+		assert.Equal(t, want, readTopic(t, mc.BootstrapServers(), "txn", "read_committed"))
+		assert.Equal(t, want, readTopic(t, mc.BootstrapServers(), "txn", "read_uncommitted"),
+			"the aborted transaction's messages were never written")
+	})
+}
+
+// A message that fails inside a transaction makes Commit refuse and name it; Abort then succeeds and
+// the next transaction commits.
+func TestFailedMessageMakesCommitRefuseUntilAborted(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e Engine) {
+		mc := newMockCluster(t, 1)
+		require.NoError(t, mc.CreateTopic("txnfail", 1, 1))
+		p := newTxnProducer(t, mc.BootstrapServers(), "txnfail-"+e.String(), e)
+		ctx := ctxTimeout(t, 30*time.Second)
+
+		require.NoError(t, p.BeginTransaction())
+		produceTxn(t, p, "txnfail", "lost", 5)
+		bad, err := p.Produce(ctx, &Message{Topic: "txnfail", Value: []byte("nowhere"), Partition: ExplicitPartition(9)})
+		require.NoError(t, err)
+		err = p.CommitTransaction(ctx)
+		require.Error(t, err)
+		assert.True(t, TxnRequiresAbort(err), "%v", err)
+		assert.False(t, IsFatal(err))
+		assert.Contains(t, err.Error(), `"txnfail"`)
+		_, berr := bad.Wait(ctx)
+		var ke kafka.Error
+		require.ErrorAs(t, berr, &ke)
+		assert.Equal(t, kafka.ErrUnknownPartition, ke.Code())
+		require.ErrorAs(t, err, &ke, "the commit's error carries the message's")
+		assert.Equal(t, kafka.ErrUnknownPartition, ke.Code())
+		assert.True(t, TxnRequiresAbort(p.CommitTransaction(ctx)), "Commit again still refuses")
+
+		require.NoError(t, p.AbortTransaction(ctx))
+		require.NoError(t, p.BeginTransaction())
+		produceTxn(t, p, "txnfail", "kept", 5)
+		require.NoError(t, p.CommitTransaction(ctx))
+		// The mock cluster shows read_committed consumers the aborted "lost" messages too (kafkatest
+		// checks that a real broker does not): only the committed ones' presence is checked here.
+		got := readTopic(t, mc.BootstrapServers(), "txnfail", "read_committed")
+		require.GreaterOrEqual(t, len(got), 5)
+		assert.Equal(t, values("kept", 5), got[len(got)-5:])
+	})
+}
+
+// Produce on a transactional producer outside a transaction accepts nothing.
+func TestProduceOutsideATransactionFails(t *testing.T) {
+	fe := newFakeEngine(true)
+	p := newFakeProducer(t, fe, withTransactions())
+	ctx := t.Context()
+	try := func(when string) {
+		t.Helper()
+		_, err := p.Produce(ctx, msg("t", when))
+		require.ErrorIs(t, err, ErrNotInTransaction, when)
+		_, err = p.TryProduce(msg("t", when))
+		require.ErrorIs(t, err, ErrNotInTransaction, when)
+		require.ErrorIs(t, p.ProduceFunc(ctx, msg("t", when), func(Delivery, error) {}), ErrNotInTransaction, when)
+		_, err = p.ProduceBatch(ctx, []*Message{msg("t", when)})
+		require.ErrorIs(t, err, ErrNotInTransaction, when)
+	}
+	try("before InitTransactions")
+	require.NoError(t, p.InitTransactions(ctx))
+	try("before BeginTransaction")
+	require.NoError(t, p.BeginTransaction())
+	f, err := p.Produce(ctx, msg("t", "in"))
+	require.NoError(t, err)
+	require.NoError(t, p.CommitTransaction(ctx))
+	_, err = f.Wait(ctx)
+	require.NoError(t, err)
+	try("after CommitTransaction")
+	assert.EqualValues(t, 1, p.stats.accepted.Load(), "only the message inside the transaction")
+
+	var te *TxnError
+	plain := newFakeProducer(t, newFakeEngine(true))
+	require.ErrorAs(t, plain.BeginTransaction(), &te)
+	assert.ErrorIs(t, te, ErrNotTransactional)
+}
+
+// gatedTxnProducer is a transactional producer over the fake engine, in a transaction, with one worker
+// whose first enqueue waits until gate is closed: the messages produced after the first stay in the
+// producer's buffer meanwhile.
+func gatedTxnProducer(t *testing.T) (p *Producer, fe *fakeEngine, gate chan struct{}) {
+	t.Helper()
+	fe = newFakeEngine(true)
+	gate = make(chan struct{})
+	fe.setGate(gate)
+	p = newFakeProducer(t, fe, withTransactions(), WithWorkers(1), WithBufferTimeout(time.Hour))
+	require.NoError(t, p.InitTransactions(t.Context()))
+	require.NoError(t, p.BeginTransaction())
+	return p, fe, gate
+}
+
+// Commit hands librdkafka every message still in the producer's buffer, and waits for their outcomes,
+// before it commits.
+func TestCommitSendsWhatTheBufferHoldsFirst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, fe, gate := gatedTxnProducer(t) // the first batch stays inside enqueue: the rest waits in the producer
+		futs := make([]*Future, 20)
+		for i := range futs {
+			var err error
+			futs[i], err = p.Produce(t.Context(), msg("t", fmt.Sprint(i)))
+			require.NoError(t, err)
+		}
+		committed := make(chan error, 1)
+		go func() { committed <- p.CommitTransaction(t.Context()) }()
+		synctest.Wait()
+		select {
+		case err := <-committed:
+			t.Fatalf("Commit returned (%v) with messages of the transaction still buffered", err)
+		default:
+		}
+		close(gate)
+		require.NoError(t, <-committed)
+		for i, f := range futs {
+			_, err := f.Wait(t.Context())
+			require.NoError(t, err, "message %d", i)
+		}
+		calls := fe.txnCalls()
+		require.Len(t, calls, 3) // init, begin, commit
+		assert.Equal(t, rdk.TxnCommit, calls[2].op)
+		assert.Equal(t, 20, calls[2].enqueued, "every message was handed over before the commit")
+	})
+}
+
+// Abort fails what the producer still buffers without sending it.
+func TestAbortFailsBufferedMessagesWithoutSendingThem(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p, fe, gate := gatedTxnProducer(t)
+		futs := make([]*Future, 20)
+		for i := range futs {
+			var err error
+			futs[i], err = p.Produce(t.Context(), msg("t", fmt.Sprint(i)))
+			require.NoError(t, err)
+			synctest.Wait() // "0" goes alone and stays inside enqueue; the rest wait in the producer
+		}
+		go func() {
+			for p.exec.discardErr.Load() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			close(gate) // enqueue returns, as librdkafka's does: it never blocks
+		}()
+		require.NoError(t, p.AbortTransaction(t.Context()))
+		_, err := futs[0].Wait(t.Context())
+		require.NoError(t, err, "the message librdkafka had is its to settle: here, delivered")
+		for i, f := range futs[1:] {
+			_, err := f.Wait(t.Context())
+			require.ErrorIs(t, err, ErrTransactionAborted, "message %d", i+1)
+			assert.Contains(t, err.Error(), "not sent")
+		}
+		assert.Len(t, fe.enqueued(), 1, "the buffered messages were never handed to librdkafka")
+
+		// The next transaction works.
+		require.NoError(t, p.BeginTransaction())
+		f, err := p.Produce(t.Context(), msg("t", "next"))
+		require.NoError(t, err)
+		require.NoError(t, p.CommitTransaction(t.Context()))
+		_, err = f.Wait(t.Context())
+		require.NoError(t, err)
+	})
+}
+
+// Close during a transaction aborts it; every future resolves.
+func TestCloseDuringATransactionAbortsIt(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e Engine) {
+		mc := newMockCluster(t, 1)
+		require.NoError(t, mc.CreateTopic("txnclose", 1, 1))
+		p, err := New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "transactional.id": "close-" + e.String()},
+			WithEngine(e), WithLogger(quietLogger))
+		require.NoError(t, err)
+		ctx := ctxTimeout(t, 30*time.Second)
+		require.NoError(t, p.InitTransactions(ctx))
+		require.NoError(t, p.BeginTransaction())
+		futs := produceTxn(t, p, "txnclose", "open", 20)
+		require.NoError(t, p.Close(ctx))
+		for i, f := range futs {
+			select {
+			case <-f.Done():
+			default:
+				t.Fatalf("message %d: future not done after Close", i)
+			}
+		}
+	})
+}
+
+// Produce, Commit, Abort and Close from several goroutines: every accepted message gets one outcome,
+// and the race detector and goleak see nothing.
+func TestTransactionsUnderConcurrentProduceCommitAbortAndClose(t *testing.T) {
+	mc := newMockCluster(t, 1)
+	require.NoError(t, mc.CreateTopic("txnrace", 2, 1))
+	p, err := New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "transactional.id": "race"}, WithLogger(quietLogger))
+	require.NoError(t, err)
+	ctx := ctxTimeout(t, 60*time.Second)
+	require.NoError(t, p.InitTransactions(ctx))
+
+	var mu sync.Mutex
+	outcomes := map[*Message]int{}
+	accepted := 0
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				m := &Message{Topic: "txnrace", Key: []byte(fmt.Sprint(g)), Value: []byte(fmt.Sprint(i))}
+				err := p.ProduceFunc(ctx, m, func(Delivery, error) {
+					mu.Lock()
+					outcomes[m]++
+					mu.Unlock()
+				})
+				switch {
+				case err == nil:
+					mu.Lock()
+					accepted++
+					mu.Unlock()
+				case errors.Is(err, ErrNotInTransaction):
+					time.Sleep(time.Millisecond)
+				case errors.Is(err, ErrClosed):
+					return
+				default:
+					t.Errorf("Produce: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 10 {
+		require.NoError(t, p.BeginTransaction())
+		time.Sleep(20 * time.Millisecond)
+		if i%3 == 2 {
+			require.NoError(t, p.AbortTransaction(ctx))
+		} else {
+			require.NoError(t, p.CommitTransaction(ctx))
+		}
+	}
+	require.NoError(t, p.BeginTransaction())
+	time.Sleep(20 * time.Millisecond)
+	require.NoError(t, p.Close(ctx)) // aborts the open transaction
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	require.Positive(t, accepted)
+	for m, n := range outcomes {
+		require.Equal(t, 1, n, "message %s/%s", m.Key, m.Value)
+	}
+	assert.Len(t, outcomes, accepted)
+}
