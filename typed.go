@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
 // TypedMessage is one record to produce with a TypedProducer: Key and Value are serialized by the
@@ -40,8 +42,8 @@ type TypedResult[K, V any] struct {
 
 // TypedProducer produces TypedMessages: it serializes each key and value with its serializers, in the
 // caller's goroutine, and hands the resulting Message to a Producer. Everything else (buffering,
-// backpressure, futures, callbacks, ordering, exactly one outcome per accepted message) is the
-// Producer's. It is safe for concurrent use.
+// backpressure, futures, callbacks, ordering, exactly one outcome per accepted message, transactions)
+// is the Producer's. It is safe for concurrent use.
 //
 // A TypedProducer is a view of its Producer and holds nothing of its own: several TypedProducers, for
 // different types, may share one Producer (and its librdkafka connections), and the Producer stays
@@ -80,7 +82,7 @@ func (tp *TypedProducer[K, V]) serialize(tm *TypedMessage[K, V]) (*Message, erro
 	if _, err := validateMessage(msg); err != nil {
 		return nil, err
 	}
-	if err := tp.p.usable(); err != nil {
+	if err := tp.p.takes(); err != nil { // closed, failed, or a transactional producer outside a transaction
 		return nil, err
 	}
 	// Clip, so that a serializer's append copies instead of writing into the caller's array.
@@ -100,8 +102,9 @@ func (tp *TypedProducer[K, V]) serialize(tm *TypedMessage[K, V]) (*Message, erro
 
 // Produce serializes tm's key and value, in the calling goroutine, and produces the result as
 // Producer.Produce does. A serializer's failure fails this call alone with a *SerializationError:
-// nothing is accepted and no outcome follows. The other errors are Producer.Produce's; an invalid
-// message or a closed producer fails before anything is serialized.
+// nothing is accepted and no outcome follows (in a transaction, the transaction is not affected). The
+// other errors are Producer.Produce's; an invalid message, a closed producer, or a transactional
+// producer outside a transaction (ErrNotInTransaction) fails before anything is serialized.
 //
 // ctx bounds the wait for buffer room, as in Producer.Produce, not the serialization: a serializer that
 // asks a schema registry is bounded by its client's own timeout.
@@ -189,6 +192,31 @@ func (tp *TypedProducer[K, V]) Flush(ctx context.Context) error { return tp.p.Fl
 
 // Close closes the Producer (see Producer.Close), and with it every TypedProducer over it.
 func (tp *TypedProducer[K, V]) Close(ctx context.Context) error { return tp.p.Close(ctx) }
+
+// InitTransactions is the Producer's (see Producer.InitTransactions): a TypedProducer over a
+// transactional Producer writes in its transactions.
+func (tp *TypedProducer[K, V]) InitTransactions(ctx context.Context) error {
+	return tp.p.InitTransactions(ctx)
+}
+
+// BeginTransaction is the Producer's: the transaction takes the messages of every view of it.
+func (tp *TypedProducer[K, V]) BeginTransaction() error { return tp.p.BeginTransaction() }
+
+// SendOffsetsToTransaction is the Producer's.
+func (tp *TypedProducer[K, V]) SendOffsetsToTransaction(ctx context.Context, offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata) error {
+	return tp.p.SendOffsetsToTransaction(ctx, offsets, cgm)
+}
+
+// CommitTransaction is the Producer's. A message that failed serialization was never part of the
+// transaction: it does not stop the commit.
+func (tp *TypedProducer[K, V]) CommitTransaction(ctx context.Context) error {
+	return tp.p.CommitTransaction(ctx)
+}
+
+// AbortTransaction is the Producer's.
+func (tp *TypedProducer[K, V]) AbortTransaction(ctx context.Context) error {
+	return tp.p.AbortTransaction(ctx)
+}
 
 // Stats returns the Producer's counters: they count every view of it.
 func (tp *TypedProducer[K, V]) Stats() Stats { return tp.p.Stats() }

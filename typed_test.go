@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -422,4 +423,49 @@ func TestBuiltinSerializers(t *testing.T) {
 	assert.Equal(t, "key", FieldKey.String())
 	assert.Equal(t, "value", FieldValue.String())
 	assert.Equal(t, "Field(9)", Field(9).String())
+}
+
+// A typed producer over a transactional Producer writes in its transactions; outside one it fails
+// before serializing, and a message that fails serialization does not stop the commit.
+func TestTypedProducerInATransaction(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e Engine) {
+		mc := newMockCluster(t, 1)
+		require.NoError(t, mc.CreateTopic("typed-txn", 1, 1))
+		p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"transactional.id": "typed-txn-" + e.String()}, WithEngine(e))
+		values := &countingSerializer[string]{s: failingOn("bad")}
+		tp := NewTyped(p, StringSerializer{}, Serializer[string](values))
+		ctx := ctxTimeout(t, 30*time.Second)
+
+		_, err := tp.Produce(ctx, &TypedMessage[string, string]{Topic: "typed-txn", Value: "early"})
+		require.ErrorIs(t, err, ErrNotInTransaction)
+		require.NoError(t, tp.InitTransactions(ctx))
+		_, err = tp.Produce(ctx, &TypedMessage[string, string]{Topic: "typed-txn", Value: "early"})
+		require.ErrorIs(t, err, ErrNotInTransaction)
+		assert.Zero(t, values.calls.Load(), "serialized outside a transaction")
+
+		require.NoError(t, tp.BeginTransaction())
+		var futs []*Future
+		for _, v := range []string{"a", "bad", "b"} {
+			f, err := tp.Produce(ctx, &TypedMessage[string, string]{Topic: "typed-txn", Key: v, Value: v})
+			if v == "bad" {
+				var se *SerializationError
+				require.ErrorAs(t, err, &se)
+				continue
+			}
+			require.NoError(t, err)
+			futs = append(futs, f)
+		}
+		require.NoError(t, tp.CommitTransaction(ctx), "a serialization failure is no failed message of the transaction")
+		for _, f := range futs {
+			_, err := f.Wait(ctx)
+			require.NoError(t, err)
+		}
+
+		require.NoError(t, tp.BeginTransaction())
+		_, err = tp.Produce(ctx, &TypedMessage[string, string]{Topic: "typed-txn", Key: "c", Value: "c"})
+		require.NoError(t, err)
+		require.NoError(t, tp.AbortTransaction(ctx))
+		assert.Equal(t, []string{"a", "b"}, readTopic(t, mc.BootstrapServers(), "typed-txn", "read_uncommitted"),
+			"the committed messages, and not the aborted one (never sent)")
+	})
 }
