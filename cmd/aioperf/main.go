@@ -69,7 +69,7 @@ func run() error {
 	rate := flag.Int("rate", 0, "messages per second, all goroutines together (0: as fast as possible)")
 	acks := flag.String("acks", "all", "acks: all, 1 or 0 (idempotence only with all)")
 	compression := flag.String("compression", "none", "compression.type: none, gzip, snappy, lz4, zstd")
-	engine := flag.String("engine", "kafka", "engine: kafka (kafka.Producer) or batch")
+	engine := flag.String("engine", aioproducer.DefaultEngine.String(), "engine: batch (the default) or kafka (kafka.Producer, the fallback)")
 	concurrency := flag.Int("concurrency", 1, "producing goroutines")
 	linger := flag.Int("linger", 5, "linger.ms")
 	csvPath := flag.String("csv", "", "write every message's produce→delivered latency (µs) to this CSV file (costs 8 bytes per message)")
