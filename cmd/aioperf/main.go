@@ -111,7 +111,11 @@ func run() error {
 		return err
 	}
 	ctx := context.Background()
-	defer p.Close(ctx)
+	defer func() { // bounded: with no broker reachable, Close would wait out message.timeout.ms
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = p.Close(cctx)
+	}()
 
 	value := make([]byte, *size)
 	// One message first, so connection and metadata setup are not measured.
