@@ -632,7 +632,16 @@ wait_ready() {
   while ((${#pending[@]})); do
     local still=()
     for id in "${pending[@]}"; do
-      if ! ours "$(node_pid "$id")" "$STATE_DIR/node-$id"; then
+      local pid st
+      pid=$(node_pid "$id")
+      if ! ours "$pid" "$STATE_DIR/node-$id"; then
+        # Alive but not the JVM yet: the subshell has not exec'd java (a loaded machine can take a
+        # while). Only a process that is gone has exited.
+        st=$(proc_state "$pid")
+        if is_uint "$pid" && [[ -n $st && $st != Z && $st != X ]]; then
+          still+=("$id")
+          continue
+        fi
         FAILED_NODE=$id FAIL_REASON="exited during start-up"
         return 1
       fi
