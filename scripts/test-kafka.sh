@@ -115,38 +115,36 @@ else
 fi
 
 cd "$REPO_ROOT"
-# go test runs in its own process group so that cleanup can stop it (and the
-# test binary under it) as a whole; waiting in the background keeps this
-# shell responsive to INT/TERM.
 rc=0
-for engine in ${KAFKA_TEST_ENGINES:-kafka batch}; do
+# run_go WHAT DIR ENV... -- ARGS...: go test ARGS in DIR with ENV, logged as WHAT; a failure sets rc.
+# go test runs in its own process group so that cleanup can stop it (and the test binary under it) as
+# a whole; waiting in the background keeps this shell responsive to INT/TERM.
+run_go() {
+  local what=$1 dir=$2 t1 gopid erc envs=()
+  shift 2
+  while [[ $1 != -- ]]; do envs+=("$1"); shift; done
+  shift
   t1=$(date +%s)
   set +e
-  AIOPRODUCER_TEST_ENGINE=$engine setsid go test -race -tags kafka -count=1 -timeout "${KAFKA_TEST_TIMEOUT:-30m}" ./kafkatest/... "$@" &
+  (cd "$dir" && exec env "${envs[@]}" setsid go test "$@") &
   gopid=$!
   GO_PGID=$gopid
   wait "$gopid"
   erc=$?
   GO_PGID=
   set -e
-  log "go test on the $engine engine exited with $erc after $(($(date +%s) - t1))s"
+  log "go test $what exited with $erc after $(($(date +%s) - t1))s"
   if ((erc != 0)); then rc=$erc; fi
+}
+for engine in ${KAFKA_TEST_ENGINES:-kafka batch}; do
+  run_go "on the $engine engine" "$REPO_ROOT" AIOPRODUCER_TEST_ENGINE="$engine" -- \
+    -race -tags kafka -count=1 -timeout "${KAFKA_TEST_TIMEOUT:-30m}" ./kafkatest/... "$@"
 done
 # The serde module's read-back tests on the single broker: Avro, Protobuf and JSON Schema from the
 # typed producer, decoded by confluent-kafka-go's deserializers, and by the Python client when the venv
 # of `make serde-py` is there (the test skips otherwise). KAFKA_TEST_SERDE=0 skips them.
 if [[ ${KAFKA_TEST_SERDE:-1} != 0 ]]; then
-  t1=$(date +%s)
-  set +e
-  (cd "$REPO_ROOT/serde" && exec setsid go test -race -count=1 -run 'ReadBack|Python' -v ./...) &
-  gopid=$!
-  GO_PGID=$gopid
-  wait "$gopid"
-  erc=$?
-  GO_PGID=
-  set -e
-  log "go test of the serde module exited with $erc after $(($(date +%s) - t1))s"
-  if ((erc != 0)); then rc=$erc; fi
+  run_go "of the serde module" "$REPO_ROOT/serde" -- -race -count=1 -run 'ReadBack|Python' -v ./...
 fi
 log "done after $(($(date +%s) - t0))s in total, status $rc"
 exit "$rc"
