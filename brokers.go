@@ -166,12 +166,7 @@ func newAuthWatch(b *brokerState, purge func() error, log *slog.Logger) *authWat
 func (w *authWatch) start() { go w.run() }
 
 // poke is told of an error event during an authentication failure.
-func (w *authWatch) poke() {
-	select {
-	case w.kick <- struct{}{}:
-	default:
-	}
-}
+func (w *authWatch) poke() { wakeUp(w.kick) }
 
 // close stops the watch and waits for it.
 func (w *authWatch) close() {

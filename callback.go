@@ -163,12 +163,7 @@ func (cm *callbackManager) enqueue(rec *record) {
 	cm.mu.Unlock()
 }
 
-func (cm *callbackManager) signal() {
-	select {
-	case cm.wake <- struct{}{}:
-	default:
-	}
-}
+func (cm *callbackManager) signal() { wakeUp(cm.wake) }
 
 // close stops the callback goroutine once the queue is empty and waits for it.
 func (cm *callbackManager) close() {

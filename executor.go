@@ -194,10 +194,7 @@ func (ex *executor) run(w *worker) {
 		w.busy.Store(true)
 		ex.execute(b)
 		w.busy.Store(false)
-		select {
-		case ex.ready <- struct{}{}:
-		default:
-		}
+		wakeUp(ex.ready)
 	}
 }
 
@@ -283,6 +280,15 @@ func (ex *executor) waitForRoom(gen uint64, backoff *time.Duration) {
 	case <-ex.aborted:
 	case <-t.C:
 		*backoff = min(2**backoff, maxQueueFullBackoff)
+	}
+}
+
+// wakeUp sends on ch, a channel of capacity 1 that says "look again", unless a send is already
+// pending there: the receiver wakes once however many senders poked it.
+func wakeUp(ch chan<- struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 

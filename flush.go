@@ -129,12 +129,7 @@ func (f *flusher) enqueued() {
 	}
 }
 
-func (f *flusher) kick() {
-	select {
-	case f.wake <- struct{}{}:
-	default:
-	}
-}
+func (f *flusher) kick() { wakeUp(f.wake) }
 
 // close stops the flusher and waits for its rd_kafka_flush call in progress, which ends within
 // flushSliceMs; after it, the engine may be closed.

@@ -408,10 +408,7 @@ func (p *Producer) submit(ctx context.Context, block, withFuture bool, recs ...*
 	p.intakeMu.Unlock()
 	p.stats.accepted.Add(uint64(len(recs)))
 	if wasEmpty {
-		select {
-		case p.wake <- struct{}{}:
-		default:
-		}
+		wakeUp(p.wake)
 	}
 	return f, nil
 }
@@ -456,12 +453,7 @@ func (p *Producer) sendAndWait(ctx context.Context) error {
 }
 
 // requestFlush asks the loop to send every batch it holds at once.
-func (p *Producer) requestFlush() {
-	select {
-	case p.flushReq <- struct{}{}:
-	default:
-	}
-}
+func (p *Producer) requestFlush() { wakeUp(p.flushReq) }
 
 // Close stops taking messages (Produce returns ErrClosed from then on), sends what is buffered at once
 // (without waiting for the buffer timeout or linger.ms), waits for every outcome, and releases
