@@ -53,7 +53,7 @@ func defaultConfig() config {
 		maxBytes:      DefaultMaxBufferedSize,
 		logger:        slog.Default(),
 		engine:        defaultEngine,
-		kafka:         kafkaSettings{messageTimeout: defaultMessageTimeout, messageMaxBytes: defaultMessageMaxBytes},
+		kafka:         defaultKafkaSettings,
 	}
 }
 
@@ -189,6 +189,9 @@ const (
 	defaultMessageMaxBytes = 1_000_000
 )
 
+// defaultKafkaSettings are kafkaSettings for a configuration that sets none of their keys.
+var defaultKafkaSettings = kafkaSettings{messageTimeout: defaultMessageTimeout, messageMaxBytes: defaultMessageMaxBytes}
+
 // kafkaConfig checks the user's librdkafka configuration and returns the one the producer uses: a copy
 // with safe defaults (acks=all and enable.idempotence=true unless the user chose otherwise) and the
 // settings the producer manages. Every key is checked here, the same way for both engines: its value
@@ -196,7 +199,7 @@ const (
 // *ConfigError names the key as the user wrote it (librdkafka's own text may name the property an alias
 // stands for, as queue.buffering.max.ms for linger.ms). librdkafka checks how the settings combine in New.
 func kafkaConfig(user kafka.ConfigMap) (kafka.ConfigMap, kafkaSettings, error) {
-	ks := kafkaSettings{messageTimeout: defaultMessageTimeout, messageMaxBytes: defaultMessageMaxBytes}
+	ks := defaultKafkaSettings
 	cm := kafka.ConfigMap{}
 	for k, v := range user {
 		cm[k] = v
