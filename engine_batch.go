@@ -2,7 +2,6 @@ package aioproducer
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
@@ -61,8 +60,9 @@ func (e *batchEngine) start() {
 }
 
 // librdkafkaSettings turns cm into librdkafka's name/value strings, sorted by name, without the go.*
-// keys. A nested ConfigMap (default.topic.config) is flattened: librdkafka takes topic settings at the
-// top level.
+// keys, converting each value with settingValue: the strings New checked, and those confluent-kafka-go
+// passes. A nested ConfigMap (default.topic.config) is flattened: librdkafka takes topic settings at
+// the top level.
 func librdkafkaSettings(cm kafka.ConfigMap) [][2]string {
 	var kv [][2]string
 	var add func(m kafka.ConfigMap)
@@ -75,7 +75,8 @@ func librdkafkaSettings(cm kafka.ConfigMap) [][2]string {
 				add(sub)
 				continue
 			}
-			kv = append(kv, [2]string{k, fmt.Sprint(v)})
+			s, _ := settingValue(v) // checked by kafkaConfig
+			kv = append(kv, [2]string{k, s})
 		}
 	}
 	add(cm)

@@ -162,3 +162,21 @@ func raiseTestFatal(p *Producer, code kafka.ErrorCode, reason string) {
 		panic(fmt.Sprintf("raiseTestFatal: engine %T", p.eng))
 	}
 }
+
+// The batch engine hands librdkafka the strings New checked, converted as confluent-kafka-go converts
+// them: a list joined by commas, the go.* keys left out, default.topic.config flattened.
+func TestLibrdkafkaSettingsConvertValuesAsTheyWereChecked(t *testing.T) {
+	kv := librdkafkaSettings(kafka.ConfigMap{
+		"bootstrap.servers":    []kafka.ConfigValue{"127.0.0.1:1", "127.0.0.1:2"},
+		"enable.idempotence":   true,
+		"linger.ms":            5,
+		"go.delivery.reports":  true,
+		"default.topic.config": kafka.ConfigMap{"message.timeout.ms": "3000"},
+	})
+	assert.Equal(t, [][2]string{
+		{"bootstrap.servers", "127.0.0.1:1,127.0.0.1:2"},
+		{"enable.idempotence", "true"},
+		{"linger.ms", "5"},
+		{"message.timeout.ms", "3000"},
+	}, kv)
+}
