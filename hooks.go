@@ -22,8 +22,9 @@ import (
 // recovered, logged and counted in Stats.HookPanics, like a panicking callback; the event is lost for
 // that hook only: the other hooks and the message's outcome are not.
 //
-// A hook may call Produce (it may block for buffer room, as any Produce), but not Flush or Close from
-// the callback goroutine: Flush returns ErrInCallback there, as from a callback.
+// On the callback goroutine a hook is a callback in every respect: Flush returns ErrInCallback, Close
+// returns at once and lets the shutdown go on by itself, and a Produce that waits for buffer room may
+// wait for ever, since that room is freed on this goroutine: produce from there with TryProduce.
 type Hook any
 
 // HookProduce is told of every message handed to Produce, TryProduce, ProduceBatch, ProduceFunc or
@@ -86,7 +87,8 @@ type BatchEvent struct {
 
 // HookError is told of the errors librdkafka reports beside delivery reports: a broker connection
 // failed, all brokers are down, authentication failed (a kafka.Error each), a fatal error (IsFatal,
-// once: the error every outstanding message then fails with). librdkafka goes on after every one but a
+// once: the error every outstanding message then fails with, which wraps ErrFatal and librdkafka's
+// kafka.Error). librdkafka goes on after every one but a
 // fatal error. Events run on the callback goroutine; while 64 wait for a slow hook, newer ones are
 // dropped, and the count of the dropped is logged.
 type HookError interface {
