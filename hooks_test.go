@@ -276,6 +276,46 @@ func isDone(f *Future) bool {
 	}
 }
 
+// TestProduceBatchCutShortGivesTheMessagesItRefusedTheirEvents: a ProduceBatch whose ctx ends part way
+// returns the Futures of the messages it accepted; the rest are refused, each with one event at once,
+// and the accepted ones get theirs when delivered. A TryProduce that finds the buffer full too.
+func TestProduceBatchCutShortGivesTheMessagesItRefusedTheirEvents(t *testing.T) {
+	fe := newFakeEngine(false)
+	rec := newRecorder()
+	p := newFakeProducer(t, fe, WithHooks(rec), WithMaxBuffered(2, 1<<20))
+	msgs := make([]*Message, 5)
+	for i := range msgs {
+		msgs[i] = &Message{Topic: "t", Value: fmt.Appendf(nil, "%d", i)}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	futs, err := p.ProduceBatch(ctx, msgs)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Len(t, futs, 2, "the buffer holds two")
+	for i, m := range msgs[2:] {
+		e := rec.requireOneEvent(t, m, fmt.Sprint(i+2))
+		require.True(t, e.Refused)
+		require.Equal(t, err, e.Err)
+	}
+	full := &Message{Topic: "t", Value: []byte("full")}
+	_, err = p.TryProduce(full)
+	require.ErrorIs(t, err, ErrBufferFull)
+	require.Equal(t, ErrBufferFull, rec.requireOneEvent(t, full, "TryProduce").Err)
+	for _, m := range msgs[:2] {
+		require.Empty(t, rec.events(m), "no outcome yet")
+	}
+
+	require.Eventually(t, func() bool { return fe.pendingCount() == 2 }, 10*time.Second, time.Millisecond)
+	fe.deliver(-1)
+	require.NoError(t, p.Flush(ctxTimeout(t, 10*time.Second)))
+	for i, m := range msgs[:2] {
+		e := rec.requireOneEvent(t, m, fmt.Sprint(i))
+		require.False(t, e.Refused)
+		require.NoError(t, e.Err)
+		require.EqualValues(t, i, e.Delivery.Offset)
+	}
+}
+
 // TestMessagesPurgedByAnAbortedCloseHaveOneDeliveryEventEach: Close whose context ends fails what
 // librdkafka holds; each message still gets one event, before Close returns.
 func TestMessagesPurgedByAnAbortedCloseHaveOneDeliveryEventEach(t *testing.T) {
