@@ -21,6 +21,8 @@ type Record struct {
 	Value     []byte
 	Headers   []aioproducer.Header
 	Timestamp time.Time
+	// TimestampType says whether Timestamp is the CreateTime or the broker's LogAppendTime.
+	TimestampType kafka.TimestampType
 }
 
 // Header returns the value of the record's first header named key, and whether it has one.
@@ -32,6 +34,9 @@ func (r Record) Header(key string) ([]byte, bool) {
 	}
 	return nil, false
 }
+
+// String returns where the record is: topic[partition]@offset.
+func (r Record) String() string { return fmt.Sprintf("%s[%d]@%d", r.Topic, r.Partition, r.Offset) }
 
 // errNoTopic is ReadTopic's error for a topic the cluster does not have.
 var errNoTopic = errors.New("no such topic")
@@ -110,7 +115,7 @@ func ReadTopic(ctx context.Context, cm kafka.ConfigMap, topic string) ([]Record,
 			}
 			out = append(out, Record{
 				Topic: topic, Partition: p, Offset: off, Key: ev.Key, Value: ev.Value,
-				Headers: ev.Headers, Timestamp: ev.Timestamp,
+				Headers: ev.Headers, Timestamp: ev.Timestamp, TimestampType: ev.TimestampType,
 			})
 			if off >= next[p] {
 				next[p] = off + 1

@@ -186,11 +186,11 @@ func TestSecureProduceAndReadBack(t *testing.T) {
 			}
 			require.NoError(t, p.Close(ctx))
 
-			got := consumeAllWith(t, c.cfg, topic, partitions, time.Minute)
+			got := consumeAllWith(t, c.cfg, topic, time.Minute)
 			require.Len(t, got, n)
 			seen := map[int]bool{}
 			for _, m := range got {
-				id, _ := header(m, "id")
+				id, _ := m.Header("id")
 				i, err := strconv.Atoi(string(id))
 				require.NoError(t, err, "id header %q", id)
 				require.False(t, seen[i], "message %d read twice", i)
