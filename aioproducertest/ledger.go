@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -269,8 +268,9 @@ type LedgerSummary struct {
 }
 
 func (s LedgerSummary) String() string {
-	return fmt.Sprintf("tracked %d: accepted %d (delivered %d, failed %d [%d outcome unknown] %s, pending %d), refused %d",
-		s.Tracked, s.Accepted, s.Delivered, s.Failed, s.Unknown, fmtCounts(s.Failures), s.Pending, s.Refused)
+	// fmt prints a map's keys sorted.
+	return fmt.Sprintf("tracked %d: accepted %d (delivered %d, failed %d [%d outcome unknown] %v, pending %d), refused %d",
+		s.Tracked, s.Accepted, s.Delivered, s.Failed, s.Unknown, s.Failures, s.Pending, s.Refused)
 }
 
 // Summary returns the ledger's counts.
@@ -311,19 +311,6 @@ func ErrorClass(err error) string {
 		return ke.Code().String()
 	}
 	return err.Error()
-}
-
-func fmtCounts(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + ":" + strconv.Itoa(m[k])
-	}
-	return "{" + strings.Join(parts, " ") + "}"
 }
 
 // LogCheck relaxes CheckLog; its zero value is the strictest check.
