@@ -22,6 +22,7 @@ import (
 
 	"github.com/seed-f937cf20/aioproducer"
 	"github.com/seed-f937cf20/aioproducer/aioproducertest"
+	"github.com/seed-f937cf20/aioproducer/internal/testenv"
 )
 
 // Environment set by scripts/test-kafka.sh.
@@ -212,7 +213,7 @@ func newProducer(t *testing.T, bootstrap string, extra kafka.ConfigMap, opts ...
 	lw := &logWriter{t: t, max: 40}
 	var out io.Writer = lw
 	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(logger), testEngine(t)}, opts...)...)
+	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(logger), testenv.Engine(t)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -278,16 +279,4 @@ func kafkaCode(err error) (kafka.ErrorCode, bool) {
 		return kafka.ErrNoError, false
 	}
 	return ke.Code(), true
-}
-
-// testEngine is the engine AIOPRODUCER_TEST_ENGINE names ("kafka" or "batch"; unset: the default), as
-// an option, so that the suite runs on either engine.
-func testEngine(t *testing.T) aioproducer.Option {
-	e := aioproducer.DefaultEngine
-	if v := os.Getenv("AIOPRODUCER_TEST_ENGINE"); v != "" {
-		var err error
-		e, err = aioproducer.ParseEngine(v)
-		require.NoError(t, err, "AIOPRODUCER_TEST_ENGINE")
-	}
-	return aioproducer.WithEngine(e)
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/seed-f937cf20/aioproducer"
 	"github.com/seed-f937cf20/aioproducer/aioproducertest"
+	"github.com/seed-f937cf20/aioproducer/internal/testenv"
 )
 
 // testLogger discards the producer's and librdkafka's log lines unless KFAKE_TEST_LOG is set.
@@ -64,7 +65,7 @@ func newProducer(t *testing.T, c *kfake.Cluster, extra kafka.ConfigMap, opts ...
 	for k, v := range extra {
 		cm[k] = v
 	}
-	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(testLogger()), testEngine(t)}, opts...)...)
+	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(testLogger()), testenv.Engine(t)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -241,16 +242,4 @@ func (l *ledger) checkLog(t *testing.T, recs []aioproducertest.Record, ordered b
 // produceFault is a fault on Produce requests for topic.
 func produceFault(topic string, err *kerr.Error, count int) kfake.Fault {
 	return kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: err, Count: count}
-}
-
-// testEngine is the engine AIOPRODUCER_TEST_ENGINE names ("kafka" or "batch"; unset: the default), as
-// an option, so that the suite runs on either engine.
-func testEngine(t *testing.T) aioproducer.Option {
-	e := aioproducer.DefaultEngine
-	if v := os.Getenv("AIOPRODUCER_TEST_ENGINE"); v != "" {
-		var err error
-		e, err = aioproducer.ParseEngine(v)
-		require.NoError(t, err, "AIOPRODUCER_TEST_ENGINE")
-	}
-	return aioproducer.WithEngine(e)
 }
