@@ -11,19 +11,17 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/aioproducertest"
 )
 
 // exampleCluster stands in for a real Kafka cluster: it starts librdkafka's in-process mock cluster
 // with topic, of one partition, and returns its bootstrap servers and a function that stops it.
 func exampleCluster(topic string) (bootstrap string, stop func()) {
-	mc, err := kafka.NewMockCluster(1)
+	c, err := aioproducertest.StartCluster(aioproducertest.WithTopic(topic, 1))
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := mc.CreateTopic(topic, 1, 1); err != nil {
-		log.Fatal(err)
-	}
-	return mc.BootstrapServers(), mc.Close
+	return c.Bootstrap(), c.Close
 }
 
 // closeWithin closes p, waiting at most d: with no broker reachable, an unbounded Close would wait

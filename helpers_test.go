@@ -2,15 +2,15 @@ package aioproducer
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"testing"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/stretchr/testify/require"
+
+	"github.com/seed-f937cf20/aioproducer/internal/readback"
 )
 
 // quietLogger discards everything; tests that check logging build their own.
@@ -53,41 +53,21 @@ type consumed struct {
 }
 
 // consumeAll reads n messages of topic back from every partition, from the beginning, and returns them
-// sorted by partition and offset. It fails the test if fewer arrive within the timeout.
+// sorted by partition and offset. It fails the test if fewer arrive within the timeout, or more.
 func consumeAll(t testing.TB, bootstrap, topic string, n int) []consumed {
 	t.Helper()
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers":  bootstrap,
-		"group.id":           fmt.Sprintf("readback-%s-%d", topic, time.Now().UnixNano()),
-		"auto.offset.reset":  "earliest",
-		"enable.auto.commit": false,
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ms, err := readback.WaitTopic(ctx, kafka.ConfigMap{"bootstrap.servers": bootstrap}, topic, n)
 	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.Subscribe(topic, nil))
-	var out []consumed
-	deadline := time.Now().Add(60 * time.Second)
-	for len(out) < n && time.Now().Before(deadline) {
-		ev := c.Poll(100)
-		switch e := ev.(type) {
-		case *kafka.Message:
-			out = append(out, consumed{
-				Partition: e.TopicPartition.Partition, Offset: int64(e.TopicPartition.Offset),
-				Key: e.Key, Value: e.Value, Headers: e.Headers, Timestamp: e.Timestamp,
-			})
-		case kafka.Error:
-			if e.IsFatal() {
-				t.Fatalf("consumer: %v", e)
-			}
+	require.Len(t, ms, n, "messages read back from %s", topic)
+	out := make([]consumed, len(ms))
+	for i, e := range ms {
+		out[i] = consumed{
+			Partition: e.TopicPartition.Partition, Offset: int64(e.TopicPartition.Offset),
+			Key: e.Key, Value: e.Value, Headers: e.Headers, Timestamp: e.Timestamp,
 		}
 	}
-	require.Len(t, out, n, "messages read back from %s", topic)
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Partition != out[j].Partition {
-			return out[i].Partition < out[j].Partition
-		}
-		return out[i].Offset < out[j].Offset
-	})
 	return out
 }
 

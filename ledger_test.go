@@ -13,6 +13,8 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/stretchr/testify/require"
+
+	"github.com/seed-f937cf20/aioproducer/internal/readback"
 )
 
 // ledger is an outcome ledger for reliability tests: every message a test tries to produce gets an id
@@ -436,51 +438,25 @@ type logRecord struct {
 	key       []byte
 }
 
-// readLog reads every record of topic's partitions 0..partitions-1 back, up to their high watermarks.
+// readLog reads every record of topic back, up to the high watermarks.
 func readLog(t testing.TB, bootstrap, topic string, partitions int) []logRecord {
 	t.Helper()
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers":  bootstrap,
-		"group.id":           "ledger-" + topic + "-" + strconv.FormatInt(time.Now().UnixNano(), 36),
-		"enable.auto.commit": false,
-		"auto.offset.reset":  "earliest",
-	})
-	require.NoError(t, err)
-	defer func() { require.NoError(t, c.Close()) }()
-
-	var total int64
-	tps := make([]kafka.TopicPartition, 0, partitions)
-	for p := range partitions {
-		low, high, err := c.QueryWatermarkOffsets(topic, int32(p), 10_000)
-		require.NoError(t, err, "watermarks of %s[%d]", topic, p)
-		require.Zero(t, low)
-		total += high
-		if high > 0 {
-			tps = append(tps, kafka.TopicPartition{Topic: &topic, Partition: int32(p), Offset: kafka.OffsetBeginning})
-		}
-	}
-	out := make([]logRecord, 0, total)
-	if total == 0 {
-		return out
-	}
-	require.NoError(t, c.Assign(tps))
-	for deadline := time.Now().Add(2 * time.Minute); int64(len(out)) < total && time.Now().Before(deadline); {
-		switch e := c.Poll(100).(type) {
-		case *kafka.Message:
-			require.NoError(t, e.TopicPartition.Error)
-			r := logRecord{id: -1, partition: e.TopicPartition.Partition, offset: int64(e.TopicPartition.Offset), key: e.Key}
-			for _, h := range e.Headers {
-				if h.Key == ledgerIDHeader {
-					if id, err := strconv.Atoi(string(h.Value)); err == nil {
-						r.id = id
-					}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ms, err := readback.ReadTopic(ctx, kafka.ConfigMap{"bootstrap.servers": bootstrap}, topic)
+	require.NoError(t, err, "read back %s", topic)
+	out := make([]logRecord, 0, len(ms))
+	for _, e := range ms {
+		require.Less(t, e.TopicPartition.Partition, int32(partitions), "a record of %s outside partitions 0..%d", topic, partitions-1)
+		r := logRecord{id: -1, partition: e.TopicPartition.Partition, offset: int64(e.TopicPartition.Offset), key: e.Key}
+		for _, h := range e.Headers {
+			if h.Key == ledgerIDHeader {
+				if id, err := strconv.Atoi(string(h.Value)); err == nil {
+					r.id = id
 				}
 			}
-			out = append(out, r)
-		case kafka.Error:
-			require.False(t, e.IsFatal(), "consumer: %v", e)
 		}
+		out = append(out, r)
 	}
-	require.EqualValues(t, total, len(out), "records read back from %s", topic)
 	return out
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/internal/testenv"
 )
 
 // authBroker is the secure broker of `kafka.sh up-secure`, from the secure.json that KAFKA_SECURE_CONFIG
@@ -44,7 +45,7 @@ func authBroker(t *testing.T) map[string]string {
 func authProducer(t *testing.T, cm kafka.ConfigMap, out *lockedBuffer, opts ...aioproducer.Option) *aioproducer.Producer {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(log), testEngine(t)}, opts...)...)
+	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(log), testenv.Engine(t)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

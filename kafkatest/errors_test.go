@@ -58,11 +58,11 @@ func TestCompressionCodecs(t *testing.T) {
 			}
 			require.NoError(t, p.Close(ctx))
 
-			got := consumeAll(t, bs, topic, partitions, time.Minute)
+			got := consumeAll(t, bs, topic, time.Minute)
 			require.Len(t, got, n)
 			problems := &capped{t: t, max: 10}
 			for _, m := range got {
-				idb, _ := header(m, "id")
+				idb, _ := m.Header("id")
 				i, err := strconv.Atoi(string(idb))
 				if err != nil || i < 0 || i >= n {
 					problems.errorf("bad id header %q", idb)
@@ -73,8 +73,8 @@ func TestCompressionCodecs(t *testing.T) {
 					problems.errorf("message %d: key %q value %d bytes, want key %q value %d bytes", i, m.Key, len(m.Value), want.Key, len(want.Value))
 				}
 				d := where[string(idb)]
-				if d.Partition != m.TopicPartition.Partition || d.Offset != int64(m.TopicPartition.Offset) {
-					problems.errorf("message %d: delivered at %d@%d, read at %v", i, d.Partition, d.Offset, m.TopicPartition)
+				if d.Partition != m.Partition || d.Offset != m.Offset {
+					problems.errorf("message %d: delivered at %d@%d, read at %v", i, d.Partition, d.Offset, m)
 				}
 			}
 			problems.done(codec)
@@ -176,10 +176,10 @@ func TestMessageSizeLimit(t *testing.T) {
 	require.NoError(t, small.Close(ctx))
 	require.NoError(t, p.Close(ctx))
 
-	got := consumeAll(t, bs, topic, 3, time.Minute)
+	got := consumeAll(t, bs, topic, time.Minute)
 	ids := map[string]int{}
 	for _, m := range got {
-		id, _ := header(m, "id")
+		id, _ := m.Header("id")
 		ids[string(id)]++
 	}
 	for _, id := range []string{"before", "under", "after", "n1-0", "n2-9", "b0", "b1", "b3", "b4"} {

@@ -146,23 +146,23 @@ func TestLeaderFailover(t *testing.T) {
 	require.NoError(t, p.Close(ctx))
 
 	// Read everything back.
-	got := consumeAll(t, c.bootstrap, topic, partitions, 5*time.Minute)
+	got := consumeAll(t, c.bootstrap, topic, 5*time.Minute)
 	count := make([]int, total)
 	problems := &capped{t: t, max: 20}
 	lastByKey := map[string]int{}
 	for _, m := range got {
-		idb, _ := header(m, "id")
+		idb, _ := m.Header("id")
 		id, err := strconv.Atoi(string(idb))
 		if err != nil || id < 0 || id >= total {
-			problems.errorf("message with bad id header %q at %v", idb, m.TopicPartition)
+			problems.errorf("message with bad id header %q at %v", idb, m)
 			continue
 		}
 		count[id]++
 		if ok[id] {
 			d := delivered[id]
-			if d.Partition != m.TopicPartition.Partition || d.Offset != int64(m.TopicPartition.Offset) {
+			if d.Partition != m.Partition || d.Offset != m.Offset {
 				problems.errorf("message %d: delivered at %d@%d, read at %d@%d", id, d.Partition, d.Offset,
-					m.TopicPartition.Partition, m.TopicPartition.Offset)
+					m.Partition, m.Offset)
 			}
 			if prev, seen := lastByKey[string(m.Key)]; seen && prev > id {
 				problems.errorf("key %s: delivered message %d after %d: order lost", m.Key, id, prev)

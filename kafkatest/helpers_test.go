@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +21,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/aioproducertest"
+	"github.com/seed-f937cf20/aioproducer/internal/testenv"
 )
 
 // Environment set by scripts/test-kafka.sh.
@@ -212,7 +213,7 @@ func newProducer(t *testing.T, bootstrap string, extra kafka.ConfigMap, opts ...
 	lw := &logWriter{t: t, max: 40}
 	var out io.Writer = lw
 	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(logger), testEngine(t)}, opts...)...)
+	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(logger), testenv.Engine(t)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -232,92 +233,21 @@ func newProducer(t *testing.T, bootstrap string, extra kafka.ConfigMap, opts ...
 }
 
 // consumeAll reads every partition of topic from the beginning up to its high watermark as of the
-// call, and returns the messages sorted by partition and offset.
-func consumeAll(t *testing.T, bootstrap, topic string, partitions int, timeout time.Duration) []*kafka.Message {
+// call, and returns the records sorted by partition and offset.
+func consumeAll(t *testing.T, bootstrap, topic string, timeout time.Duration) []aioproducertest.Record {
 	t.Helper()
-	return consumeAllWith(t, kafka.ConfigMap{"bootstrap.servers": bootstrap}, topic, partitions, timeout)
+	return consumeAllWith(t, kafka.ConfigMap{"bootstrap.servers": bootstrap}, topic, timeout)
 }
 
 // consumeAllWith is consumeAll with a consumer configured with cfg (bootstrap.servers, and security
 // settings) as well.
-func consumeAllWith(t *testing.T, cfg kafka.ConfigMap, topic string, partitions int, timeout time.Duration) []*kafka.Message {
+func consumeAllWith(t *testing.T, cfg kafka.ConfigMap, topic string, timeout time.Duration) []aioproducertest.Record {
 	t.Helper()
-	cm := kafka.ConfigMap{
-		"group.id":                 "kafkatest-" + topic,
-		"enable.auto.commit":       false,
-		"enable.auto.offset.store": false,
-		"auto.offset.reset":        "earliest",
-		"allow.auto.create.topics": false,
-	}
-	for k, v := range cfg {
-		cm[k] = v
-	}
-	c, err := kafka.NewConsumer(&cm)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	recs, err := aioproducertest.ReadTopic(ctx, cfg, topic)
 	require.NoError(t, err)
-	defer func() { require.NoError(t, c.Close()) }()
-
-	high := make(map[int32]int64, partitions)
-	next := make(map[int32]int64, partitions)
-	var assign []kafka.TopicPartition
-	total := int64(0)
-	for p := int32(0); p < int32(partitions); p++ {
-		_, hi, err := c.QueryWatermarkOffsets(topic, p, 10000)
-		require.NoError(t, err, "watermarks of %s/%d", topic, p)
-		if hi > 0 {
-			high[p] = hi
-			total += hi
-			assign = append(assign, kafka.TopicPartition{Topic: &topic, Partition: p, Offset: kafka.OffsetBeginning})
-		}
-	}
-	out := make([]*kafka.Message, 0, total)
-	if len(assign) == 0 {
-		return out
-	}
-	require.NoError(t, c.Assign(assign))
-	pending := len(high)
-	deadline := time.Now().Add(timeout)
-	for pending > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("consume %s: read %d of %d messages in %v (per partition next/high: %v / %v)", topic, len(out), total, timeout, next, high)
-		}
-		switch ev := c.Poll(200).(type) {
-		case *kafka.Message:
-			if ev.TopicPartition.Error != nil {
-				t.Fatalf("consume %s: %v", topic, ev.TopicPartition.Error)
-			}
-			p, off := ev.TopicPartition.Partition, int64(ev.TopicPartition.Offset)
-			if off >= high[p] {
-				continue // written after the watermarks were taken
-			}
-			out = append(out, ev)
-			if next[p] <= off {
-				next[p] = off + 1
-				if next[p] == high[p] {
-					pending--
-				}
-			}
-		case kafka.Error:
-			t.Logf("consumer: %v", ev)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i].TopicPartition, out[j].TopicPartition
-		if a.Partition != b.Partition {
-			return a.Partition < b.Partition
-		}
-		return a.Offset < b.Offset
-	})
-	return out
-}
-
-// header returns the value of the first header named key, and whether there is one.
-func header(m *kafka.Message, key string) ([]byte, bool) {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return h.Value, true
-		}
-	}
-	return nil, false
+	return recs
 }
 
 // capped reports at most max problems as test errors and counts the rest.
@@ -349,16 +279,4 @@ func kafkaCode(err error) (kafka.ErrorCode, bool) {
 		return kafka.ErrNoError, false
 	}
 	return ke.Code(), true
-}
-
-// testEngine is the engine AIOPRODUCER_TEST_ENGINE names ("kafka" or "batch"; unset: the default), as
-// an option, so that the suite runs on either engine.
-func testEngine(t *testing.T) aioproducer.Option {
-	e := aioproducer.DefaultEngine
-	if v := os.Getenv("AIOPRODUCER_TEST_ENGINE"); v != "" {
-		var err error
-		e, err = aioproducer.ParseEngine(v)
-		require.NoError(t, err, "AIOPRODUCER_TEST_ENGINE")
-	}
-	return aioproducer.WithEngine(e)
 }

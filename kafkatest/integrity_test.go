@@ -201,21 +201,21 @@ func TestDeliveryIntegrity(t *testing.T) {
 	lastID := map[string]int{}
 	keyPartition := map[string]int32{}
 	for ti, topic := range topics {
-		got := consumeAll(t, bs, topic, partitions, 3*time.Minute)
+		got := consumeAll(t, bs, topic, 3*time.Minute)
 		for _, m := range got {
-			idb, ok := header(m, "id")
+			idb, ok := m.Header("id")
 			id, err := strconv.Atoi(string(idb))
 			if !ok || err != nil || id < 0 || id >= total {
-				problems.errorf("%s: message without a valid id header at %v", topic, m.TopicPartition)
+				problems.errorf("%s: message without a valid id header at %v", topic, m)
 				continue
 			}
 			seen[id]++
 			pl := plan[id]
-			tp := m.TopicPartition
+			tp := m
 			if pl.topic != ti {
 				problems.errorf("message %d: read from %s, produced to %s", id, topic, topics[pl.topic])
 			}
-			if pl.d.Topic != topic || pl.d.Partition != tp.Partition || pl.d.Offset != int64(tp.Offset) {
+			if pl.d.Topic != topic || pl.d.Partition != tp.Partition || pl.d.Offset != tp.Offset {
 				problems.errorf("message %d: delivery said %s/%d@%d, read at %s/%d@%d", id,
 					pl.d.Topic, pl.d.Partition, pl.d.Offset, topic, tp.Partition, tp.Offset)
 			}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strconv"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/aioproducertest"
 )
 
 // TestLeaderPausedLongerThanRequestTimeout freezes (SIGSTOP) the leader of partition 0 for 3x
@@ -57,17 +57,18 @@ func TestLeaderPausedLongerThanRequestTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
-	futs := make([]*aioproducer.Future, total)
+	l := aioproducertest.NewLedger()
 	produce := func(from, to int) {
 		for i := from; i < to; i++ {
-			f, err := p.Produce(ctx, &aioproducer.Message{
-				Topic:   topic,
-				Key:     []byte("k" + strconv.Itoa(i%300)),
-				Value:   []byte(fmt.Sprintf("paused-leader message %07d", i)),
-				Headers: []aioproducer.Header{{Key: "id", Value: []byte(strconv.Itoa(i))}},
-			})
+			m := &aioproducer.Message{
+				Topic: topic,
+				Key:   []byte("k" + strconv.Itoa(i%300)),
+				Value: []byte(fmt.Sprintf("paused-leader message %07d", i)),
+			}
+			id := l.Track(m)
+			f, err := p.Produce(ctx, m)
 			require.NoError(t, err, "Produce %d", i)
-			futs[i] = f
+			l.Future(id, f, err)
 		}
 	}
 
@@ -85,71 +86,16 @@ func TestLeaderPausedLongerThanRequestTimeout(t *testing.T) {
 	t.Logf("resumed broker %s after %v", node, time.Since(pausedAt).Round(time.Millisecond))
 	produce(2*total/3, total)
 
-	ok := make([]bool, total)
-	delivered := make([]aioproducer.Delivery, total)
-	unknown := make([]bool, total)
-	nDelivered, nFailed, nUnknown := 0, 0, 0
-	codes := map[string]int{}
-	for i, f := range futs {
-		d, err := f.Wait(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("future %d unresolved after %v", i, time.Since(start))
-		}
-		if err == nil {
-			ok[i], delivered[i] = true, d
-			nDelivered++
-			continue
-		}
-		nFailed++
-		if aioproducer.IsOutcomeUnknown(err) {
-			unknown[i] = true
-			nUnknown++
-		}
-		code, _ := kafkaCode(err)
-		codes[code.String()]++
-	}
+	require.NoError(t, l.Settle(ctx), "after %v", time.Since(start))
+	require.NoError(t, l.Check())
 	t.Logf("stats %+v", p.Stats())
 	require.NoError(t, p.Close(ctx))
 
-	got := consumeAll(t, c.bootstrap, topic, partitions, 5*time.Minute)
-	count := make([]int, total)
-	problems := &capped{t: t, max: 20}
-	for _, m := range got {
-		idb, _ := header(m, "id")
-		id, err := strconv.Atoi(string(idb))
-		if err != nil || id < 0 || id >= total {
-			problems.errorf("record with bad id header %q at %v", idb, m.TopicPartition)
-			continue
-		}
-		count[id]++
-		if ok[id] && (delivered[id].Partition != m.TopicPartition.Partition || delivered[id].Offset != int64(m.TopicPartition.Offset)) {
-			problems.errorf("message %d delivered at %d@%d, read at %v", id, delivered[id].Partition, delivered[id].Offset, m.TopicPartition)
-		}
-	}
-	var lost, dups, failedPresent, unknownPresent []int
-	for id, n := range count {
-		switch {
-		case ok[id] && n == 0:
-			lost = append(lost, id)
-		case ok[id] && n > 1, !ok[id] && n > 1:
-			dups = append(dups, id)
-		case !ok[id] && n == 1 && unknown[id]:
-			unknownPresent = append(unknownPresent, id)
-		case !ok[id] && n == 1:
-			failedPresent = append(failedPresent, id)
-		}
-	}
-	t.Logf("FIGURES %s: %d messages, leader of partition 0 SIGSTOPped %v (request.timeout.ms and socket.timeout.ms %v): %d delivered, %d failed (%d outcome unknown) %v; read back %d records: delivered lost %d, duplicated %d, failed-but-present %d, unknown-present %d; librdkafka log lines by tag %v; %v",
-		t.Name(), total, 3*requestTimeout, requestTimeout, nDelivered, nFailed, nUnknown, codes, len(got),
-		len(lost), len(dups), len(failedPresent), len(unknownPresent), tags.snapshot(), time.Since(start).Round(time.Millisecond))
-	for what, ids := range map[string][]int{"delivered but not in the log": lost, "in the log more than once": dups,
-		"reported failed (definite) but in the log": failedPresent} {
-		if len(ids) > 0 {
-			sort.Ints(ids)
-			problems.errorf("%d messages %s, e.g. %v", len(ids), what, ids[:min(len(ids), 10)])
-		}
-	}
-	problems.done("paused-leader read-back")
+	got := consumeAll(t, c.bootstrap, topic, 5*time.Minute)
+	ls, err := l.CheckLog(got, aioproducertest.LogCheck{IgnoreOrder: true})
+	t.Logf("FIGURES %s: %d messages, leader of partition 0 SIGSTOPped %v (request.timeout.ms and socket.timeout.ms %v): %v; %v; librdkafka log lines by tag %v; %v",
+		t.Name(), total, 3*requestTimeout, requestTimeout, l.Summary(), ls, tags.snapshot(), time.Since(start).Round(time.Millisecond))
+	require.NoError(t, err, "paused-leader read-back")
 }
 
 // tagCount is a slog handler that counts librdkafka's log lines (info and above) by tag, e.g.

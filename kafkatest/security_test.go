@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/internal/testenv"
 )
 
 // The secure broker of scripts/kafka.sh up-secure: TLS and SASL against a real broker, on the engine
@@ -186,11 +187,11 @@ func TestSecureProduceAndReadBack(t *testing.T) {
 			}
 			require.NoError(t, p.Close(ctx))
 
-			got := consumeAllWith(t, c.cfg, topic, partitions, time.Minute)
+			got := consumeAllWith(t, c.cfg, topic, time.Minute)
 			require.Len(t, got, n)
 			seen := map[int]bool{}
 			for _, m := range got {
-				id, _ := header(m, "id")
+				id, _ := m.Header("id")
 				i, err := strconv.Atoi(string(id))
 				require.NoError(t, err, "id header %q", id)
 				require.False(t, seen[i], "message %d read twice", i)
@@ -411,7 +412,7 @@ func TestSecureNoSecretInLogsOrErrors(t *testing.T) {
 		logs      *lockedBuffer
 	}
 	obs := make([]observed, len(cases))
-	engine := testEngine(t)
+	engine := testenv.Engine(t)
 	var wg sync.WaitGroup
 	for i, c := range cases {
 		wg.Add(1)
@@ -474,7 +475,7 @@ func TestSecureNoSecretInLogsOrErrors(t *testing.T) {
 				t.Skip(c.skip)
 			}
 			logger, logs := capturingLogger()
-			p, err := aioproducer.New(c.cfg, aioproducer.WithLogger(logger), testEngine(t))
+			p, err := aioproducer.New(c.cfg, aioproducer.WithLogger(logger), testenv.Engine(t))
 			if p != nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()

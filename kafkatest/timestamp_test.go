@@ -35,7 +35,7 @@ func TestDeliveryTimestampIsTheBrokersLogAppendTime(t *testing.T) {
 			d, err := f.Wait(ctx)
 			require.NoError(t, err)
 
-			got := consumeAll(t, bs, topic, 1, time.Minute)
+			got := consumeAll(t, bs, topic, time.Minute)
 			require.Len(t, got, 1)
 			require.Equal(t, kafka.TimestampLogAppendTime, got[0].TimestampType)
 			logTime := got[0].Timestamp

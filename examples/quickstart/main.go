@@ -21,6 +21,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/aioproducertest"
 )
 
 const closeTimeout = 5 * time.Second
@@ -43,20 +44,18 @@ func run() error {
 	}
 	bootstrap := os.Getenv("KAFKA_BOOTSTRAP")
 	if bootstrap == "" {
-		// NewMockCluster runs the cluster on a librdkafka client of its own, created with an empty
-		// configuration (NewMockCluster takes none), so librdkafka's rd_kafka_new logs a CONFWARN
-		// notice on stderr that no setting here can quiet. Say what it is before it appears.
+		// The mock cluster (aioproducertest's, librdkafka's underneath) runs on a librdkafka client of
+		// its own, created with an empty configuration (NewMockCluster takes none), so librdkafka's
+		// rd_kafka_new logs a CONFWARN notice on stderr that no setting here can quiet. Say what it
+		// is before it appears.
 		fmt.Fprintln(os.Stderr, "KAFKA_BOOTSTRAP is not set: starting an in-process mock cluster "+
 			"(its internal client's CONFWARN \"No `bootstrap.servers` configured\" is expected and harmless)")
-		mc, err := kafka.NewMockCluster(1)
+		mc, err := aioproducertest.StartCluster(aioproducertest.WithTopic(topic, 3))
 		if err != nil {
-			return fmt.Errorf("mock cluster: %w", err)
+			return err
 		}
 		defer mc.Close()
-		if err := mc.CreateTopic(topic, 3, 1); err != nil {
-			return fmt.Errorf("mock cluster: create topic %q: %w", topic, err)
-		}
-		bootstrap = mc.BootstrapServers()
+		bootstrap = mc.Bootstrap()
 		fmt.Fprintf(os.Stderr, "mock cluster at %s, topic %q with 3 partitions\n", bootstrap, topic)
 	}
 

@@ -164,6 +164,9 @@ func TestDroppedConnectionMidBatchLeavesNoDuplicates(t *testing.T) {
 	futs, err := p.ProduceBatch(ctx, msgs)
 	require.NoError(t, err)
 	require.Len(t, futs, n)
+	for _, id := range ids {
+		l.Accepted(id)
+	}
 	require.NoError(t, p.Flush(ctx))
 	for i, f := range futs {
 		select {
@@ -172,7 +175,7 @@ func TestDroppedConnectionMidBatchLeavesNoDuplicates(t *testing.T) {
 			require.Failf(t, "future not done after Flush", "message %d", i)
 		}
 		d, err := f.Wait(ctx)
-		l.record(ids[i], d, err)
+		l.Report(ids[i], d, err)
 	}
 
 	require.EqualValues(t, 3, dropped.Load(), "connections dropped (of %d produce requests)", seen.Load())

@@ -1,0 +1,173 @@
+package aioproducertest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/aioproducertest"
+)
+
+// OrderService is the code under test: it produces through an aioproducer.Client, a *Producer in
+// production and an aioproducertest.Fake in unit tests.
+type OrderService struct {
+	Events aioproducer.Client
+}
+
+// PlaceOrder publishes an "order placed" event and waits until Kafka has it.
+func (s *OrderService) PlaceOrder(ctx context.Context, id string) error {
+	fut, err := s.Events.Produce(ctx, &aioproducer.Message{Topic: "orders", Key: []byte(id), Value: []byte("placed")})
+	if err != nil {
+		return fmt.Errorf("order %s: %w", id, err)
+	}
+	if _, err := fut.Wait(ctx); err != nil {
+		return fmt.Errorf("order %s: %w", id, err)
+	}
+	return nil
+}
+
+// A unit test of OrderService with the Fake: no broker, no librdkafka. In a test function, write
+// aioproducertest.NewFake(t, ...), which closes the Fake at the end of the test.
+func Example_fake() {
+	fake, err := aioproducertest.StartFake(aioproducertest.FailWith(func(m *aioproducer.Message) error {
+		if string(m.Key) == "13" {
+			return errors.New("unlucky order")
+		}
+		return nil
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer fake.Close(context.Background())
+	ctx := context.Background()
+
+	svc := &OrderService{Events: fake}
+	fmt.Println(svc.PlaceOrder(ctx, "12"))
+	fmt.Println(svc.PlaceOrder(ctx, "13"))
+	fmt.Println(svc.PlaceOrder(ctx, "14"))
+
+	for _, s := range fake.History() {
+		fmt.Printf("%s key %s: partition %d offset %d, err %v\n", s.Message.Topic, s.Message.Key, s.Partition, s.Offset, s.Err)
+	}
+	// Output:
+	// <nil>
+	// order 13: unlucky order
+	// <nil>
+	// orders key 12: partition 0 offset 0, err <nil>
+	// orders key 13: partition 0 offset -1, err unlucky order
+	// orders key 14: partition 0 offset 1, err <nil>
+}
+
+// With ManualCompletion the test decides when the broker answers: here, that PlaceOrder waits for it
+// and gives up when its context ends.
+func Example_manualCompletion() {
+	fake, err := aioproducertest.StartFake(aioproducertest.ManualCompletion())
+	if err != nil {
+		log.Fatal(err)
+	}
+	svc := &OrderService{Events: fake}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	fmt.Println(svc.PlaceOrder(ctx, "1")) // nobody completes it
+	fmt.Println("outstanding:", fake.Outstanding())
+
+	done := make(chan error)
+	go func() { done <- svc.PlaceOrder(context.Background(), "2") }()
+	for fake.Outstanding() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Println("completed:", fake.CompleteAll())
+	fmt.Println(<-done)
+
+	fmt.Println(fake.Close(context.Background()))
+	// Output:
+	// order 1: context deadline exceeded
+	// outstanding: 1
+	// completed: 2
+	// <nil>
+	// <nil>
+}
+
+// An integration test of OrderService against librdkafka's mock cluster, with a real Producer. In a
+// test function, write aioproducertest.NewCluster(t, ...), which stops the cluster at the end of the
+// test, and c.NewProducer(t, nil).
+func Example_cluster() {
+	c, err := aioproducertest.StartCluster(aioproducertest.WithTopic("orders", 1))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	p, err := aioproducer.New(c.Config())
+	if err != nil {
+		log.Fatal(err)
+	}
+	svc := &OrderService{Events: p}
+	for _, id := range []string{"12", "13"} {
+		if err := svc.PlaceOrder(ctx, id); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := p.Close(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	recs, err := c.ReadTopic(ctx, "orders")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range recs {
+		fmt.Printf("%v key %s value %s\n", r, r.Key, r.Value)
+	}
+	// Output:
+	// orders[0]@0 key 12 value placed
+	// orders[0]@1 key 13 value placed
+}
+
+// A Ledger checks that every message got exactly one outcome and that the topic holds exactly the
+// delivered ones, once each, in order per key.
+func ExampleLedger() {
+	c, err := aioproducertest.StartCluster(aioproducertest.WithTopic("events", 2))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := aioproducer.New(c.Config())
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	l := aioproducertest.NewLedger()
+	for i := range 100 {
+		m := &aioproducer.Message{Topic: "events", Key: []byte{byte('a' + i%3)}, Value: []byte("event")}
+		if _, err := l.Produce(ctx, p, m); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := p.Close(ctx); err != nil { // every outcome is handed over when Close returns
+		log.Fatal(err)
+	}
+	if err := l.Settle(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(l.Check())
+	recs, err := c.ReadTopic(ctx, "events")
+	if err != nil {
+		log.Fatal(err)
+	}
+	s, err := l.CheckLog(recs, aioproducertest.LogCheck{})
+	fmt.Println(err)
+	fmt.Println(l.Summary().Delivered, s.DeliveredOnce)
+	// Output:
+	// <nil>
+	// <nil>
+	// 100 100
+}

@@ -1,0 +1,177 @@
+package aioproducertest_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/aioproducertest"
+	"github.com/seed-f937cf20/aioproducer/internal/testenv"
+)
+
+// The ledger against the mock cluster: every way of producing, then the log checked.
+func TestLedgerAgainstTheCluster(t *testing.T) {
+	c := aioproducertest.NewCluster(t, aioproducertest.WithTopic("t", 3))
+	p := c.NewProducer(t, nil, testenv.Engine(t))
+	ctx := ctxFor(t, 60*time.Second)
+	l := aioproducertest.NewLedger()
+	for i := range 30 {
+		m := &aioproducer.Message{Topic: "t", Key: []byte("k" + strconv.Itoa(i%4)), Value: []byte(strconv.Itoa(i))}
+		switch i % 3 {
+		case 0:
+			_, err := l.Produce(ctx, p, m)
+			require.NoError(t, err)
+		case 1:
+			id := l.Track(m)
+			f, err := p.Produce(ctx, m)
+			l.Future(id, f, err)
+		case 2:
+			id := l.Track(m)
+			f, err := p.TryProduce(m)
+			l.Future(id, f, err)
+		}
+	}
+	invalid := &aioproducer.Message{Value: []byte("no topic")}
+	_, err := l.Produce(ctx, p, invalid)
+	require.ErrorIs(t, err, aioproducer.ErrInvalidMessage)
+
+	require.NoError(t, l.Settle(ctx))
+	require.NoError(t, l.Check())
+	s := l.Summary()
+	assert.Equal(t, aioproducertest.LedgerSummary{Tracked: 31, Accepted: 30, Refused: 1, Delivered: 30, Failures: map[string]int{}}, s)
+	recs, err := c.ReadTopic(ctx, "t")
+	require.NoError(t, err)
+	ls, err := l.CheckLog(recs, aioproducertest.LogCheck{})
+	require.NoError(t, err)
+	assert.Equal(t, aioproducertest.LogSummary{Records: 30, DeliveredOnce: 30}, ls)
+	_, n, err := l.Outcome(30)
+	assert.Zero(t, n)
+	assert.ErrorIs(t, err, aioproducer.ErrInvalidMessage, "a refused message's Outcome is Produce's error")
+	assert.False(t, l.LastOutcome().IsZero())
+}
+
+// The ledger over the Fake, whose broker is the history: failures are counted by class.
+func TestLedgerCountsFailures(t *testing.T) {
+	f := aioproducertest.NewFake(t, aioproducertest.FailWith(func(m *aioproducer.Message) error {
+		switch string(m.Value) {
+		case "timeout":
+			return kafka.NewError(kafka.ErrMsgTimedOut, "Local: Message timed out", false)
+		case "boom":
+			return errors.New("boom")
+		}
+		return nil
+	}))
+	ctx := ctxFor(t, 10*time.Second)
+	l := aioproducertest.NewLedger()
+	for _, v := range []string{"ok", "timeout", "boom", "ok"} {
+		_, err := l.Produce(ctx, f, &aioproducer.Message{Topic: "t", Key: []byte("k"), Value: []byte(v)})
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Flush(ctx))
+	require.NoError(t, l.Settle(ctx))
+	require.NoError(t, l.Check())
+	s := l.Summary()
+	assert.Equal(t, 2, s.Delivered)
+	assert.Equal(t, 2, s.Failed)
+	assert.Equal(t, 1, s.Unknown)
+	assert.Equal(t, map[string]int{kafka.ErrMsgTimedOut.String(): 1, "boom": 1}, s.Failures)
+	assert.Contains(t, s.String(), "delivered 2")
+
+	// The log as the Fake's broker has it, the timed-out message written after all.
+	var recs []aioproducertest.Record
+	for _, h := range f.History() {
+		off := h.Offset
+		if string(h.Message.Value) == "timeout" {
+			off = 100
+		} else if h.Err != nil {
+			continue
+		}
+		recs = append(recs, aioproducertest.Record{Topic: "t", Partition: h.Partition, Offset: off, Headers: h.Message.Headers})
+	}
+	ls, err := l.CheckLog(recs, aioproducertest.LogCheck{})
+	require.NoError(t, err)
+	assert.Equal(t, aioproducertest.LogSummary{Records: 3, DeliveredOnce: 2, FailedAbsent: 1, UnknownPresent: 1}, ls)
+}
+
+func TestLedgerSeesViolations(t *testing.T) {
+	d := func(off int64) aioproducer.Delivery { return aioproducer.Delivery{Topic: "t", Offset: off} }
+	rec := func(id int, off int64) aioproducertest.Record {
+		return aioproducertest.Record{Topic: "t", Offset: off, Headers: []aioproducer.Header{{Key: aioproducertest.LedgerHeader, Value: []byte(strconv.Itoa(id))}}}
+	}
+	newLedger := func(n int) *aioproducertest.Ledger {
+		l := aioproducertest.NewLedger()
+		for range n {
+			id := l.Track(&aioproducer.Message{Topic: "t", Key: []byte("k")})
+			l.Accepted(id)
+		}
+		return l
+	}
+
+	t.Run("two outcomes", func(t *testing.T) {
+		l := newLedger(1)
+		l.Report(0, d(0), nil)
+		l.Report(0, d(0), nil)
+		assert.ErrorContains(t, l.Check(), "outcome number 2")
+	})
+	t.Run("no outcome", func(t *testing.T) {
+		l := newLedger(1)
+		assert.ErrorContains(t, l.Check(), "no outcome")
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		assert.ErrorIs(t, l.Settle(ctx), context.DeadlineExceeded)
+	})
+	t.Run("refused with an outcome", func(t *testing.T) {
+		l := aioproducertest.NewLedger()
+		id := l.Track(&aioproducer.Message{Topic: "t"})
+		l.Refused(id, aioproducer.ErrClosed)
+		l.Report(id, d(0), nil)
+		assert.ErrorContains(t, l.Check(), "refused")
+	})
+	t.Run("neither accepted nor refused", func(t *testing.T) {
+		l := aioproducertest.NewLedger()
+		l.Track(&aioproducer.Message{Topic: "t"})
+		assert.ErrorContains(t, l.Check(), "neither")
+	})
+
+	logCases := []struct {
+		name string
+		recs []aioproducertest.Record
+		o    aioproducertest.LogCheck
+		want string
+	}{
+		{"missing", []aioproducertest.Record{rec(0, 0)}, aioproducertest.LogCheck{}, "not in the log"},
+		{"duplicated", []aioproducertest.Record{rec(0, 0), rec(1, 1), rec(1, 5)}, aioproducertest.LogCheck{}, "2 times"},
+		{"misplaced", []aioproducertest.Record{rec(0, 0), rec(1, 7)}, aioproducertest.LogCheck{}, "is in the log at"},
+		{"foreign", []aioproducertest.Record{rec(0, 0), rec(1, 1), {Topic: "t", Offset: 2}}, aioproducertest.LogCheck{}, "without a ledger id"},
+		{"failed present", []aioproducertest.Record{rec(0, 0), rec(1, 1), rec(2, 2)}, aioproducertest.LogCheck{}, "failed"},
+	}
+	for _, tc := range logCases {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLedger(3)
+			l.Report(0, d(0), nil)
+			l.Report(1, d(1), nil)
+			l.Report(2, aioproducer.Delivery{}, errors.New("definite"))
+			_, err := l.CheckLog(tc.recs, tc.o)
+			assert.ErrorContains(t, err, tc.want)
+		})
+	}
+	t.Run("relaxed", func(t *testing.T) {
+		l := newLedger(2)
+		l.Report(0, d(1), nil)
+		l.Report(1, d(0), nil) // key k out of order
+		recs := []aioproducertest.Record{rec(0, 1), rec(1, 0), rec(1, 9), {Topic: "t", Offset: 2}}
+		_, err := l.CheckLog(recs, aioproducertest.LogCheck{})
+		assert.ErrorContains(t, err, "after message 0")
+		ls, err := l.CheckLog(recs, aioproducertest.LogCheck{AllowDuplicates: true, IgnoreOrder: true, Foreign: -1})
+		require.NoError(t, err)
+		assert.Equal(t, aioproducertest.LogSummary{Records: 4, Foreign: 1, DeliveredOnce: 1, Duplicated: 1, ExtraCopies: 1}, ls)
+		assert.Contains(t, ls.String(), "DUPLICATED")
+	})
+}
