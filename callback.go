@@ -22,6 +22,13 @@ import (
 // outside every lock, so a slow callback delays other callbacks but never the draining of reports.
 // Once an outcome is handed over, the manager frees the message's place in the buffer and returns its
 // record to the pool.
+//
+// With a HookDelivery registered, every outcome also goes through the queue: a Future is still
+// resolved at once, on the report goroutine, but its record waits in the queue for the hooks, and
+// keeps its room in the buffer until they ran. The queue stays bounded by the buffer (WithMaxBuffered):
+// slow hooks make Produce wait, never the reports. The HookError and HookStats events run on the
+// callback goroutine too, from a queue of their own (errors: at most maxErrorEvents; statistics: the
+// latest report only).
 type callbackManager struct {
 	log     *slog.Logger
 	limit   *limiter.Limiter
@@ -31,6 +38,7 @@ type callbackManager struct {
 	maxMsg  int64                 // message.max.bytes, for the error of a message too large
 	// onFailure, if set, is told of every failed message (a transaction must not commit then).
 	onFailure func(topic string, err error)
+	hooks     *hookSet
 
 	// The callback goroutine's id, and whether it runs a callback now: Flush and Close called from a
 	// callback must not wait for the goroutine they run on.
@@ -39,16 +47,24 @@ type callbackManager struct {
 
 	mu       sync.Mutex
 	resolved []*record // deliver's scratch: records of resolved futures
+	toQueue  []*record // deliver's scratch: records for the callback goroutine
 
-	queue   []*record     // outcomes waiting for their callback, in order
-	wake    chan struct{} // capacity 1: the queue is not empty, or closing
-	closing bool
-	done    chan struct{}
+	queue     []*record     // outcomes waiting for their callback or HookDelivery, in order
+	errEvents []error       // errors waiting for HookError, at most maxErrorEvents
+	errLost   int           // errors dropped since the callback goroutine last looked
+	rawStats  []byte        // the latest statistics report waiting for HookStats, if any
+	wake      chan struct{} // capacity 1: the queue is not empty, or closing
+	closing   bool
+	done      chan struct{}
 }
 
-func newCallbackManager(log *slog.Logger, limit *limiter.Limiter, records *pool[record], stats *counters, cause func(error) error, maxMsg int64) *callbackManager {
+// maxErrorEvents is how many librdkafka error events wait for HookError at most; more are dropped (and
+// counted in the log) until the hooks catch up.
+const maxErrorEvents = 64
+
+func newCallbackManager(log *slog.Logger, limit *limiter.Limiter, records *pool[record], stats *counters, cause func(error) error, maxMsg int64, hooks *hookSet) *callbackManager {
 	return &callbackManager{
-		log: log, limit: limit, records: records, stats: stats, cause: cause, maxMsg: maxMsg,
+		log: log, limit: limit, records: records, stats: stats, cause: cause, maxMsg: maxMsg, hooks: hooks,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -61,10 +77,17 @@ func (cm *callbackManager) start() { go cm.run() }
 func (cm *callbackManager) deliver(rs []report) {
 	var size int64
 	var failed int
-	resolved := cm.resolved[:0]
-	queued := false
+	resolved, toQueue := cm.resolved[:0], cm.toQueue[:0]
+	hooked := len(cm.hooks.delivery) > 0
+	var now time.Time
+	if hooked {
+		now = time.Now() // one reading for the burst: its reports came together
+	}
 	for _, r := range rs {
 		rec := r.rec
+		if hooked {
+			rec.took = now.Sub(rec.start)
+		}
 		var d Delivery
 		var err error
 		if r.err == nil {
@@ -81,13 +104,14 @@ func (cm *callbackManager) deliver(rs []report) {
 		}
 		if rec.fut != nil {
 			rec.fut.resolve(d, err)
-			size += rec.size
-			resolved = append(resolved, rec)
-			continue
+			if !hooked {
+				size += rec.size
+				resolved = append(resolved, rec)
+				continue
+			}
 		}
 		rec.d, rec.err = d, err
-		cm.enqueue(rec)
-		queued = true
+		toQueue = append(toQueue, rec)
 	}
 	cm.stats.delivered.Add(uint64(len(rs) - failed))
 	if failed > 0 {
@@ -96,9 +120,14 @@ func (cm *callbackManager) deliver(rs []report) {
 	cm.stats.reported.Add(uint64(len(rs)))
 	cm.finish(resolved, size)
 	cm.resolved = resolved[:0]
-	if queued {
+	if len(toQueue) > 0 {
+		cm.mu.Lock()
+		cm.queue = append(cm.queue, toQueue...)
+		cm.mu.Unlock()
+		clear(toQueue)
 		cm.signal()
 	}
+	cm.toQueue = toQueue[:0]
 }
 
 // finish ends records whose outcomes were handed over: it frees their room in the buffer, then counts
@@ -134,10 +163,16 @@ func (cm *callbackManager) fail(rec *record, err error) {
 	if cm.onFailure != nil {
 		cm.onFailure(rec.msg.Topic, err)
 	}
+	hooked := len(cm.hooks.delivery) > 0
+	if hooked {
+		rec.took = time.Since(rec.start)
+	}
 	if rec.fut != nil {
 		rec.fut.resolve(Delivery{}, err)
-		cm.finish([]*record{rec}, rec.size)
-		return
+		if !hooked {
+			cm.finish([]*record{rec}, rec.size)
+			return
+		}
 	}
 	rec.err = err
 	cm.enqueue(rec)
@@ -164,6 +199,36 @@ func (cm *callbackManager) enqueue(rec *record) {
 }
 
 func (cm *callbackManager) signal() { wakeUp(cm.wake) }
+
+// postError hands err to the HookError hooks, on the callback goroutine. While maxErrorEvents wait
+// already, it drops err: error events come in storms (every broker, every reconnection), and a slow
+// hook must not make them pile up.
+func (cm *callbackManager) postError(err error) {
+	if len(cm.hooks.errs) == 0 {
+		return
+	}
+	cm.mu.Lock()
+	if len(cm.errEvents) < maxErrorEvents {
+		cm.errEvents = append(cm.errEvents, err)
+	} else {
+		cm.errLost++
+	}
+	cm.mu.Unlock()
+	cm.signal()
+}
+
+// postStats hands librdkafka's statistics report (JSON) to the HookStats hooks, on the callback
+// goroutine, which parses it. A report the goroutine has not taken yet is replaced: only the latest
+// one matters.
+func (cm *callbackManager) postStats(raw []byte) {
+	if len(cm.hooks.stats) == 0 {
+		return
+	}
+	cm.mu.Lock()
+	cm.rawStats = raw
+	cm.mu.Unlock()
+	cm.signal()
+}
 
 // close stops the callback goroutine once the queue is empty and waits for it.
 func (cm *callbackManager) close() {
@@ -197,9 +262,15 @@ func (cm *callbackManager) run() {
 	defer close(cm.done)
 	cm.gid.Store(goid())
 	var batch []*record
+	var errs []error
+	hooked := len(cm.hooks.delivery) > 0
 	for range cm.wake {
 		cm.mu.Lock()
 		batch, cm.queue = cm.queue, batch[:0]
+		errs, cm.errEvents = cm.errEvents, errs[:0]
+		lost := cm.errLost
+		raw := cm.rawStats
+		cm.errLost, cm.rawStats = 0, nil
 		closing := cm.closing
 		cm.mu.Unlock()
 
@@ -207,10 +278,23 @@ func (cm *callbackManager) run() {
 		cm.calling.Store(true)
 		for _, rec := range batch {
 			cm.call(rec)
+			if hooked {
+				cm.hooks.delivered(DeliveryEvent{Message: rec.msg, Delivery: rec.d, Err: rec.err, Latency: rec.took})
+			}
 			size += rec.size
 		}
+		for _, err := range errs {
+			cm.hooks.failed(err)
+		}
+		if raw != nil {
+			cm.reportStats(raw)
+		}
 		cm.calling.Store(false)
-		n := len(batch)
+		if lost > 0 {
+			cm.log.Warn("aioproducer: HookError events dropped: the hooks fell behind librdkafka's error events", "dropped", lost)
+		}
+		n := len(batch) + len(errs) + len(raw)
+		clear(errs)
 		cm.finish(batch, size)
 		if closing && n == 0 {
 			return
@@ -220,6 +304,16 @@ func (cm *callbackManager) run() {
 			cm.signal()
 		}
 	}
+}
+
+// reportStats parses a statistics report and hands it to the HookStats hooks.
+func (cm *callbackManager) reportStats(raw []byte) {
+	s, err := parseLibrdkafkaStats(raw)
+	if err != nil {
+		cm.log.Error("aioproducer: librdkafka statistics not understood", "error", err)
+		return
+	}
+	cm.hooks.statsReported(s)
 }
 
 // call runs one callback or channel send, surviving its panic.

@@ -22,12 +22,14 @@ type kafkaEngine struct {
 	rk     rdk.Handle // kp's librdkafka handle, for rd_kafka_flush
 	sink   reportSink
 	log    *slog.Logger
+	stats  bool // hand librdkafka's statistics reports to the sink
 	done   chan struct{}
 }
 
-// newKafkaEngine creates the librdkafka producer for cm, whose reports go to sink once started. It
-// starts nothing of its own when it returns an error.
-func newKafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger, tokens TokenProvider) (*kafkaEngine, error) {
+// newKafkaEngine creates the librdkafka producer for cm, whose reports go to sink once started (with
+// stats, its statistics reports too: kafka.Producer always asks librdkafka for them, which emits them
+// when statistics.interval.ms is set). It starts nothing of its own when it returns an error.
+func newKafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger, tokens TokenProvider, stats bool) (*kafkaEngine, error) {
 	kp, err := kafka.NewProducer(&cm)
 	if err != nil {
 		return nil, err
@@ -40,7 +42,7 @@ func newKafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger, token
 		kp.Close()
 		return nil, err
 	}
-	e := &kafkaEngine{kp: kp, rk: rk, sink: sink, log: log, done: make(chan struct{})}
+	e := &kafkaEngine{kp: kp, rk: rk, sink: sink, log: log, stats: stats, done: make(chan struct{})}
 	e.tokens = newTokenRefresher(tokens, log, kp.SetOAuthBearerToken, kp.SetOAuthBearerTokenFailure)
 	return e, nil
 }
@@ -192,6 +194,10 @@ func (e *kafkaEngine) handle(ev kafka.Event, buf []report) []report {
 		})
 	case kafka.OAuthBearerTokenRefresh:
 		e.tokens.request(ev.Config)
+	case *kafka.Stats:
+		if e.stats {
+			e.sink.onStats([]byte(ev.String()))
+		}
 	case kafka.Error:
 		if ev.IsFatal() {
 			// Reports already drained go first: they happened before.

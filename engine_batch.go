@@ -41,10 +41,11 @@ type batchEngine struct {
 }
 
 // newBatchEngine creates the librdkafka producer for cm (the go.* keys, which are confluent-kafka-go's,
-// are left out), whose reports go to sink once started. It starts nothing of its own; a setting
-// librdkafka refuses comes back as *rdk.ConfigError, whose text names the key.
-func newBatchEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger, tokens TokenProvider) (*batchEngine, error) {
-	p, err := rdk.New(librdkafkaSettings(cm), tokens != nil)
+// are left out), whose reports go to sink once started; with stats, librdkafka's statistics reports
+// too (when statistics.interval.ms is set). It starts nothing of its own; a setting librdkafka refuses
+// comes back as *rdk.ConfigError, whose text names the key.
+func newBatchEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger, tokens TokenProvider, stats bool) (*batchEngine, error) {
+	p, err := rdk.New(librdkafkaSettings(cm), rdk.Options{TokenRefresh: tokens != nil, Stats: stats})
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +216,8 @@ func (e *batchEngine) handle(ev *rdk.Event) {
 		e.log.Log(context.Background(), syslogLevel(ev.Level), "librdkafka: "+ev.Str, "tag", ev.Tag, "client", e.p.Name())
 	case rdk.EventTokenRefresh:
 		e.tokens.request(ev.Str)
+	case rdk.EventStats:
+		e.sink.onStats(ev.Data)
 	case rdk.EventError:
 		if ev.Fatal {
 			e.sink.onFatal(kafka.NewError(ev.Code, ev.Str, true))

@@ -54,6 +54,9 @@ type reportSink interface {
 	// onError takes a librdkafka error event that is not fatal (a broker connection failed, all
 	// brokers are down, ...): librdkafka goes on, and logs it itself.
 	onError(err kafka.Error)
+	// onStats takes one of librdkafka's statistics reports, the JSON document (the sink keeps it).
+	// Engines deliver them only when created to (a HookStats is registered).
+	onStats(raw []byte)
 }
 
 // report is the outcome of one message that librdkafka accepted.
@@ -87,6 +90,7 @@ type executor struct {
 	enqueued func()
 	bufs     *pool[recordBuf]
 	stats    *counters
+	hooks    *hookSet // for HookBatch; set before start
 
 	// mu is held shared by a worker while it calls enqueue; abort takes it to wait such calls out.
 	mu        sync.RWMutex
@@ -203,6 +207,14 @@ func (ex *executor) run(w *worker) {
 func (ex *executor) execute(b messageBatch) {
 	recs := b.records()
 	backoff := minQueueFullBackoff
+	// For HookBatch: what librdkafka took, and since when.
+	hooked := len(ex.hooks.batch) > 0
+	var start time.Time
+	var took int
+	var tookBytes int64
+	if hooked {
+		start = time.Now()
+	}
 	for len(recs) > 0 {
 		gen := ex.space.generation()
 		ex.mu.RLock()
@@ -222,10 +234,24 @@ func (ex *executor) execute(b messageBatch) {
 		// Counted before the call, so a report that comes before it returns never makes the in-flight
 		// gauge negative; what enqueue did not take is taken back.
 		ex.stats.enqueued.Add(uint64(len(recs)))
+		var size int64
+		if hooked {
+			// Summed before the call: what librdkafka takes may be delivered, and its record
+			// recycled, before enqueue returns. What it did not take stays ours.
+			for _, r := range recs {
+				size += r.size
+			}
+		}
 		n, err := ex.eng.enqueue(recs)
 		ex.mu.RUnlock()
 		if n < len(recs) {
 			ex.stats.enqueued.Add(-uint64(len(recs) - n))
+		}
+		if hooked {
+			for _, r := range recs[n:] {
+				size -= r.size
+			}
+			took, tookBytes = took+n, tookBytes+size
 		}
 		if n > 0 {
 			ex.enqueued()
@@ -252,6 +278,9 @@ func (ex *executor) execute(b messageBatch) {
 	for _, r := range recs { // left over only when aborted
 		ex.stats.failedEarly.Add(1)
 		ex.fail(r, ex.abortErr)
+	}
+	if hooked && took > 0 {
+		ex.hooks.batched(BatchEvent{Topic: b.topic, Messages: took, Bytes: tookBytes, Took: time.Since(start)})
 	}
 	ex.stats.batches.Add(1)
 	ex.stats.batchedMsgs.Add(uint64(b.Len()))

@@ -27,9 +27,14 @@ type record struct {
 	fn  func(Delivery, error)
 	ch  chan<- Result
 
-	// The outcome, kept here while the record waits for its callback to run.
+	// The outcome, kept here while the record waits for its callback or HookDelivery to run.
 	d   Delivery
 	err error
+
+	// With a HookDelivery only (zero otherwise): when Produce was called, and how long the outcome
+	// took from then.
+	start time.Time
+	took  time.Duration
 }
 
 func (r *record) reset() { *r = record{} }

@@ -42,6 +42,8 @@ type config struct {
 	engine        Engine
 	kafka         kafkaSettings // from the librdkafka configuration
 	tokens        TokenProvider
+	hookList      []Hook  // as WithHooks got them
+	hooks         hookSet // hookList sorted by interface, by validate
 }
 
 func defaultConfig() config {
@@ -101,6 +103,15 @@ type TokenProvider func(ctx context.Context, config string) (kafka.OAuthBearerTo
 // enable.sasl.oauthbearer.unsecure.jwt=true. fn runs on a goroutine of its own, one call at a time;
 // it may block (an HTTP call to a token endpoint) without delaying deliveries. Default: none.
 func WithOAuthBearerTokenProvider(fn TokenProvider) Option { return func(c *config) { c.tokens = fn } }
+
+// WithHooks registers hooks: values that implement one or more of HookProduce, HookDelivery,
+// HookBatch, HookError and HookStats (see Hook), for metrics and tracing. Each is called for the events
+// of the interfaces it implements, in the order given; WithHooks given more than once adds to the
+// list. New fails with a *ConfigError if a hook implements none of them. Default: none, and an event
+// no hook wants costs nothing.
+func WithHooks(hooks ...Hook) Option {
+	return func(c *config) { c.hookList = append(c.hookList, hooks...) }
+}
 
 // Engine selects how the producer talks to librdkafka (WithEngine).
 type Engine int
@@ -169,6 +180,11 @@ func (c *config) validate() error {
 	case c.engine != EngineKafkaProducer && c.engine != EngineBatch:
 		return &ConfigError{Key: "WithEngine", Err: fmt.Errorf("unknown engine %v", c.engine)}
 	}
+	hooks, err := newHookSet(c.hookList)
+	if err != nil {
+		return err
+	}
+	c.hooks = hooks
 	return nil
 }
 

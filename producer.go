@@ -42,6 +42,7 @@ type Producer struct {
 	brokers   *brokerState
 	auth      *authWatch
 	txn       *txnManager // nil unless transactional.id is set
+	hooks     *hookSet    // &cfg.hooks
 	stats     counters
 
 	// The intake: accepted records on their way to the loop. Produce appends under intakeMu and wakes
@@ -94,13 +95,13 @@ func New(cm kafka.ConfigMap, opts ...Option) (*Producer, error) {
 	}
 	return newProducer(cfg, func(sink reportSink) (engine, error) {
 		if cfg.engine == EngineBatch {
-			e, err := newBatchEngine(kcm, sink, cfg.logger, cfg.tokens)
+			e, err := newBatchEngine(kcm, sink, cfg.logger, cfg.tokens, len(cfg.hooks.stats) > 0)
 			if err != nil {
 				return nil, newKafkaConfigError(err, cm)
 			}
 			return e, nil
 		}
-		e, err := newKafkaEngine(kcm, sink, cfg.logger, cfg.tokens)
+		e, err := newKafkaEngine(kcm, sink, cfg.logger, cfg.tokens, len(cfg.hooks.stats) > 0)
 		if err != nil {
 			return nil, newKafkaConfigError(err, cm)
 		}
@@ -124,9 +125,11 @@ func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Produ
 		loopDone:  make(chan struct{}),
 		closeDone: make(chan struct{}),
 	}
+	p.hooks = &p.cfg.hooks
+	p.hooks.log, p.hooks.panics = p.log, &p.stats.hookPanics
 	bufs := newPool(func() *recordBuf { return &recordBuf{recs: make([]*record, 0, cfg.batchSize)} })
 	p.batches = newBatchManager(cfg.batchSize, time.Now, bufs)
-	p.callbacks = newCallbackManager(p.log, p.limit, p.records, &p.stats, p.failureCause, cfg.kafka.messageMaxBytes)
+	p.callbacks = newCallbackManager(p.log, p.limit, p.records, &p.stats, p.failureCause, cfg.kafka.messageMaxBytes, p.hooks)
 	if cfg.kafka.transactional {
 		p.txn = &txnManager{}
 		p.callbacks.onFailure = p.txn.onFailure
@@ -140,6 +143,7 @@ func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Produ
 	p.flusher = newFlusher(eng)
 	p.auth = newAuthWatch(p.brokers, eng.purgeQueue, p.log)
 	p.exec = newExecutor(eng, cfg.workers, bufs, &p.stats, p.callbacks.fail, p.onFatal, p.flusher.enqueued)
+	p.exec.hooks = p.hooks
 	p.callbacks.start()
 	p.exec.start()
 	p.flusher.start()
@@ -155,6 +159,18 @@ func newProducer(cfg config, newEngine func(reportSink) (engine, error)) (*Produ
 // accepts nothing. On error the message was not accepted and gets no outcome: ErrInvalidMessage,
 // ErrClosed, an error wrapping ErrFatal, or ctx's error. See Message for who owns its bytes.
 func (p *Producer) Produce(ctx context.Context, msg *Message) (*Future, error) {
+	if !p.hooks.perMessage() || msg == nil {
+		return p.produce(ctx, msg, time.Time{})
+	}
+	start := p.hooks.produced(ctx, msg)
+	f, err := p.produce(ctx, msg, start)
+	if err != nil {
+		p.hooks.refused(msg, err, start)
+	}
+	return f, err
+}
+
+func (p *Producer) produce(ctx context.Context, msg *Message, start time.Time) (*Future, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -162,16 +178,30 @@ func (p *Producer) Produce(ctx context.Context, msg *Message) (*Future, error) {
 	if err != nil {
 		return nil, err
 	}
+	rec.start = start
 	return p.submit(ctx, true, true, rec)
 }
 
 // TryProduce is Produce that never blocks: when the buffer is full (the limits of WithMaxBuffered are
 // reached) it fails with ErrBufferFull.
 func (p *Producer) TryProduce(msg *Message) (*Future, error) {
+	if !p.hooks.perMessage() || msg == nil {
+		return p.tryProduce(msg, time.Time{})
+	}
+	start := p.hooks.produced(context.Background(), msg)
+	f, err := p.tryProduce(msg, start)
+	if err != nil {
+		p.hooks.refused(msg, err, start)
+	}
+	return f, err
+}
+
+func (p *Producer) tryProduce(msg *Message, start time.Time) (*Future, error) {
 	rec, err := p.accept(context.Background(), msg, false)
 	if err != nil {
 		return nil, err
 	}
+	rec.start = start
 	return p.submit(context.Background(), false, true, rec)
 }
 
@@ -186,6 +216,23 @@ func (p *Producer) ProduceFunc(ctx context.Context, msg *Message, fn func(Delive
 	if fn == nil {
 		return errors.New("aioproducer: ProduceFunc called with a nil callback: pass the func that takes the outcome")
 	}
+	return p.produceTo(ctx, msg, fn, nil)
+}
+
+// produceTo is ProduceFunc (fn) and ProduceChan (ch), once their argument is checked.
+func (p *Producer) produceTo(ctx context.Context, msg *Message, fn func(Delivery, error), ch chan<- Result) error {
+	if !p.hooks.perMessage() || msg == nil {
+		return p.produceToAt(ctx, msg, fn, ch, time.Time{})
+	}
+	start := p.hooks.produced(ctx, msg)
+	err := p.produceToAt(ctx, msg, fn, ch, start)
+	if err != nil {
+		p.hooks.refused(msg, err, start)
+	}
+	return err
+}
+
+func (p *Producer) produceToAt(ctx context.Context, msg *Message, fn func(Delivery, error), ch chan<- Result, start time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -193,7 +240,7 @@ func (p *Producer) ProduceFunc(ctx context.Context, msg *Message, fn func(Delive
 	if err != nil {
 		return err
 	}
-	rec.fn = fn
+	rec.fn, rec.ch, rec.start = fn, ch, start
 	_, err = p.submit(ctx, true, false, rec)
 	return err
 }
@@ -207,16 +254,7 @@ func (p *Producer) ProduceChan(ctx context.Context, msg *Message, ch chan<- Resu
 	if ch == nil {
 		return errors.New("aioproducer: ProduceChan called with a nil channel: pass the channel that takes the Result")
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	rec, err := p.accept(ctx, msg, true)
-	if err != nil {
-		return err
-	}
-	rec.ch = ch
-	_, err = p.submit(ctx, true, false, rec)
-	return err
+	return p.produceTo(ctx, msg, nil, ch)
 }
 
 // ProduceBatch accepts msgs in order and returns their Futures. It checks every message first: if one
@@ -224,6 +262,28 @@ func (p *Producer) ProduceChan(ctx context.Context, msg *Message, ch chan<- Resu
 // allows; if ctx ends or the producer closes part way, it returns the Futures of the messages accepted
 // so far, which get their outcomes as usual, with the error.
 func (p *Producer) ProduceBatch(ctx context.Context, msgs []*Message) ([]*Future, error) {
+	if !p.hooks.perMessage() {
+		return p.produceBatch(ctx, msgs, time.Time{})
+	}
+	start := p.hooks.now()
+	for _, m := range msgs {
+		if m != nil {
+			p.hooks.runProduce(ctx, m)
+		}
+	}
+	out, err := p.produceBatch(ctx, msgs, start)
+	if err != nil {
+		// The messages after the accepted ones were refused.
+		for _, m := range msgs[len(out):] {
+			if m != nil {
+				p.hooks.refused(m, err, start)
+			}
+		}
+	}
+	return out, err
+}
+
+func (p *Producer) produceBatch(ctx context.Context, msgs []*Message, called time.Time) ([]*Future, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -255,6 +315,7 @@ func (p *Producer) ProduceBatch(ctx context.Context, msgs []*Message) ([]*Future
 		now := time.Now() // one timestamp for the run: it was produced at once
 		for i := start; i < end; i++ {
 			rec := p.newRecordAt(msgs[i], sizes[i], now)
+			rec.start = called
 			futs[i].msg = msgs[i]
 			rec.fut = &futs[i]
 			recs = append(recs, rec)
@@ -627,6 +688,7 @@ func (p *Producer) onFatal(err kafka.Error) {
 		return
 	}
 	p.log.Error("aioproducer: fatal error: failing every outstanding message", "error", err.Error())
+	p.callbacks.postError(fe)
 	p.limit.Close(fe)
 	p.exec.abort(fe)
 	if perr := p.eng.purge(); perr != nil {
@@ -684,6 +746,7 @@ func (p *Producer) onReports(rs []report) {
 }
 
 func (p *Producer) onError(err kafka.Error) {
+	p.callbacks.postError(err)
 	if p.brokers.onError(err) {
 		p.log.Warn("aioproducer: authentication failed: if it lasts, the messages librdkafka holds, and those "+
 			"produced while it fails, fail with ErrAuthentication", "reason", err.Error())
@@ -692,6 +755,8 @@ func (p *Producer) onError(err kafka.Error) {
 		p.auth.poke()
 	}
 }
+
+func (p *Producer) onStats(raw []byte) { p.callbacks.postStats(raw) }
 
 // run is the producer's loop: it moves accepted messages into the batchManager and sends batches to
 // the executor when they are full, when their worker is idle, when the oldest message has waited the

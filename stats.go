@@ -23,6 +23,8 @@ type Stats struct {
 	QueueFullWaits uint64
 	// CallbackPanics counts callbacks (and result channel sends) that panicked.
 	CallbackPanics uint64
+	// HookPanics counts hook calls (WithHooks) that panicked.
+	HookPanics uint64
 }
 
 // counters are the producer's monotonic counts, shared by its components.
@@ -37,6 +39,7 @@ type counters struct {
 	batchedMsgs    atomic.Uint64
 	queueFullWaits atomic.Uint64
 	callbackPanics atomic.Uint64
+	hookPanics     atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -53,6 +56,7 @@ func (c *counters) snapshot() Stats {
 		Batches:        c.batches.Load(),
 		QueueFullWaits: c.queueFullWaits.Load(),
 		CallbackPanics: c.callbackPanics.Load(),
+		HookPanics:     c.hookPanics.Load(),
 	}
 	if s.Batches > 0 {
 		s.MeanBatchSize = float64(c.batchedMsgs.Load()) / float64(s.Batches)

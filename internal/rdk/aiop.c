@@ -27,7 +27,7 @@ int aiop_check_abi(void) {
 	return 0;
 }
 
-aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, char *errstr, size_t errstr_size) {
+aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, int stats, char *errstr, size_t errstr_size) {
 	aiop_h *h = calloc(1, sizeof(*h));
 	if (!h) {
 		snprintf(errstr, errstr_size, "out of memory");
@@ -35,7 +35,8 @@ aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, char *errstr, size_t err
 		return NULL;
 	}
 	rd_kafka_conf_set_events(conf, AIOP_EVENT_DR | AIOP_EVENT_ERROR | AIOP_EVENT_LOG |
-	                                   (token_refresh ? AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH : 0));
+	                                   (token_refresh ? AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH : 0) |
+	                                   (stats ? AIOP_EVENT_STATS : 0));
 	h->rk = rd_kafka_new(AIOP_PRODUCER, conf, errstr, errstr_size);
 	if (!h->rk) { /* conf is still ours */
 		rd_kafka_conf_destroy(conf);
@@ -146,11 +147,13 @@ size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *are
 	return i;
 }
 
-/* fill_event describes ev (an error or log event) in out and holds it until aiop_release_event. */
+/* fill_event describes ev (an error, log, token refresh or statistics event) in out and holds it until aiop_release_event. */
 static void fill_event(aiop_h *h, aiop_event_t *ev, aiop_ev_t *out) {
 	int type = rd_kafka_event_type(ev);
 	h->held = ev;
 	out->type = type;
+	out->fac = NULL; /* not left pointing into an earlier, destroyed event */
+	out->str = NULL;
 	if (type == AIOP_EVENT_ERROR) {
 		out->code = rd_kafka_event_error(ev);
 		out->str = rd_kafka_event_error_string(ev);
@@ -166,6 +169,8 @@ static void fill_event(aiop_h *h, aiop_event_t *ev, aiop_ev_t *out) {
 		out->level = level;
 	} else if (type == AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH) {
 		out->str = rd_kafka_event_config_string(ev);
+	} else if (type == AIOP_EVENT_STATS) {
+		out->str = rd_kafka_event_stats(ev);
 	}
 }
 
@@ -219,6 +224,7 @@ size_t aiop_poll(aiop_h *h, int timeout_ms, aiop_dr_t *out, size_t cap, aiop_ev_
 		case AIOP_EVENT_ERROR:
 		case AIOP_EVENT_LOG:
 		case AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH:
+		case AIOP_EVENT_STATS:
 			if (n > 0) { /* reports first: they happened before */
 				h->next = ev;
 				return n;

@@ -81,6 +81,7 @@ enum {
 #define AIOP_EVENT_DR 0x1
 #define AIOP_EVENT_LOG 0x4
 #define AIOP_EVENT_ERROR 0x8
+#define AIOP_EVENT_STATS 0x40
 #define AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH 0x100
 #define AIOP_ERR_QUEUE_FULL (-184)
 #define AIOP_ERR_FATAL (-150)
@@ -140,6 +141,7 @@ void rd_kafka_consumer_group_metadata_destroy(aiop_cgmd_t *cgmd);
 aiop_error_t *rd_kafka_send_offsets_to_transaction(aiop_rk_t *rk, const aiop_tplist_t *offsets, const aiop_cgmd_t *cgmetadata, int timeout_ms);
 int rd_kafka_flush(aiop_rk_t *rk, int timeout_ms);
 const char *rd_kafka_event_config_string(aiop_event_t *rkev);
+const char *rd_kafka_event_stats(aiop_event_t *rkev);
 int rd_kafka_oauthbearer_set_token(aiop_rk_t *rk, const char *token_value, int64_t md_lifetime_ms,
                                    const char *md_principal_name, const char **extensions, size_t extension_size,
                                    char *errstr, size_t errstr_size);
@@ -192,10 +194,10 @@ typedef struct {
 	int32_t status; /* rd_kafka_msg_status_t: 0 not persisted, 1 possibly persisted, 2 persisted */
 } aiop_dr_t;
 
-/* A non-delivery event: an error or a log line. The strings are owned by the event, valid until
- * aiop_release_event. */
+/* A non-delivery event: an error, a log line, a token refresh request or a statistics report (str: the
+ * JSON). The strings are owned by the event, valid until aiop_release_event. */
 typedef struct {
-	int32_t type; /* AIOP_EVENT_ERROR or AIOP_EVENT_LOG; 0: none */
+	int32_t type; /* AIOP_EVENT_ERROR, _LOG, _OAUTHBEARER_TOKEN_REFRESH or _STATS; 0: none */
 	int32_t code;
 	int32_t fatal;
 	int32_t level;
@@ -251,8 +253,9 @@ void aiop_send_offsets(aiop_h *h, const aiop_offset_t *offs, size_t n, const cha
 int aiop_check_setting(const char *name, const char *value, char *errstr, size_t errstr_size);
 
 /* aiop_open creates the producer; with token_refresh, OAUTHBEARER token refresh requests come through
- * aiop_poll as events (the application supplies the tokens). */
-aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, char *errstr, size_t errstr_size);
+ * aiop_poll as events (the application supplies the tokens), and with stats, the statistics reports
+ * (every statistics.interval.ms, if set). */
+aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, int stats, char *errstr, size_t errstr_size);
 int aiop_set_token(aiop_h *h, const char *value, int64_t lifetime_ms, const char *principal, const char **exts,
                    size_t n, char *errstr, size_t errstr_size);
 int aiop_set_token_failure(aiop_h *h, const char *errstr);

@@ -10,6 +10,7 @@ package rdk
 /*
 #cgo CFLAGS: -O2 -Wall
 #include <stdlib.h>
+#include <string.h>
 #include "aiop.h"
 */
 import "C"
@@ -41,6 +42,9 @@ const (
 	// EventTokenRefresh asks for a new OAUTHBEARER token (New with tokenRefresh); Str is the value of
 	// sasl.oauthbearer.config. Answer with SetOAuthBearerToken or SetOAuthBearerTokenFailure.
 	EventTokenRefresh = int(C.AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH)
+	// EventStats is a statistics report (New with Options.Stats, and statistics.interval.ms set);
+	// Data is its JSON document, copied out of librdkafka.
+	EventStats = int(C.AIOP_EVENT_STATS)
 )
 
 // Report is one delivery report. Its layout is aiop_dr_t's.
@@ -75,6 +79,16 @@ type Event struct {
 	Level int    // log events: syslog level
 	Tag   string // log events: facility
 	Str   string
+	Data  []byte // statistics events: the JSON document
+}
+
+// Options are New's choices of the events Poll returns besides delivery reports, errors and log lines.
+type Options struct {
+	// TokenRefresh: OAUTHBEARER token refresh requests (EventTokenRefresh).
+	TokenRefresh bool
+	// Stats: statistics reports (EventStats). Without it librdkafka makes none, whatever
+	// statistics.interval.ms says.
+	Stats bool
 }
 
 var abiErr = func() error {
@@ -142,9 +156,8 @@ func (e *ConfigError) Error() string { return fmt.Sprintf("property %q: %v", e.K
 func (e *ConfigError) Unwrap() error { return e.Err }
 
 // New creates a producer from the settings kv (name, value pairs, in order). Delivery reports, errors
-// and log lines (log.queue=true) all arrive through Poll, and with tokenRefresh so do OAUTHBEARER token
-// refresh requests (EventTokenRefresh).
-func New(kv [][2]string, tokenRefresh bool) (*Producer, error) {
+// and log lines (log.queue=true) all arrive through Poll, and so do the events opts asks for.
+func New(kv [][2]string, opts Options) (*Producer, error) {
 	if err := CheckVersion(); err != nil {
 		return nil, err
 	}
@@ -170,11 +183,14 @@ func New(kv [][2]string, tokenRefresh bool) (*Producer, error) {
 		C.rd_kafka_conf_destroy(conf)
 		return nil, err
 	}
-	refresh := C.int(0)
-	if tokenRefresh {
+	refresh, stats := C.int(0), C.int(0)
+	if opts.TokenRefresh {
 		refresh = 1
 	}
-	h := C.aiop_open(conf, refresh, errstr, 512) // takes conf
+	if opts.Stats {
+		stats = 1
+	}
+	h := C.aiop_open(conf, refresh, stats, errstr, 512) // takes conf
 	if h == nil {
 		return nil, kafka.NewError(kafka.ErrInvalidArg, C.GoString(errstr), false)
 	}
@@ -291,7 +307,7 @@ func (p *Producer) Produce(b *Batch, start int) (int, error) {
 }
 
 // Poll waits up to timeoutMs for librdkafka's events and returns the delivery reports it copied into
-// out (up to len(out), in librdkafka's order), or, with n == 0, an error or log event. Reports that came
+// out (up to len(out), in librdkafka's order), or, with n == 0, one other Event. Reports that came
 // before an event are returned first. It returns (0, nil) on timeout or after Wake.
 func (p *Producer) Poll(timeoutMs int, out []Report) (int, *Event) {
 	n := int(C.aiop_poll(p.h, C.int(timeoutMs), (*C.aiop_dr_t)(unsafe.Pointer(&out[0])), C.size_t(len(out)), &p.ev))
@@ -302,9 +318,12 @@ func (p *Producer) Poll(timeoutMs int, out []Report) (int, *Event) {
 	if p.ev.fac != nil {
 		ev.Tag = C.GoString(p.ev.fac)
 	}
-	if ev.Fatal {
+	switch {
+	case ev.Fatal:
 		ev.Str = C.GoString(&p.ev.fatal_str[0])
-	} else if p.ev.str != nil {
+	case ev.Type == EventStats && p.ev.str != nil:
+		ev.Data = C.GoBytes(unsafe.Pointer(p.ev.str), C.int(C.strlen(p.ev.str)))
+	case p.ev.str != nil:
 		ev.Str = C.GoString(p.ev.str)
 	}
 	C.aiop_release_event(p.h)
