@@ -39,7 +39,7 @@
 //
 //	aioproducer_buffered_messages, aioproducer_in_flight_messages, aioproducer_held_messages,
 //	aioproducer_held_bytes (gauges), aioproducer_queue_full_waits_total,
-//	aioproducer_callback_panics_total (counters)
+//	aioproducer_callback_panics_total, aioproducer_hook_panics_total (counters)
 //
 // The "error" label is ErrorClass(err), a bounded set. Use one Metrics per producer: two producers on
 // one Metrics add up their counters, but the librdkafka gauges show the last report of either.

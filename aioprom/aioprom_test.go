@@ -244,7 +244,7 @@ func (f fixedStats) Stats() aioproducer.Stats { return aioproducer.Stats(f) }
 
 func TestWatchStatsExportsTheProducersGauges(t *testing.T) {
 	m := New()
-	m.WatchStats(fixedStats{Buffered: 1, InFlight: 2, HeldMessages: 3, HeldBytes: 400, QueueFullWaits: 5, CallbackPanics: 6})
+	m.WatchStats(fixedStats{Buffered: 1, InFlight: 2, HeldMessages: 3, HeldBytes: 400, QueueFullWaits: 5, CallbackPanics: 6, HookPanics: 7})
 	require.NoError(t, testutil.CollectAndCompare(m, strings.NewReader(`
 # HELP aioproducer_held_bytes Bytes counted against WithMaxBuffered (Stats.HeldBytes).
 # TYPE aioproducer_held_bytes gauge
@@ -255,7 +255,10 @@ aioproducer_in_flight_messages 2
 # HELP aioproducer_queue_full_waits_total Times librdkafka's queue was full and a worker waited (Stats.QueueFullWaits).
 # TYPE aioproducer_queue_full_waits_total counter
 aioproducer_queue_full_waits_total 5
-`), "aioproducer_held_bytes", "aioproducer_in_flight_messages", "aioproducer_queue_full_waits_total"))
+# HELP aioproducer_hook_panics_total Hook calls that panicked (Stats.HookPanics).
+# TYPE aioproducer_hook_panics_total counter
+aioproducer_hook_panics_total 7
+`), "aioproducer_held_bytes", "aioproducer_in_flight_messages", "aioproducer_queue_full_waits_total", "aioproducer_hook_panics_total"))
 	m.WatchStats(nil)
 	assert.Zero(t, testutil.CollectAndCount(m, "aioproducer_held_bytes"))
 }

@@ -22,7 +22,7 @@ type statsDescs struct {
 	partQueuedMessages, partQueuedBytes, partInFlight         *prometheus.Desc
 
 	buffered, inFlight, heldMessages, heldBytes *prometheus.Desc
-	queueFullWaits, callbackPanics              *prometheus.Desc
+	queueFullWaits, callbackPanics, hookPanics  *prometheus.Desc
 }
 
 func newStatsDescs(cfg config) statsDescs {
@@ -54,6 +54,7 @@ func newStatsDescs(cfg config) statsDescs {
 		heldBytes:      desc("held_bytes", "Bytes counted against WithMaxBuffered (Stats.HeldBytes)."),
 		queueFullWaits: desc("queue_full_waits_total", "Times librdkafka's queue was full and a worker waited (Stats.QueueFullWaits)."),
 		callbackPanics: desc("callback_panics_total", "Callbacks and result channel sends that panicked (Stats.CallbackPanics)."),
+		hookPanics:     desc("hook_panics_total", "Hook calls that panicked (Stats.HookPanics)."),
 	}
 	return d
 }
@@ -63,7 +64,7 @@ func (d *statsDescs) describe(ch chan<- *prometheus.Desc) {
 		d.queuedMessages, d.queuedBytes,
 		d.brokerUp, d.brokerState, d.brokerRTT, d.brokerInternalLatency, d.brokerOutbufLatency,
 		d.brokerOutbufRequests, d.brokerOutbufMessages, d.brokerWaiting,
-		d.buffered, d.inFlight, d.heldMessages, d.heldBytes, d.queueFullWaits, d.callbackPanics,
+		d.buffered, d.inFlight, d.heldMessages, d.heldBytes, d.queueFullWaits, d.callbackPanics, d.hookPanics,
 	} {
 		ch <- x
 	}
@@ -129,4 +130,5 @@ func (m *Metrics) collectProducer(ch chan<- prometheus.Metric, st aioproducer.St
 	gauge(ch, d.heldBytes, float64(st.HeldBytes))
 	ch <- prometheus.MustNewConstMetric(d.queueFullWaits, prometheus.CounterValue, float64(st.QueueFullWaits))
 	ch <- prometheus.MustNewConstMetric(d.callbackPanics, prometheus.CounterValue, float64(st.CallbackPanics))
+	ch <- prometheus.MustNewConstMetric(d.hookPanics, prometheus.CounterValue, float64(st.HookPanics))
 }
