@@ -25,18 +25,22 @@ func (c headerCarrier) Get(key string) string {
 }
 
 // Set replaces the value of the headers named key (a message produced again carries the new trace
-// context, not two), or appends one.
+// context, not two), or appends one. It writes to a copy of the headers: messages may share one
+// Headers slice (or its backing array), and each must get its own trace context.
 func (c headerCarrier) Set(key, value string) {
+	hs := make([]aioproducer.Header, len(c.m.Headers), len(c.m.Headers)+1)
+	copy(hs, c.m.Headers)
 	found := false
-	for i := range c.m.Headers {
-		if c.m.Headers[i].Key == key {
-			c.m.Headers[i].Value = []byte(value)
+	for i := range hs {
+		if hs[i].Key == key {
+			hs[i].Value = []byte(value)
 			found = true
 		}
 	}
 	if !found {
-		c.m.Headers = append(c.m.Headers, aioproducer.Header{Key: key, Value: []byte(value)})
+		hs = append(hs, aioproducer.Header{Key: key, Value: []byte(value)})
 	}
+	c.m.Headers = hs
 }
 
 // Keys returns the header names.

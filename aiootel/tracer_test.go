@@ -126,3 +126,25 @@ func TestTracerCarrier(t *testing.T) {
 	c.Set("c", "5")
 	assert.Equal(t, []aioproducer.Header{{Key: "a", Value: []byte("1")}, {Key: "b", Value: []byte("4")}, {Key: "a", Value: []byte("3")}, {Key: "c", Value: []byte("5")}}, m.Headers)
 }
+
+// Messages that share one Headers slice, with room to spare in its backing array, each get their own
+// trace context, and the shared slice is left alone.
+func TestTracerMessagesSharingHeaders(t *testing.T) {
+	tp, _ := newTracing(t)
+	tr := NewTracer(WithTracerProvider(tp), WithPropagator(propagation.TraceContext{}))
+	shared := make([]aioproducer.Header, 1, 8)
+	shared[0] = aioproducer.Header{Key: "app", Value: []byte("x")}
+	a := &aioproducer.Message{Topic: "t", Headers: shared}
+	b := &aioproducer.Message{Topic: "t", Headers: shared}
+	tr.OnProduce(context.Background(), a)
+	tr.OnProduce(context.Background(), b)
+	require.Len(t, a.Headers, 2)
+	require.Len(t, b.Headers, 2)
+	assert.NotEqual(t, string(a.Headers[1].Value), string(b.Headers[1].Value))
+	assert.Len(t, shared, 1)
+	assert.Empty(t, shared[:2][1].Key, "the shared backing array was not written")
+	for _, m := range []*aioproducer.Message{a, b} {
+		tr.OnDelivery(aioproducer.DeliveryEvent{Message: m})
+	}
+	assert.Zero(t, tr.pending())
+}
