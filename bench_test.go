@@ -144,29 +144,7 @@ func BenchmarkThroughput(b *testing.B) {
 		wg.Wait()
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 	})
-	b.Run("aioproducer/Produce", func(b *testing.B) {
-		mc := benchCluster(b)
-		p := benchAIO(b, benchConfig(mc.BootstrapServers(), 5))
-		ctx := context.Background()
-		msgs := make([]Message, b.N)
-		futs := make([]*Future, b.N)
-		b.ResetTimer()
-		start := time.Now()
-		for i := range b.N {
-			msgs[i] = Message{Topic: "bench", Value: value}
-			f, err := p.Produce(ctx, &msgs[i])
-			if err != nil {
-				b.Fatal(err)
-			}
-			futs[i] = f
-		}
-		for _, f := range futs {
-			if _, err := f.Wait(ctx); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
-	})
+	b.Run("aioproducer/Produce", func(b *testing.B) { benchProduce(b) })
 	b.Run("aioproducer/ProduceBatch", func(b *testing.B) {
 		mc := benchCluster(b)
 		p := benchAIO(b, benchConfig(mc.BootstrapServers(), 5))
@@ -192,6 +170,51 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 	})
+}
+
+// benchProduce is BenchmarkThroughput's aioproducer/Produce: a stream of benchValueSize-byte messages
+// through Produce, waiting for every delivery, on a producer with opts.
+func benchProduce(b *testing.B, opts ...Option) {
+	value := make([]byte, benchValueSize)
+	mc := benchCluster(b)
+	p := benchAIO(b, benchConfig(mc.BootstrapServers(), 5), opts...)
+	ctx := context.Background()
+	msgs := make([]Message, b.N)
+	futs := make([]*Future, b.N)
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		msgs[i] = Message{Topic: "bench", Value: value}
+		f, err := p.Produce(ctx, &msgs[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		futs[i] = f
+	}
+	for _, f := range futs {
+		if _, err := f.Wait(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// noopHook is a HookProduce and a HookDelivery that do nothing: the cost of the hook plumbing itself.
+type noopHook struct{}
+
+func (noopHook) OnProduce(context.Context, *Message) {}
+func (noopHook) OnDelivery(DeliveryEvent)            {}
+
+// BenchmarkHooks is the cost of hooks per message: Produce throughput with no hook (the fast path:
+// Futures finished on the report goroutine), and with a no-op HookProduce and HookDelivery (every
+// outcome then also goes through the callback goroutine). -count runs each one its count of times in a
+// row; on a busy machine run the pair interleaved instead, from one test binary:
+//
+//	go test -c -o hooks.test . && for i in 1 2 3 4 5; do for b in none noop-produce-delivery; do
+//	./hooks.test -test.run '^$' -test.bench "^BenchmarkHooks/$b\$" -test.benchmem -test.benchtime 200000x; done; done
+func BenchmarkHooks(b *testing.B) {
+	b.Run("none", func(b *testing.B) { benchProduce(b) })
+	b.Run("noop-produce-delivery", func(b *testing.B) { benchProduce(b, WithHooks(noopHook{})) })
 }
 
 // BenchmarkTransactions measures transactional throughput: each op is one transaction of txnMsgs
