@@ -79,6 +79,12 @@ type Metrics struct {
 	statsDescs
 	watch atomic.Pointer[statsSource]
 
+	// producedByTopic and deliveredByTopic cache each topic's children of the metrics every message
+	// touches (one entry, "", without the topic label): a vec's WithLabelValues hashes the labels at
+	// every call.
+	producedByTopic  sync.Map // string → prometheus.Counter
+	deliveredByTopic sync.Map // string → *deliveredMetrics
+
 	mu    sync.Mutex
 	stats *aioproducer.LibrdkafkaStats // the latest report, under mu
 }
@@ -141,6 +147,40 @@ func (m *Metrics) WatchStats(p StatsSource) {
 	m.watch.Store(&statsSource{p})
 }
 
+// producedChild returns topic's child of messages_produced_total.
+func (m *Metrics) producedChild(topic string) prometheus.Counter {
+	if !m.cfg.topicLabel {
+		topic = ""
+	}
+	if v, ok := m.producedByTopic.Load(topic); ok {
+		return v.(prometheus.Counter)
+	}
+	v, _ := m.producedByTopic.LoadOrStore(topic, m.produced.WithLabelValues(m.topic(topic)...))
+	return v.(prometheus.Counter)
+}
+
+// deliveredChildren returns topic's children of messages_delivered_total and
+// delivery_latency_seconds, made at the topic's first delivery.
+func (m *Metrics) deliveredChildren(topic string) *deliveredMetrics {
+	if !m.cfg.topicLabel {
+		topic = ""
+	}
+	if v, ok := m.deliveredByTopic.Load(topic); ok {
+		return v.(*deliveredMetrics)
+	}
+	l := m.topic(topic)
+	v, _ := m.deliveredByTopic.LoadOrStore(topic, &deliveredMetrics{
+		delivered: m.delivered.WithLabelValues(l...),
+		latency:   m.latency.WithLabelValues(l...),
+	})
+	return v.(*deliveredMetrics)
+}
+
+type deliveredMetrics struct {
+	delivered prometheus.Counter
+	latency   prometheus.Observer
+}
+
 func (m *Metrics) topic(topic string) []string {
 	if m.cfg.topicLabel {
 		return []string{topic}
@@ -158,7 +198,7 @@ func (m *Metrics) topicErr(topic string, err error) []string {
 // OnProduce counts the message (aioproducer.HookProduce).
 func (m *Metrics) OnProduce(_ context.Context, msg *aioproducer.Message) {
 	m.outstanding.Inc()
-	m.produced.WithLabelValues(m.topic(msg.Topic)...).Inc()
+	m.producedChild(msg.Topic).Inc()
 }
 
 // OnDelivery counts the message's outcome (aioproducer.HookDelivery).
@@ -174,8 +214,9 @@ func (m *Metrics) OnDelivery(e aioproducer.DeliveryEvent) {
 	case e.Err != nil:
 		m.failed.WithLabelValues(m.topicErr(topic, e.Err)...).Inc()
 	default:
-		m.delivered.WithLabelValues(m.topic(topic)...).Inc()
-		m.latency.WithLabelValues(m.topic(topic)...).Observe(e.Latency.Seconds())
+		tm := m.deliveredChildren(topic)
+		tm.delivered.Inc()
+		tm.latency.Observe(e.Latency.Seconds())
 	}
 }
 

@@ -262,3 +262,18 @@ aioproducer_hook_panics_total 7
 	m.WatchStats(nil)
 	assert.Zero(t, testutil.CollectAndCount(m, "aioproducer_held_bytes"))
 }
+
+// The cost of the hook per message: OnProduce and a delivered OnDelivery.
+func BenchmarkHookPerMessage(b *testing.B) {
+	m := New()
+	msg := &aioproducer.Message{Topic: "orders", Value: []byte("v")}
+	ev := aioproducer.DeliveryEvent{Message: msg, Delivery: aioproducer.Delivery{Topic: "orders"}, Latency: time.Millisecond}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.OnProduce(ctx, msg)
+			m.OnDelivery(ev)
+		}
+	})
+}
