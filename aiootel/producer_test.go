@@ -40,8 +40,17 @@ func readBack(t *testing.T, bootstrap, topic string, n int) []*kafka.Message {
 
 // A real Producer on librdkafka's mock cluster with both hooks: one span per message, the child of the
 // span in Produce's ctx, ended with its offset or its error; the traceparent read back from the broker
-// is the message's span; the metrics count the same run.
+// is the message's span; the metrics count the same run. On both engines.
 func TestProducerOnMockClusterTracesAndMeasures(t *testing.T) {
+	for _, e := range []struct {
+		name   string
+		engine aioproducer.Engine
+	}{{"batch", aioproducer.EngineBatch}, {"kafka", aioproducer.EngineKafkaProducer}} {
+		t.Run(e.name, func(t *testing.T) { testTracesAndMeasures(t, e.engine) })
+	}
+}
+
+func testTracesAndMeasures(t *testing.T, engine aioproducer.Engine) {
 	const topic, delivered, failed, refused = "orders", 10, 2, 1
 	mc, err := kafka.NewMockCluster(1)
 	require.NoError(t, err)
@@ -52,7 +61,7 @@ func TestProducerOnMockClusterTracesAndMeasures(t *testing.T) {
 	mp, reader := newMetrics(t)
 	tr := NewTracer(WithTracerProvider(tp), WithPropagator(propagation.TraceContext{}))
 	p, err := aioproducer.New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers()},
-		aioproducer.WithHooks(tr, NewMeter(WithMeterProvider(mp))),
+		aioproducer.WithHooks(tr, NewMeter(WithMeterProvider(mp))), aioproducer.WithEngine(engine),
 		aioproducer.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	require.NoError(t, err)
 	defer func() {
