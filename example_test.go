@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -273,4 +274,55 @@ func ExampleProducer_Close() {
 	// Output:
 	// delivered to greetings[0]@0: <nil>
 	// closed: true
+}
+
+// outcomes is a hook that counts messages by outcome and sets a header on each, as a metrics or
+// tracing adapter does. Hooks may be called from several goroutines at once: it counts atomically.
+type outcomes struct{ delivered, failed, refused atomic.Int64 }
+
+// OnProduce makes it a HookProduce: it runs in the goroutine that calls Produce, before the message
+// is checked, and may add headers.
+func (o *outcomes) OnProduce(_ context.Context, m *aioproducer.Message) {
+	m.Headers = append(m.Headers, aioproducer.Header{Key: "produced-by", Value: []byte("example")})
+}
+
+// OnDelivery makes it a HookDelivery: exactly one event per message OnProduce saw.
+func (o *outcomes) OnDelivery(e aioproducer.DeliveryEvent) {
+	switch {
+	case e.Refused:
+		o.refused.Add(1)
+	case e.Err != nil:
+		o.failed.Add(1)
+	default:
+		o.delivered.Add(1)
+	}
+}
+
+func ExampleWithHooks() {
+	bootstrap, stop := exampleCluster("greetings")
+	defer stop()
+
+	o := new(outcomes)
+	p, err := aioproducer.New(kafka.ConfigMap{"bootstrap.servers": bootstrap}, aioproducer.WithHooks(o))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer closeWithin(p, 10*time.Second)
+
+	ctx := context.Background()
+	for _, name := range []string{"alice", "bob", "carol"} {
+		if _, err := p.Produce(ctx, &aioproducer.Message{Topic: "greetings", Value: []byte("hello, " + name)}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	_, err = p.Produce(ctx, &aioproducer.Message{Value: []byte("no topic")})
+	fmt.Println("refused:", errors.Is(err, aioproducer.ErrInvalidMessage))
+	// A Flush that returns has seen the delivery events of every message it waited for.
+	if err := p.Flush(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("delivered %d, failed %d, refused %d\n", o.delivered.Load(), o.failed.Load(), o.refused.Load())
+	// Output:
+	// refused: true
+	// delivered 3, failed 0, refused 1
 }
