@@ -50,41 +50,50 @@ type Tracer struct {
 }
 
 // TracerOption configures NewTracer.
-type TracerOption func(*Tracer, *trace.TracerProvider)
+type TracerOption func(*tracerConfig)
+
+type tracerConfig struct {
+	provider   trace.TracerProvider
+	propagator propagation.TextMapPropagator
+	key        bool
+}
 
 // WithTracerProvider sets the TracerProvider the spans come from (default otel.GetTracerProvider()).
 func WithTracerProvider(tp trace.TracerProvider) TracerOption {
-	return func(_ *Tracer, p *trace.TracerProvider) { *p = tp }
+	return func(c *tracerConfig) { c.provider = tp }
 }
 
 // WithPropagator sets the propagator that writes the trace context into the message headers (default
 // otel.GetTextMapPropagator(); set propagation.TraceContext{} to send "traceparent" even when no
 // global propagator is installed, as the global one then propagates nothing).
 func WithPropagator(p propagation.TextMapPropagator) TracerOption {
-	return func(t *Tracer, _ *trace.TracerProvider) { t.propagator = p }
+	return func(c *tracerConfig) { c.propagator = p }
 }
 
 // WithMessageKey records the message key as messaging.kafka.message.key (off by default: keys may
 // hold personal data, and a key that is not UTF-8 is recorded as its quoted Go string).
 func WithMessageKey() TracerOption {
-	return func(t *Tracer, _ *trace.TracerProvider) { t.key = true }
+	return func(c *tracerConfig) { c.key = true }
 }
 
 // NewTracer returns a Tracer.
 func NewTracer(opts ...TracerOption) *Tracer {
-	t := &Tracer{again: map[*aioproducer.Message][]trace.Span{}}
-	var tp trace.TracerProvider
+	var c tracerConfig
 	for _, o := range opts {
-		o(t, &tp)
+		o(&c)
 	}
-	if tp == nil {
-		tp = otel.GetTracerProvider()
+	if c.provider == nil {
+		c.provider = otel.GetTracerProvider()
 	}
-	if t.propagator == nil {
-		t.propagator = otel.GetTextMapPropagator()
+	if c.propagator == nil {
+		c.propagator = otel.GetTextMapPropagator()
 	}
-	t.tracer = tp.Tracer(instrumentationName, trace.WithSchemaURL(semconv.SchemaURL))
-	return t
+	return &Tracer{
+		tracer:     c.provider.Tracer(instrumentationName, trace.WithSchemaURL(semconv.SchemaURL)),
+		propagator: c.propagator,
+		key:        c.key,
+		again:      map[*aioproducer.Message][]trace.Span{},
+	}
 }
 
 // OnProduce starts the message's span, a child of the span in ctx, and injects its context into the
