@@ -1,9 +1,15 @@
 package aioproducer
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func groupRecs(parts []int32, anyAt int) []*record {
@@ -95,4 +101,38 @@ func TestGroupByPartition(t *testing.T) {
 	if len(sc.recs) > 0 && sc.recs[0] != nil {
 		t.Fatal("scratch keeps records reachable")
 	}
+}
+
+// TestBatchEngineGroupedPartitionsKeepOrder: messages that alternate between explicit partitions,
+// through a librdkafka queue small enough to fill many times, and one message for a partition the
+// topic lacks in the middle: every message gets its outcome, only that one fails, and each partition's
+// offsets follow the produce order.
+func TestBatchEngineGroupedPartitionsKeepOrder(t *testing.T) {
+	mc := newMockCluster(t, 1)
+	require.NoError(t, mc.CreateTopic("grp", 4, 1))
+	p := newBatchTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 50}, WithBatchSize(200))
+	ctx := ctxTimeout(t, 60*time.Second)
+	const n, bad = 3000, 1234
+	msgs := make([]*Message, n)
+	for i := range msgs {
+		msgs[i] = &Message{Topic: "grp", Value: []byte(fmt.Sprint(i)), Partition: ExplicitPartition(int32(i % 4))}
+	}
+	msgs[bad].Partition = ExplicitPartition(7)
+	futs, err := p.ProduceBatch(ctx, msgs)
+	require.NoError(t, err)
+	last := map[int32]int64{}
+	for i, f := range futs {
+		d, err := f.Wait(ctx)
+		if i == bad {
+			require.Error(t, err, "message %d to a partition the topic lacks", i)
+			continue
+		}
+		require.NoError(t, err, "message %d", i)
+		require.Equal(t, int32(i%4), d.Partition, "message %d", i)
+		if l, ok := last[d.Partition]; ok {
+			require.Greater(t, d.Offset, l, "message %d out of order in partition %d", i, d.Partition)
+		}
+		last[d.Partition] = d.Offset
+	}
+	assert.Positive(t, p.Stats().QueueFullWaits, "the small librdkafka queue filled")
 }
