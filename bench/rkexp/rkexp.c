@@ -28,6 +28,9 @@ static int size = 100, K = 1, P = 6, mode_batch = 0, copy = 1, threads_per_handl
 static const char *xk[MAXX], *xv[MAXX];
 static int nx;
 static char *payloads;
+static int nkeys = 0; /* -K N: message i has key i % N (8 bytes); explicit partitions are then the key's
+                       * consistent partition (crc32 % P, librdkafka's consistent_random), not i % P */
+static char *keys;
 static int group = 0; /* -g: produceva per message, but each chunk grouped by partition (stable) */
 static int ua = 0; /* -U: partition UA (the partitioner picks; sticky for these keyless messages) */
 static int npay = 1; /* distinct values, cycled; 1 = one value for all messages, as bench/ does */
@@ -119,12 +122,22 @@ static void wait_delivered(long long want) {
 	}
 }
 
+static const char *key_of(long long i) { return nkeys ? keys + (size_t)(i % nkeys) * 8 : NULL; }
+
+/* part_of is message i's explicit partition. */
+static int32_t part_of(long long i) {
+	if (nkeys)
+		return rd_kafka_msg_partitioner_consistent(H[0].rkt, key_of(i), 8, P, NULL, NULL);
+	return (int32_t)(i % P);
+}
+
 /* produce_one enqueues message i of this producer (partition p) on h, retrying while the queue is full. */
 static void produce_one(handle_t *h, int32_t p, long long i) {
 	char *v = payloads + (size_t)(i % npay) * size;
 	for (;;) {
 		rd_kafka_resp_err_t err =
 		    rd_kafka_producev(h->rk, RD_KAFKA_V_RKT(h->rkt), RD_KAFKA_V_PARTITION(p),
+		                      RD_KAFKA_V_KEY(key_of(i), nkeys ? 8 : 0),
 		                      RD_KAFKA_V_VALUE(v, (size_t)size), RD_KAFKA_V_MSGFLAGS(copy ? RD_KAFKA_MSG_F_COPY : 0),
 		                      RD_KAFKA_V_END);
 		if (!err)
@@ -155,15 +168,16 @@ static void *run_range(void *arg) {
 				int k = p % K;
 				if (k < j->k0 || k >= j->k1)
 					continue;
-				for (m = i + ((p - i % P) + P) % P; m < e; m += P)
-					produce_one(&H[k], p, m);
+				for (m = i; m < e; m++)
+					if (part_of(m) == p)
+						produce_one(&H[k], p, m);
 			}
 		}
 		return NULL;
 	}
 	if (!mode_batch) {
 		for (i = 0; i < j->n; i++) {
-			int32_t p = ua ? RD_KAFKA_PARTITION_UA : (int32_t)(i % P);
+			int32_t p = ua ? RD_KAFKA_PARTITION_UA : part_of(i);
 			if (ua) {
 				produce_one(&H[0], p, i);
 				continue;
@@ -185,7 +199,7 @@ static void *run_range(void *arg) {
 			long long e = i + chunk < j->n ? i + chunk : j->n, m;
 			memset(pn, 0, sizeof(pn));
 			for (m = i; m < e; m++) {
-				int32_t pp = ua ? 0 : (int32_t)(m % P);
+				int32_t pp = ua ? 0 : part_of(m);
 				int k = pp % K;
 				rd_kafka_message_t *msg;
 				if (k < j->k0 || k >= j->k1)
@@ -194,6 +208,8 @@ static void *run_range(void *arg) {
 				memset(msg, 0, sizeof(*msg));
 				msg->payload = payloads + (size_t)(m % npay) * size;
 				msg->len = (size_t)size;
+				msg->key = (void *)key_of(m);
+				msg->key_len = nkeys ? 8 : 0;
 			}
 			for (p = 0; p < P; p++) {
 				int done = 0;
@@ -230,7 +246,7 @@ int main(int argc, char **argv) {
 	int64_t t0, el;
 	struct rusage ru0, ru1;
 	double cpu;
-	while ((c = getopt(argc, argv, "b:t:n:s:z:k:P:BCTUgc:r:X:")) != -1) {
+	while ((c = getopt(argc, argv, "b:t:n:s:z:k:P:BCTUgK:c:r:X:")) != -1) {
 		switch (c) {
 		case 'b': bootstrap = optarg; break;
 		case 't': topic = optarg; break;
@@ -245,6 +261,7 @@ int main(int argc, char **argv) {
 		case 'c': chunk = atoi(optarg); break;
 		case 'U': ua = 1; break;
 		case 'g': group = 1; break;
+		case 'K': nkeys = atoi(optarg); break;
 		case 'r': npay = atoi(optarg); break;
 		case 'X': {
 			char *eq = strchr(optarg, '=');
@@ -258,7 +275,7 @@ int main(int argc, char **argv) {
 			break;
 		}
 		default:
-			fprintf(stderr, "usage: rkexp -b bootstrap [-t topic] [-n count] [-s size] [-z codec] [-k handles] [-P partitions] [-B produce_batch] [-U partition UA] [-g group chunk by partition] [-C no copy] [-T thread per handle] [-c chunk] [-r distinct values] [-X k=v]...\n");
+			fprintf(stderr, "usage: rkexp -b bootstrap [-t topic] [-n count] [-s size] [-z codec] [-k handles] [-P partitions] [-B produce_batch] [-U partition UA] [-g group chunk by partition] [-K keys] [-C no copy] [-T thread per handle] [-c chunk] [-r distinct values] [-X k=v]...\n");
 			return 2;
 		}
 	}
@@ -273,6 +290,14 @@ int main(int argc, char **argv) {
 		for (n = 0; n < (size_t)npay * size; n++) {
 			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 			payloads[n] = "abcdefghijklmnop"[x & 15];
+		}
+	}
+	if (nkeys) {
+		keys = malloc((size_t)nkeys * 8);
+		for (i = 0; i < nkeys; i++) {
+			char tmp[16];
+			snprintf(tmp, sizeof(tmp), "k%07d", i % 10000000);
+			memcpy(keys + (size_t)i * 8, tmp, 8);
 		}
 	}
 	for (k = 0; k < K; k++)
