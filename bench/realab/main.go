@@ -2,7 +2,7 @@
 // one-line format as bench/rkexp, so bench/rkexp/ab.sh can interleave it with the C experiments and
 // with a realab built at another commit (A/B of an engine change). See bench/rkexp/README.md.
 //
-//	realab -b BOOTSTRAP [-t topic] [-n count] [-s size] [-z codec] [-mode produce|batch] [-parts N] [-engine batch|kafka] [-X k=v]...
+//	realab -b BOOTSTRAP [-t topic] [-n count] [-s size] [-z codec] [-mode produce|batch] [-parts N] [-keys N] [-engine batch|kafka] [-X k=v]...
 //
 // One pass of count messages after a warm-up pass of count/10, from the first produce to the last
 // delivery. Values are bench/'s: one pseudo-random 16-letter payload for every message.
@@ -52,6 +52,7 @@ func main() {
 	codec := flag.String("z", "none", "compression.codec")
 	mode := flag.String("mode", "produce", "produce (Produce + futures, 1 goroutine) or batch (ProduceBatch of 1000)")
 	parts := flag.Int("parts", 0, "give message i ExplicitPartition(i % parts); 0: no partition (the partitioner's choice)")
+	keys := flag.Int("keys", 0, "give message i the key \"key-<i % keys>\"; 0: no key")
 	engine := flag.String("engine", "batch", "batch or kafka")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured pass")
 	var extra kvs
@@ -78,6 +79,9 @@ func main() {
 	ptrs := make([]*aioproducer.Message, *count)
 	for i := range msgs {
 		msgs[i] = aioproducer.Message{Topic: *topic, Value: val}
+		if *keys > 0 {
+			msgs[i].Key = fmt.Appendf(nil, "key-%d", i%*keys)
+		}
 		if *parts > 0 {
 			msgs[i].Partition = aioproducer.ExplicitPartition(int32(i % *parts))
 		}

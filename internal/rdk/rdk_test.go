@@ -24,7 +24,7 @@ func TestProduceAndPoll(t *testing.T) {
 	if err := mc.CreateTopic("t", 2, 1); err != nil {
 		t.Fatal(err)
 	}
-	p, err := New([][2]string{{"bootstrap.servers", mc.BootstrapServers()}, {"linger.ms", "1"}}, false)
+	p, err := New([][2]string{{"bootstrap.servers", mc.BootstrapServers()}, {"linger.ms", "1"}}, false, PartitionerNone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestProduceAndPoll(t *testing.T) {
 }
 
 func TestConfigErrorNamesTheKey(t *testing.T) {
-	_, err := New([][2]string{{"bootstrap.servers", "x:1"}, {"no.such", "1"}}, false)
+	_, err := New([][2]string{{"bootstrap.servers", "x:1"}, {"no.such", "1"}}, false, PartitionerNone)
 	ce, ok := err.(*ConfigError)
 	if !ok || ce.Key != "no.such" {
 		t.Fatalf("err = %v", err)
