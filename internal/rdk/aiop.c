@@ -27,12 +27,67 @@ int aiop_check_abi(void) {
 	return 0;
 }
 
-aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, int stats, char *errstr, size_t errstr_size) {
+/* The partition count the last observed partitioner call on this thread was given (-1: none since
+ * aiop_produce reset it). librdkafka calls the partitioner synchronously inside rd_kafka_produceva for a
+ * keyed message without a partition when it knows the topic's partitions. */
+static __thread int32_t aiop_seen_cnt = -1;
+
+static aiop_partitioner_t *const aiop_builtin[] = {
+    NULL,
+    rd_kafka_msg_partitioner_consistent,
+    rd_kafka_msg_partitioner_consistent_random,
+    rd_kafka_msg_partitioner_murmur2,
+    rd_kafka_msg_partitioner_murmur2_random,
+    rd_kafka_msg_partitioner_fnv1a,
+    rd_kafka_msg_partitioner_fnv1a_random,
+};
+
+#define AIOP_OBSERVER(kind, fn)                                                                                \
+	static int32_t aiop_observe_##kind(const aiop_topic_t *rkt, const void *key, size_t keylen, int32_t cnt, \
+	                                   void *rkt_opaque, void *msg_opaque) {                                   \
+		aiop_seen_cnt = cnt;                                                                                   \
+		return fn(rkt, key, keylen, cnt, rkt_opaque, msg_opaque);                                              \
+	}
+AIOP_OBSERVER(consistent, rd_kafka_msg_partitioner_consistent)
+AIOP_OBSERVER(consistent_random, rd_kafka_msg_partitioner_consistent_random)
+AIOP_OBSERVER(murmur2, rd_kafka_msg_partitioner_murmur2)
+AIOP_OBSERVER(murmur2_random, rd_kafka_msg_partitioner_murmur2_random)
+AIOP_OBSERVER(fnv1a, rd_kafka_msg_partitioner_fnv1a)
+AIOP_OBSERVER(fnv1a_random, rd_kafka_msg_partitioner_fnv1a_random)
+
+static aiop_partitioner_t *const aiop_observers[] = {
+    NULL,
+    aiop_observe_consistent,
+    aiop_observe_consistent_random,
+    aiop_observe_murmur2,
+    aiop_observe_murmur2_random,
+    aiop_observe_fnv1a,
+    aiop_observe_fnv1a_random,
+};
+
+int32_t aiop_partition(int kind, const void *key, size_t keylen, int32_t partition_cnt) {
+	if (kind <= AIOP_PART_NONE || kind > AIOP_PART_FNV1A_RANDOM || !key || keylen == 0 || partition_cnt <= 0)
+		return -1;
+	return aiop_builtin[kind](NULL, key, keylen, partition_cnt, NULL, NULL);
+}
+
+aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, int stats, int partitioner, char *errstr, size_t errstr_size) {
 	aiop_h *h = calloc(1, sizeof(*h));
 	if (!h) {
 		snprintf(errstr, errstr_size, "out of memory");
 		rd_kafka_conf_destroy(conf);
 		return NULL;
+	}
+	/* Only the *_random ones: librdkafka compares the partitioner's address with consistent, murmur2 and
+	 * fnv1a to decide whether a null key gets the sticky partition, so wrapping those would change it. */
+	if (partitioner == AIOP_PART_CONSISTENT_RANDOM || partitioner == AIOP_PART_MURMUR2_RANDOM ||
+	    partitioner == AIOP_PART_FNV1A_RANDOM) {
+		aiop_tconf_t *tconf = rd_kafka_conf_get_default_topic_conf(conf);
+		if (!tconf) {
+			tconf = rd_kafka_topic_conf_new();
+			rd_kafka_conf_set_default_topic_conf(conf, tconf); /* conf owns it */
+		}
+		rd_kafka_topic_conf_set_partitioner_cb(tconf, aiop_observers[partitioner]);
 	}
 	rd_kafka_conf_set_events(conf, AIOP_EVENT_DR | AIOP_EVENT_ERROR | AIOP_EVENT_LOG |
 	                                   (token_refresh ? AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH : 0) |
@@ -72,6 +127,7 @@ size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *are
 	size_t i;
 
 	perr->code = 0;
+	perr->partition_cnt = -1;
 	for (i = 0; i < n; i++) {
 		const aiop_rec_t *r = &recs[i];
 		const char *t = arena + r->topic_off;
@@ -130,7 +186,11 @@ size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *are
 			vus[k].u.header.val = hd->val_len < 0 ? NULL : arena + hd->val_off;
 			vus[k++].u.header.size = hd->val_len < 0 ? 0 : (ssize_t)hd->val_len;
 		}
+		if (r->partition < 0 && r->key_len > 0)
+			aiop_seen_cnt = -1;
 		err = rd_kafka_produceva(h->rk, vus, k);
+		if (!err && r->partition < 0 && r->key_len > 0)
+			perr->partition_cnt = aiop_seen_cnt;
 		if (err) {
 			const char *s = rd_kafka_error_string(err);
 			perr->code = rd_kafka_error_code(err);

@@ -147,6 +147,20 @@ int rd_kafka_oauthbearer_set_token(aiop_rk_t *rk, const char *token_value, int64
                                    char *errstr, size_t errstr_size);
 int rd_kafka_oauthbearer_set_token_failure(aiop_rk_t *rk, const char *errstr);
 aiop_error_t *rd_kafka_sasl_set_credentials(aiop_rk_t *rk, const char *username, const char *password);
+typedef struct aiop_tconf_s aiop_tconf_t; /* rd_kafka_topic_conf_t */
+typedef int32_t(aiop_partitioner_t)(const aiop_topic_t *rkt, const void *key, size_t keylen, int32_t partition_cnt,
+                                     void *rkt_opaque, void *msg_opaque);
+aiop_tconf_t *rd_kafka_conf_get_default_topic_conf(aiop_conf_t *conf);
+aiop_tconf_t *rd_kafka_topic_conf_new(void);
+void rd_kafka_conf_set_default_topic_conf(aiop_conf_t *conf, aiop_tconf_t *tconf);
+void rd_kafka_topic_conf_set_partitioner_cb(aiop_tconf_t *topic_conf, aiop_partitioner_t *partitioner);
+aiop_partitioner_t rd_kafka_msg_partitioner_random;
+aiop_partitioner_t rd_kafka_msg_partitioner_consistent;
+aiop_partitioner_t rd_kafka_msg_partitioner_consistent_random;
+aiop_partitioner_t rd_kafka_msg_partitioner_murmur2;
+aiop_partitioner_t rd_kafka_msg_partitioner_murmur2_random;
+aiop_partitioner_t rd_kafka_msg_partitioner_fnv1a;
+aiop_partitioner_t rd_kafka_msg_partitioner_fnv1a_random;
 
 /* ---- The helper's own API. ---- */
 
@@ -180,8 +194,25 @@ typedef struct {
 typedef struct {
 	int32_t code; /* 0: all enqueued */
 	int32_t fatal;
+	int32_t partition_cnt; /* the partition count librdkafka's partitioner was called with for the call's
+	                        * last keyed message without a partition; -1 if it was not called for it */
 	char str[256];
 } aiop_perr_t;
+
+/* Partitioners aiop_open can observe (AIOP_PART_NONE: none): librdkafka's built-in partitioner of that
+ * name, wrapped so that aiop_produce learns the partition count it was called with. */
+enum {
+	AIOP_PART_NONE = 0,
+	AIOP_PART_CONSISTENT = 1,
+	AIOP_PART_CONSISTENT_RANDOM = 2,
+	AIOP_PART_MURMUR2 = 3,
+	AIOP_PART_MURMUR2_RANDOM = 4,
+	AIOP_PART_FNV1A = 5,
+	AIOP_PART_FNV1A_RANDOM = 6,
+};
+
+/* aiop_partition runs librdkafka's built-in partitioner kind (AIOP_PART_*) on a non-empty key. */
+int32_t aiop_partition(int kind, const void *key, size_t keylen, int32_t partition_cnt);
 
 /* One delivery report. */
 typedef struct {
@@ -254,8 +285,9 @@ int aiop_check_setting(const char *name, const char *value, char *errstr, size_t
 
 /* aiop_open creates the producer; with token_refresh, OAUTHBEARER token refresh requests come through
  * aiop_poll as events (the application supplies the tokens), and with stats, the statistics reports
- * (every statistics.interval.ms, if set). */
-aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, int stats, char *errstr, size_t errstr_size);
+ * (every statistics.interval.ms, if set). partitioner (AIOP_PART_*) is the built-in partitioner the
+ * configuration names, which aiop_open installs wrapped (see aiop_partition). */
+aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, int stats, int partitioner, char *errstr, size_t errstr_size);
 int aiop_set_token(aiop_h *h, const char *value, int64_t lifetime_ms, const char *principal, const char **exts,
                    size_t n, char *errstr, size_t errstr_size);
 int aiop_set_token_failure(aiop_h *h, const char *errstr);

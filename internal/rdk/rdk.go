@@ -89,6 +89,8 @@ type Options struct {
 	// Stats: statistics reports (EventStats). Without it librdkafka makes none, whatever
 	// statistics.interval.ms says.
 	Stats bool
+	// Partitioner is the built-in partitioner the settings name (Partitioner*), installed wrapped.
+	Partitioner int
 }
 
 var abiErr = func() error {
@@ -155,8 +157,36 @@ type ConfigError struct {
 func (e *ConfigError) Error() string { return fmt.Sprintf("property %q: %v", e.Key, e.Err) }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
+// librdkafka's built-in partitioners, for New and Partition.
+const (
+	PartitionerNone             = int(C.AIOP_PART_NONE)
+	PartitionerConsistent       = int(C.AIOP_PART_CONSISTENT)
+	PartitionerConsistentRandom = int(C.AIOP_PART_CONSISTENT_RANDOM)
+	PartitionerMurmur2          = int(C.AIOP_PART_MURMUR2)
+	PartitionerMurmur2Random    = int(C.AIOP_PART_MURMUR2_RANDOM)
+	PartitionerFNV1a            = int(C.AIOP_PART_FNV1A)
+	PartitionerFNV1aRandom      = int(C.AIOP_PART_FNV1A_RANDOM)
+)
+
+// Partition runs librdkafka's built-in partitioner kind on a non-empty key for partitionCnt partitions
+// (-1 for an empty key or a bad argument). It is librdkafka's own code: the reference the producer's
+// Go partitioners are tested against.
+func Partition(kind int, key []byte, partitionCnt int32) int32 {
+	if len(key) == 0 {
+		return -1
+	}
+	return int32(C.aiop_partition(C.int(kind), unsafe.Pointer(&key[0]), C.size_t(len(key)), C.int32_t(partitionCnt)))
+}
+
 // New creates a producer from the settings kv (name, value pairs, in order). Delivery reports, errors
 // and log lines (log.queue=true) all arrive through Poll, and so do the events opts asks for.
+//
+// opts.Partitioner is PartitionerNone, or the built-in partitioner kv configures
+// (PartitionerConsistentRandom, PartitionerMurmur2Random or PartitionerFNV1aRandom; others are taken as
+// none): New installs it wrapped, so that Batch.PartitionCount reports the partition count librdkafka
+// gave it. The wrapper is librdkafka's partitioner to the letter except in one case: with
+// consistent_random, a message whose key is empty (not null) gets a random partition per message
+// instead of the sticky one (librdkafka recognizes consistent_random by its address).
 func New(kv [][2]string, opts Options) (*Producer, error) {
 	if err := CheckVersion(); err != nil {
 		return nil, err
@@ -190,7 +220,7 @@ func New(kv [][2]string, opts Options) (*Producer, error) {
 	if opts.Stats {
 		stats = 1
 	}
-	h := C.aiop_open(conf, refresh, stats, errstr, 512) // takes conf
+	h := C.aiop_open(conf, refresh, stats, C.int(opts.Partitioner), errstr, 512) // takes conf
 	if h == nil {
 		return nil, kafka.NewError(kafka.ErrInvalidArg, C.GoString(errstr), false)
 	}
@@ -305,6 +335,11 @@ func (p *Producer) Produce(b *Batch, start int) (int, error) {
 		return n, kafka.NewError(code, C.GoString(&b.perr.str[0]), b.perr.fatal != 0)
 	}
 }
+
+// PartitionCount is the partition count librdkafka's partitioner was called with for the last message
+// of the last Produce of b that had a key and no partition, if it was called for it (synchronously, so
+// librdkafka knew the topic's partitions then), or -1.
+func (b *Batch) PartitionCount() int32 { return int32(b.perr.partition_cnt) }
 
 // Poll waits up to timeoutMs for librdkafka's events and returns the delivery reports it copied into
 // out (up to len(out), in librdkafka's order), or, with n == 0, one other Event. Reports that came

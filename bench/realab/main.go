@@ -1,0 +1,140 @@
+// Command realab is one aioproducer throughput run against a real broker, printed in the same
+// one-line format as bench/rkexp, so bench/rkexp/ab.sh can interleave it with the C experiments and
+// with a realab built at another commit (A/B of an engine change). See bench/rkexp/README.md.
+//
+//	realab -b BOOTSTRAP [-t topic] [-n count] [-s size] [-z codec] [-mode produce|batch] [-parts N] [-keys N] [-engine batch|kafka] [-X k=v]...
+//
+// One pass of count messages after a warm-up pass of count/10, from the first produce to the last
+// delivery. Values are bench/'s: one pseudo-random 16-letter payload for every message.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/seed-f937cf20/aioproducer"
+)
+
+type kvs []string
+
+func (k *kvs) String() string     { return strings.Join(*k, ",") }
+func (k *kvs) Set(s string) error { *k = append(*k, s); return nil }
+
+func payload(size int) []byte {
+	rng := rand.New(rand.NewPCG(1, uint64(size)))
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = "abcdefghijklmnop"[rng.IntN(16)]
+	}
+	return b
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func main() {
+	bootstrap := flag.String("b", "", "bootstrap servers")
+	topic := flag.String("t", "realab", "topic")
+	count := flag.Int("n", 1000000, "messages")
+	size := flag.Int("s", 100, "value size")
+	codec := flag.String("z", "none", "compression.codec")
+	mode := flag.String("mode", "produce", "produce (Produce + futures, 1 goroutine) or batch (ProduceBatch of 1000)")
+	parts := flag.Int("parts", 0, "give message i ExplicitPartition(i % parts); 0: no partition (the partitioner's choice)")
+	keys := flag.Int("keys", 0, "give message i the key \"key-<i % keys>\"; 0: no key")
+	engine := flag.String("engine", "batch", "batch or kafka")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured pass")
+	var extra kvs
+	flag.Var(&extra, "X", "extra librdkafka setting k=v (repeatable)")
+	flag.Parse()
+	cm := kafka.ConfigMap{"bootstrap.servers": *bootstrap, "acks": "all", "enable.idempotence": "true",
+		"linger.ms": "5", "compression.codec": *codec}
+	for _, s := range extra {
+		k, v, _ := strings.Cut(s, "=")
+		cm[k] = v
+	}
+	eng := aioproducer.EngineBatch
+	if *engine == "kafka" {
+		eng = aioproducer.EngineKafkaProducer
+	}
+	p, err := aioproducer.New(cm, aioproducer.WithEngine(eng))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "realab:", err)
+		os.Exit(2)
+	}
+	defer p.Close(context.Background())
+	val := payload(*size)
+	msgs := make([]aioproducer.Message, *count)
+	ptrs := make([]*aioproducer.Message, *count)
+	for i := range msgs {
+		msgs[i] = aioproducer.Message{Topic: *topic, Value: val}
+		if *keys > 0 {
+			msgs[i].Key = fmt.Appendf(nil, "key-%d", i%*keys)
+		}
+		if *parts > 0 {
+			msgs[i].Partition = aioproducer.ExplicitPartition(int32(i % *parts))
+		}
+		ptrs[i] = &msgs[i]
+	}
+	futs := make([]*aioproducer.Future, *count)
+	pass := func(n int) error {
+		ctx := context.Background()
+		if *mode == "batch" {
+			for i := 0; i < n; i += 1000 {
+				fs, err := p.ProduceBatch(ctx, ptrs[i:min(i+1000, n)])
+				if err != nil {
+					return err
+				}
+				copy(futs[i:], fs)
+			}
+		} else {
+			for i := 0; i < n; i++ {
+				f, err := p.Produce(ctx, ptrs[i])
+				if err != nil {
+					return err
+				}
+				futs[i] = f
+			}
+		}
+		for _, f := range futs[:n] {
+			if _, err := f.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := pass(max(*count/10, 1)); err != nil {
+		fmt.Fprintln(os.Stderr, "realab:", err)
+		os.Exit(3)
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "realab:", err)
+			os.Exit(2)
+		}
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	c0, t0 := cpuTime(), time.Now()
+	if err := pass(*count); err != nil {
+		fmt.Fprintln(os.Stderr, "realab:", err)
+		os.Exit(3)
+	}
+	el, cpu := time.Since(t0), cpuTime()-c0
+	st := p.Stats()
+	fmt.Fprintf(os.Stderr, "realab: batches %d, mean batch %.1f, queue-full waits %d\n", st.Batches, st.MeanBatchSize, st.QueueFullWaits)
+	fmt.Printf("msgs/s=%.0f elapsed_s=%.3f cpu_s=%.3f cpu_us_per_msg=%.3f delivered=%d failed=0\n",
+		float64(*count)/el.Seconds(), el.Seconds(), cpu.Seconds(), float64(cpu.Microseconds())/float64(*count), *count)
+}
