@@ -1,6 +1,7 @@
 package aioproducer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -241,4 +242,73 @@ func IsOutcomeUnknown(err error) bool {
 		return true
 	}
 	return false
+}
+
+// ErrorClass returns a short snake_case name for err from a bounded set, for a metric label or a span
+// attribute (the aioprom and aiootel modules use it) whose cardinality must stay bounded whatever the
+// error's text says.
+//
+//   - the producer's own errors: "invalid_message", "buffer_full", "closed", "fatal",
+//     "authentication", "not_in_transaction", "not_transactional", "transaction_aborted";
+//   - the caller's context: "canceled", "deadline_exceeded";
+//   - a librdkafka or broker error (kafka.Error): its code's description in snake case, such as
+//     "local_message_timed_out", "local_unknown_partition", "broker_message_size_too_large";
+//   - anything else: "other".
+func ErrorClass(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrFatal):
+		return "fatal"
+	case errors.Is(err, ErrAuthentication):
+		return "authentication"
+	case errors.Is(err, ErrInvalidMessage):
+		return "invalid_message"
+	case errors.Is(err, ErrBufferFull):
+		return "buffer_full"
+	case errors.Is(err, ErrTransactionAborted):
+		return "transaction_aborted"
+	case errors.Is(err, ErrNotInTransaction):
+		return "not_in_transaction"
+	case errors.Is(err, ErrNotTransactional):
+		return "not_transactional"
+	case errors.Is(err, ErrClosed):
+		return "closed"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "deadline_exceeded"
+	}
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		return snake(ke.Code().String())
+	}
+	return "other"
+}
+
+// snake turns librdkafka's description of an error code ("Local: Message timed out") into
+// "local_message_timed_out": lower-case letters and digits, runs of anything else one underscore.
+func snake(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	sep := false
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c >= 'A' && c <= 'Z':
+			c += 'a' - 'A'
+		default:
+			sep = b.Len() > 0
+			continue
+		}
+		if sep {
+			b.WriteByte('_')
+			sep = false
+		}
+		b.WriteRune(c)
+	}
+	if b.Len() == 0 {
+		return "other"
+	}
+	return b.String()
 }

@@ -148,10 +148,10 @@ func (m *Meter) OnDelivery(e aioproducer.DeliveryEvent) {
 	}
 	ctx := context.Background()
 	if e.Refused {
-		m.refused.Add(ctx, 1, m.attributes(attrKey{topic: topic, errType: errorType(e.Err)}))
+		m.refused.Add(ctx, 1, m.attributes(attrKey{topic: topic, errType: aioproducer.ErrorClass(e.Err)}))
 		return
 	}
-	a := m.attributes(attrKey{topic: topic, errType: errorType(e.Err), send: true})
+	a := m.attributes(attrKey{topic: topic, errType: aioproducer.ErrorClass(e.Err), send: true})
 	m.sent.Add(ctx, 1, a)
 	m.duration.Record(ctx, e.Latency.Seconds(), a)
 }
@@ -165,5 +165,5 @@ func (m *Meter) OnBatch(e aioproducer.BatchEvent) {
 
 // OnError counts librdkafka's error (aioproducer.HookError).
 func (m *Meter) OnError(err error) {
-	m.clientErrors.Add(context.Background(), 1, metric.WithAttributes(semconv.ErrorTypeKey.String(errorType(err))))
+	m.clientErrors.Add(context.Background(), 1, metric.WithAttributes(semconv.ErrorTypeKey.String(aioproducer.ErrorClass(err))))
 }

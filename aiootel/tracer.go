@@ -141,7 +141,7 @@ func (t *Tracer) OnDelivery(e aioproducer.DeliveryEvent) {
 		return
 	}
 	if e.Err != nil {
-		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(e.Err)))
+		span.SetAttributes(semconv.ErrorTypeKey.String(aioproducer.ErrorClass(e.Err)))
 		span.RecordError(e.Err)
 		span.SetStatus(codes.Error, e.Err.Error())
 	} else {

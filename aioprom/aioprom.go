@@ -41,7 +41,7 @@
 //	aioproducer_held_bytes (gauges), aioproducer_queue_full_waits_total,
 //	aioproducer_callback_panics_total, aioproducer_hook_panics_total (counters)
 //
-// The "error" label is ErrorClass(err), a bounded set. Use one Metrics per producer: two producers on
+// The "error" label is aioproducer.ErrorClass(err), a bounded set. Use one Metrics per producer: two producers on
 // one Metrics add up their counters, but the librdkafka gauges show the last report of either.
 package aioprom
 
@@ -190,9 +190,9 @@ func (m *Metrics) topic(topic string) []string {
 
 func (m *Metrics) topicErr(topic string, err error) []string {
 	if m.cfg.topicLabel {
-		return []string{topic, ErrorClass(err)}
+		return []string{topic, aioproducer.ErrorClass(err)}
 	}
-	return []string{ErrorClass(err)}
+	return []string{aioproducer.ErrorClass(err)}
 }
 
 // OnProduce counts the message (aioproducer.HookProduce).
@@ -230,7 +230,7 @@ func (m *Metrics) OnBatch(e aioproducer.BatchEvent) {
 
 // OnError counts librdkafka's error (aioproducer.HookError).
 func (m *Metrics) OnError(err error) {
-	m.clientErrors.WithLabelValues(ErrorClass(err)).Inc()
+	m.clientErrors.WithLabelValues(aioproducer.ErrorClass(err)).Inc()
 }
 
 // OnStats keeps librdkafka's latest statistics report for the next scrape (aioproducer.HookStats).

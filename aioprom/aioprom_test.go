@@ -2,7 +2,6 @@ package aioprom
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -16,34 +15,6 @@ import (
 
 	"github.com/seed-f937cf20/aioproducer"
 )
-
-func TestErrorClass(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want string
-	}{
-		{nil, ""},
-		{fmt.Errorf("%w: bad topic", aioproducer.ErrInvalidMessage), "invalid_message"},
-		{aioproducer.ErrBufferFull, "buffer_full"},
-		{aioproducer.ErrClosed, "closed"},
-		{fmt.Errorf("x: %w", aioproducer.ErrTransactionAborted), "transaction_aborted"},
-		{aioproducer.ErrNotInTransaction, "not_in_transaction"},
-		{errors.Join(aioproducer.ErrFatal, kafka.NewError(kafka.ErrFenced, "fenced", true)), "fatal"},
-		{errors.Join(aioproducer.ErrAuthentication, kafka.NewError(kafka.ErrAuthentication, "x", false)), "authentication"},
-		{context.Canceled, "canceled"},
-		{fmt.Errorf("wait: %w", context.DeadlineExceeded), "deadline_exceeded"},
-		{kafka.NewError(kafka.ErrMsgTimedOut, "timed out", false), "local_message_timed_out"},
-		{fmt.Errorf("d: %w", kafka.NewError(kafka.ErrUnknownPartition, "", false)), "local_unknown_partition"},
-		{kafka.NewError(kafka.ErrMsgSizeTooLarge, "", false), "broker_message_size_too_large"},
-		{errors.New("something"), "other"},
-	} {
-		t.Run(tc.want, func(t *testing.T) {
-			assert.Equal(t, tc.want, ErrorClass(tc.err))
-		})
-	}
-	assert.Equal(t, "other", snake(" : "))
-	assert.Equal(t, "a_b1_c", snake("  A--b1 c!"))
-}
 
 // The hook methods called directly, as the producer calls them: the counters, the outstanding gauge
 // and the histograms follow.
