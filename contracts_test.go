@@ -320,8 +320,12 @@ func TestAbortedCloseTellsMessagesNotSentFromMessagesInFlight(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e Engine) {
 		mc := newMockCluster(t, 1)
 		require.NoError(t, mc.CreateTopic("t", 1, 1))
-		p, err := New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "max.in.flight": 1, "enable.idempotence": false},
-			WithEngine(e), WithLogger(quietLogger), WithWorkers(1))
+		var inFlightNow atomic.Int64 // the partition's in-flight count in librdkafka's latest statistics
+		p, err := New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "max.in.flight": 1, "enable.idempotence": false,
+			"statistics.interval.ms": 50},
+			WithEngine(e), WithLogger(quietLogger), WithWorkers(1), WithHooks(statsFunc(func(s *LibrdkafkaStats) {
+				inFlightNow.Store(s.Topics["t"].Partitions[0].InFlight)
+			})))
 		require.NoError(t, err)
 		ctx := ctxTimeout(t, 30*time.Second)
 		f, err := p.Produce(ctx, msg("t", "warm-up"))
@@ -332,8 +336,8 @@ func TestAbortedCloseTellsMessagesNotSentFromMessagesInFlight(t *testing.T) {
 		require.NoError(t, mc.SetRoundtripDuration(1, 5*time.Second)) // what is sent now stays in flight
 		inFlight, err := p.Produce(ctx, msg("t", "in flight"))
 		require.NoError(t, err)
-		require.Eventually(t, func() bool { return p.Stats().InFlight == 1 }, 5*time.Second, time.Millisecond)
-		time.Sleep(time.Second) // librdkafka sends it (after linger.ms; a loaded machine may take a while)
+		// librdkafka sends it (after linger.ms; a loaded machine may take a while).
+		require.Eventually(t, func() bool { return inFlightNow.Load() == 1 }, 10*time.Second, 10*time.Millisecond)
 		queued := make([]*Future, 20)
 		for i := range queued {
 			queued[i], err = p.Produce(ctx, msg("t", fmt.Sprint(i)))
@@ -428,3 +432,8 @@ func TestAuthenticationHiccupCostsNoMessage(t *testing.T) {
 		assert.Zero(t, fe.purged, "nothing was purged")
 	})
 }
+
+// statsFunc is a HookStats.
+type statsFunc func(*LibrdkafkaStats)
+
+func (f statsFunc) OnStats(s *LibrdkafkaStats) { f(s) }
