@@ -22,11 +22,8 @@ import (
 // span in Produce's ctx, ended with its offset or its error; the traceparent read back from the broker
 // is the message's span; the metrics count the same run. On both engines.
 func TestProducerOnMockClusterTracesAndMeasures(t *testing.T) {
-	for _, e := range []struct {
-		name   string
-		engine aioproducer.Engine
-	}{{"batch", aioproducer.EngineBatch}, {"kafka", aioproducer.EngineKafkaProducer}} {
-		t.Run(e.name, func(t *testing.T) { testTracesAndMeasures(t, e.engine) })
+	for _, e := range []aioproducer.Engine{aioproducer.EngineBatch, aioproducer.EngineKafkaProducer} {
+		t.Run(e.String(), func(t *testing.T) { testTracesAndMeasures(t, e) })
 	}
 }
 

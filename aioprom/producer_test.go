@@ -68,11 +68,8 @@ next:
 // delivered, 3 failed (a partition the topic does not have), 2 refused (an invalid topic name), and
 // the statistics gauges. On both engines.
 func TestProducerOnMockClusterScrapedOverHTTP(t *testing.T) {
-	for _, e := range []struct {
-		name   string
-		engine aioproducer.Engine
-	}{{"batch", aioproducer.EngineBatch}, {"kafka", aioproducer.EngineKafkaProducer}} {
-		t.Run(e.name, func(t *testing.T) { testProducerScraped(t, e.engine) })
+	for _, e := range []aioproducer.Engine{aioproducer.EngineBatch, aioproducer.EngineKafkaProducer} {
+		t.Run(e.String(), func(t *testing.T) { testProducerScraped(t, e) })
 	}
 }
 
