@@ -16,12 +16,12 @@ import (
 
 	"github.com/seed-f937cf20/aioproducer"
 	"github.com/seed-f937cf20/aioproducer/aiootel"
+	"github.com/seed-f937cf20/aioproducer/aioproducertest"
 )
 
 func Example() {
-	mc, _ := kafka.NewMockCluster(1)
-	defer mc.Close()
-	_ = mc.CreateTopic("orders", 1, 1)
+	cluster, _ := aioproducertest.StartCluster(aioproducertest.WithTopic("orders", 1)) // in-process mock Kafka
+	defer cluster.Close()
 
 	spans := tracetest.NewSpanRecorder() // your exporter here, e.g. otlptracegrpc
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
@@ -29,7 +29,7 @@ func Example() {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	defer func() { _ = mp.Shutdown(context.Background()) }()
 
-	p, err := aioproducer.New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers()},
+	p, err := aioproducer.New(kafka.ConfigMap{"bootstrap.servers": cluster.Bootstrap()},
 		aioproducer.WithHooks(
 			aiootel.NewTracer(aiootel.WithTracerProvider(tp), aiootel.WithPropagator(propagation.TraceContext{})),
 			aiootel.NewMeter(aiootel.WithMeterProvider(mp)),

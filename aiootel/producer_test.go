@@ -3,12 +3,9 @@ package aiootel
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
@@ -18,57 +15,26 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/aioproducertest"
 )
-
-// readBack reads n messages of topic's partition 0 from the beginning.
-func readBack(t *testing.T, bootstrap, topic string, n int) []*kafka.Message {
-	t.Helper()
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": "readback", "enable.auto.commit": false})
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.Assign([]kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: kafka.OffsetBeginning}}))
-	var out []*kafka.Message
-	deadline := time.Now().Add(30 * time.Second)
-	for len(out) < n && time.Now().Before(deadline) {
-		if m, ok := c.Poll(100).(*kafka.Message); ok {
-			out = append(out, m)
-		}
-	}
-	require.Len(t, out, n, "messages read back from %s", topic)
-	return out
-}
 
 // A real Producer on librdkafka's mock cluster with both hooks: one span per message, the child of the
 // span in Produce's ctx, ended with its offset or its error; the traceparent read back from the broker
 // is the message's span; the metrics count the same run. On both engines.
 func TestProducerOnMockClusterTracesAndMeasures(t *testing.T) {
-	for _, e := range []struct {
-		name   string
-		engine aioproducer.Engine
-	}{{"batch", aioproducer.EngineBatch}, {"kafka", aioproducer.EngineKafkaProducer}} {
-		t.Run(e.name, func(t *testing.T) { testTracesAndMeasures(t, e.engine) })
+	for _, e := range []aioproducer.Engine{aioproducer.EngineBatch, aioproducer.EngineKafkaProducer} {
+		t.Run(e.String(), func(t *testing.T) { testTracesAndMeasures(t, e) })
 	}
 }
 
 func testTracesAndMeasures(t *testing.T, engine aioproducer.Engine) {
 	const topic, delivered, failed, refused = "orders", 10, 2, 1
-	mc, err := kafka.NewMockCluster(1)
-	require.NoError(t, err)
-	defer mc.Close()
-	require.NoError(t, mc.CreateTopic(topic, 1, 1))
+	c := aioproducertest.NewCluster(t, aioproducertest.WithTopic(topic, 1))
 
 	tp, sr := newTracing(t)
 	mp, reader := newMetrics(t)
 	tr := NewTracer(WithTracerProvider(tp), WithPropagator(propagation.TraceContext{}))
-	p, err := aioproducer.New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers()},
-		aioproducer.WithHooks(tr, NewMeter(WithMeterProvider(mp))), aioproducer.WithEngine(engine),
-		aioproducer.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	require.NoError(t, err)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		require.NoError(t, p.Close(ctx))
-	}()
+	p := c.NewProducer(t, nil, aioproducer.WithHooks(tr, NewMeter(WithMeterProvider(mp))), aioproducer.WithEngine(engine))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -128,11 +94,11 @@ func testTracesAndMeasures(t *testing.T, engine aioproducer.Engine) {
 	require.Len(t, spans, delivered)
 
 	// What the broker holds: each message's traceparent is its own span's context.
-	for _, m := range readBack(t, mc.BootstrapServers(), topic, delivered) {
-		s, ok := spans[int64(m.TopicPartition.Offset)]
-		require.True(t, ok, "no span for offset %d", m.TopicPartition.Offset)
-		sc := trace.SpanContextFromContext(Extract(context.Background(), propagation.TraceContext{}, m.Headers))
-		require.True(t, sc.IsValid(), "offset %d: headers %v", m.TopicPartition.Offset, m.Headers)
+	for _, r := range c.Records(t, topic, delivered) {
+		s, ok := spans[r.Offset]
+		require.True(t, ok, "no span for %s", r)
+		sc := trace.SpanContextFromContext(Extract(context.Background(), propagation.TraceContext{}, r.Headers))
+		require.True(t, sc.IsValid(), "%s: headers %v", r, r.Headers)
 		assert.Equal(t, s.SpanContext().TraceID(), sc.TraceID())
 		assert.Equal(t, s.SpanContext().SpanID(), sc.SpanID())
 		assert.True(t, sc.IsRemote())
@@ -150,4 +116,5 @@ func testTracesAndMeasures(t *testing.T, engine aioproducer.Engine) {
 	assert.EqualValues(t, refused, n)
 	assert.EqualValues(t, delivered+failed, histCount(t, got["messaging.client.operation.duration"], dst.String(topic)))
 	assert.Positive(t, histCount(t, got["aioproducer.batch.messages"], dst.String(topic)))
+	require.NoError(t, p.Close(ctx))
 }

@@ -12,19 +12,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/aioproducertest"
 	"github.com/seed-f937cf20/aioproducer/aioprom"
 )
 
 func Example() {
-	mc, _ := kafka.NewMockCluster(1)
-	defer mc.Close()
-	_ = mc.CreateTopic("orders", 1, 1)
+	cluster, _ := aioproducertest.StartCluster(aioproducertest.WithTopic("orders", 1)) // in-process mock Kafka
+	defer cluster.Close()
 
 	metrics := aioprom.New()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(metrics)
 	p, err := aioproducer.New(kafka.ConfigMap{
-		"bootstrap.servers":      mc.BootstrapServers(),
+		"bootstrap.servers":      cluster.Bootstrap(),
 		"statistics.interval.ms": 5000, // the broker and partition gauges
 	}, aioproducer.WithHooks(metrics), aioproducer.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {

@@ -3,8 +3,6 @@ package aioprom
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -20,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/aioproducertest"
 )
 
 // scrape GETs url and parses the text exposition.
@@ -69,20 +68,14 @@ next:
 // delivered, 3 failed (a partition the topic does not have), 2 refused (an invalid topic name), and
 // the statistics gauges. On both engines.
 func TestProducerOnMockClusterScrapedOverHTTP(t *testing.T) {
-	for _, e := range []struct {
-		name   string
-		engine aioproducer.Engine
-	}{{"batch", aioproducer.EngineBatch}, {"kafka", aioproducer.EngineKafkaProducer}} {
-		t.Run(e.name, func(t *testing.T) { testProducerScraped(t, e.engine) })
+	for _, e := range []aioproducer.Engine{aioproducer.EngineBatch, aioproducer.EngineKafkaProducer} {
+		t.Run(e.String(), func(t *testing.T) { testProducerScraped(t, e) })
 	}
 }
 
 func testProducerScraped(t *testing.T, engine aioproducer.Engine) {
 	const topic, delivered, failed, refused = "orders", 20, 3, 2
-	mc, err := kafka.NewMockCluster(1)
-	require.NoError(t, err)
-	defer mc.Close()
-	require.NoError(t, mc.CreateTopic(topic, 2, 1))
+	c := aioproducertest.NewCluster(t, aioproducertest.WithTopic(topic, 2))
 
 	m := New()
 	reg := prometheus.NewPedanticRegistry()
@@ -90,16 +83,7 @@ func testProducerScraped(t *testing.T, engine aioproducer.Engine) {
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}))
 	defer srv.Close()
 
-	p, err := aioproducer.New(kafka.ConfigMap{
-		"bootstrap.servers":      mc.BootstrapServers(),
-		"statistics.interval.ms": 100,
-	}, aioproducer.WithHooks(m), aioproducer.WithEngine(engine), aioproducer.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	require.NoError(t, err)
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		require.NoError(t, p.Close(ctx))
-	}()
+	p := c.NewProducer(t, kafka.ConfigMap{"statistics.interval.ms": 100}, aioproducer.WithHooks(m), aioproducer.WithEngine(engine))
 	m.WatchStats(p)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -173,4 +157,5 @@ func testProducerScraped(t *testing.T, engine aioproducer.Engine) {
 	q, ok := value(mfs, "aioproducer_partition_queued_messages", "topic", topic, "partition", "0")
 	assert.True(t, ok, "partition queue depth gauge")
 	assert.Zero(t, q)
+	require.NoError(t, p.Close(ctx))
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/aioproducertest"
 	"github.com/seed-f937cf20/aioproducer/aioprom"
 )
 
@@ -69,15 +70,12 @@ func main() {
 func run(ctx context.Context, c config, log *slog.Logger, ready func(addr string)) (err error) {
 	if c.bootstrap == "" {
 		// The mock cluster's own librdkafka client logs a harmless CONFWARN about bootstrap.servers.
-		mc, err := kafka.NewMockCluster(1)
+		cluster, err := aioproducertest.StartCluster(aioproducertest.WithTopic(c.topic, 3))
 		if err != nil {
-			return fmt.Errorf("mock cluster: %w", err)
+			return err
 		}
-		defer mc.Close()
-		if err := mc.CreateTopic(c.topic, 3, 1); err != nil {
-			return fmt.Errorf("mock cluster: create topic %q: %w", c.topic, err)
-		}
-		c.bootstrap = mc.BootstrapServers()
+		defer cluster.Close()
+		c.bootstrap = cluster.Bootstrap()
 		log.Info("KAFKA_BOOTSTRAP is not set: in-process mock cluster", "bootstrap", c.bootstrap, "topic", c.topic)
 	}
 
