@@ -32,7 +32,7 @@ type Hook any
 // message is validated. Not of a nil message, nor of a call that is refused before it looks at the
 // message (ProduceFunc with a nil callback, ProduceChan with a nil channel, a TypedProducer whose
 // serializer failed). It may add headers to m (a tracing hook injects the trace context of ctx; see the
-// aioproducer/otel module): the producer sizes and sends the message after the hook returns. It must not
+// aiootel module): the producer sizes and sends the message after the hook returns. It must not
 // keep ctx past the message's HookDelivery event.
 type HookProduce interface {
 	OnProduce(ctx context.Context, m *Message)
