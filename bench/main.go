@@ -555,6 +555,7 @@ func main() {
 	reps := flag.Int("reps", 5, "repetitions, interleaved")
 	sizes := flag.String("sizes", "100,1000,10000", "message sizes in bytes")
 	comps := flag.String("compression", "none,lz4,zstd", "compression codecs")
+	worksFlag := flag.String("works", "", "size/codec pairs instead of -sizes × -compression, e.g. 100/none,1000/lz4")
 	msgBytes := flag.Int("bytes", 40<<20, "payload bytes per throughput run (count = bytes/size, at most -max; -broker: 1 GiB)")
 	maxCount := flag.Int("max", 200_000, "most messages per throughput run (-broker: 1000000)")
 	warm := flag.Int("warm", -1, "messages of the warm-up pass before the measured one (default: the same count on the mock cluster, min(count, 100000) with -broker)")
@@ -598,21 +599,33 @@ func main() {
 			partList = append(partList, max(1, n))
 		}
 	}
-	for _, s := range strings.Split(*sizes, ",") {
-		var size int
-		fmt.Sscan(s, &size)
-		for _, c := range strings.Split(*comps, ",") {
-			for _, np := range partList {
-				w := workload{size: size, comp: c, count: min(*maxCount, *msgBytes/size), partitions: np}
-				w.warm = w.count
-				if !mockCluster {
-					w.warm = min(w.count, 100_000)
-				}
-				if *warm >= 0 {
-					w.warm = min(w.count, *warm)
-				}
-				works = append(works, w)
+	var pairs [][2]string
+	if *worksFlag != "" {
+		for _, p := range strings.Split(*worksFlag, ",") {
+			sz, c, _ := strings.Cut(p, "/")
+			pairs = append(pairs, [2]string{sz, c})
+		}
+	} else {
+		for _, sz := range strings.Split(*sizes, ",") {
+			for _, c := range strings.Split(*comps, ",") {
+				pairs = append(pairs, [2]string{sz, c})
 			}
+		}
+	}
+	for _, pair := range pairs {
+		var size int
+		fmt.Sscan(pair[0], &size)
+		c := pair[1]
+		for _, np := range partList {
+			w := workload{size: size, comp: c, count: min(*maxCount, *msgBytes/size), partitions: np}
+			w.warm = w.count
+			if !mockCluster {
+				w.warm = min(w.count, 100_000)
+			}
+			if *warm >= 0 {
+				w.warm = min(w.count, *warm)
+			}
+			works = append(works, w)
 		}
 	}
 	if !mockCluster {
