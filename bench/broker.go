@@ -66,6 +66,20 @@ type result struct {
 	d      time.Duration
 	allocs float64 // per message; -1 when not measured (Java, Python)
 	rssMiB float64 // the client process's peak RSS
+	// cpuUs is the client process's user+system CPU time over its whole life (start-up and the warm-up
+	// pass included) per message produced (warm-up included), in µs.
+	cpuUs float64
+}
+
+// usage fills r's peak RSS and CPU per message from the finished process's rusage.
+func (r *result) usage(ps *os.ProcessState, msgs int) {
+	ru, ok := ps.SysUsage().(*syscall.Rusage)
+	if !ok || runtime.GOOS != "linux" {
+		return
+	}
+	r.rssMiB = float64(ru.Maxrss) / 1024 // KiB on Linux
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	r.cpuUs = float64(cpu.Microseconds()) / float64(max(1, msgs))
 }
 
 func runBroker(br brokerRun) int {
@@ -156,8 +170,8 @@ func runBroker(br brokerRun) int {
 				}
 				k := key{w.String(), name}
 				res[k] = append(res[k], r)
-				fmt.Fprintf(os.Stderr, "rep %d %-16s %-34s %10.0f msgs/s  rss %6.1f MiB  load %s\n", rep, w, name,
-					float64(r.count)/r.d.Seconds(), r.rssMiB, loadavg())
+				fmt.Fprintf(os.Stderr, "rep %d %-16s %-34s %10.0f msgs/s  rss %6.1f MiB  cpu %5.2f µs/msg  load %s\n", rep, w, name,
+					float64(r.count)/r.d.Seconds(), r.rssMiB, r.cpuUs, loadavg())
 			}
 		}
 	}
@@ -174,8 +188,8 @@ func runBroker(br brokerRun) int {
 	for _, w := range br.works {
 		ws := w.String()
 		fmt.Printf("### real Kafka, %s, %d partition(s), %d messages per run (Python: %d)\n\n", ws, w.partitions, w.count, min(w.count, br.pyMax))
-		fmt.Println("| client | msgs/s | MB/s | peak RSS MiB | allocs/msg | × raw | × C loop | × franz-go | × Java | × Py AIO | reps |")
-		fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		fmt.Println("| client | msgs/s | MB/s | peak RSS MiB | client CPU µs/msg | allocs/msg | × raw | × C loop | × franz-go | × Java | × Py AIO | reps |")
+		fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		raw := rate(key{ws, "raw confluent-kafka-go"})
 		cl := rate(key{ws, "C loop (librdkafka)"})
 		fr := rate(key{ws, "franz-go kgo"})
@@ -187,17 +201,18 @@ func runBroker(br brokerRun) int {
 				continue
 			}
 			m := rate(k)
-			var rss, al []float64
+			var rss, al, cpu []float64
 			for _, r := range res[k] {
 				rss = append(rss, r.rssMiB)
 				al = append(al, r.allocs)
+				cpu = append(cpu, r.cpuUs)
 			}
 			alloc := "-"
 			if a := median(al); a >= 0 {
 				alloc = fmt.Sprintf("%.3f", a)
 			}
-			fmt.Printf("| %s | %.0f | %.1f | %.0f | %s | %s | %s | %s | %s | %s | %d |\n", name, m, m*float64(w.size)/1e6,
-				median(rss), alloc, ratio(m, raw), ratio(m, cl), ratio(m, fr), ratio(m, jv), ratio(m, py), len(res[k]))
+			fmt.Printf("| %s | %.0f | %.1f | %.0f | %.2f | %s | %s | %s | %s | %s | %s | %d |\n", name, m, m*float64(w.size)/1e6,
+				median(rss), median(cpu), alloc, ratio(m, raw), ratio(m, cl), ratio(m, fr), ratio(m, jv), ratio(m, py), len(res[k]))
 		}
 		fmt.Println()
 	}
@@ -329,7 +344,7 @@ func runChild(name, bootstrap, spec string) int {
 
 func runGoChild(self, name, bootstrap, t string, w workload) (result, error) {
 	spec := fmt.Sprintf("%s,%d,%s,%d,%d", t, w.size, w.comp, w.count, w.warm)
-	r, err := runProc(exec.Command(self, "-child", name, "-broker", bootstrap, "-child-spec", spec), w.count)
+	r, err := runProc(exec.Command(self, "-child", name, "-broker", bootstrap, "-child-spec", spec), w.count, w.count+w.warm)
 	if err == nil {
 		r.allocs /= float64(w.count)
 	}
@@ -337,20 +352,21 @@ func runGoChild(self, name, bootstrap, t string, w workload) (result, error) {
 }
 
 func runPython(python, script, mode, bootstrap, t string, w workload, payloadFile string) (result, error) {
-	r, err := runProc(exec.Command(python, script, mode, bootstrap, t, w.comp, strconv.Itoa(w.count), strconv.Itoa(w.warm), payloadFile), w.count)
+	r, err := runProc(exec.Command(python, script, mode, bootstrap, t, w.comp, strconv.Itoa(w.count), strconv.Itoa(w.warm), payloadFile), w.count, w.count+w.warm)
 	r.allocs = -1
 	return r, err
 }
 
-// runProc runs cmd, which prints "RESULT <ns> <mallocs>", and takes its peak RSS from the rusage.
-func runProc(cmd *exec.Cmd, count int) (result, error) {
+// runProc runs cmd, which prints "RESULT <ns> <mallocs>" after producing msgs messages (count of them
+// measured), and takes its peak RSS and CPU time from the rusage.
+func runProc(cmd *exec.Cmd, count, msgs int) (result, error) {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	var r result
 	r.count = count
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && runtime.GOOS == "linux" {
-		r.rssMiB = float64(ru.Maxrss) / 1024 // KiB on Linux
+	if cmd.ProcessState != nil {
+		r.usage(cmd.ProcessState, msgs)
 	}
 	if err != nil {
 		return r, fmt.Errorf("%v: %s", err, lastLines(errb.String(), 5))
@@ -392,8 +408,8 @@ func runJava(java, libs, bootstrap, t string, w workload, payloadFile string, bi
 	err := cmd.Run()
 	var r result
 	r.allocs = -1
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		r.rssMiB = float64(ru.Maxrss) / 1024
+	if cmd.ProcessState != nil {
+		r.usage(cmd.ProcessState, w.count+w.warm)
 	}
 	if err != nil {
 		return r, fmt.Errorf("java: %v: %s", err, lastLines(out.String()+errb.String(), 5))

@@ -8,7 +8,8 @@
 #
 #   scripts/bench-kafka-prof.sh [COUNT]     (default 1000000 messages; 100000 warm-up)
 # Environment: PROF_CLIENTS (default "aio defaults Produce 1g|C loop (librdkafka)"), PROF_WORKS
-# (default "100,none 1000,lz4"), PROF_FREQ (perf -F, default 499).
+# (default "100,none 1000,lz4"), PROF_FREQ (perf -F, default 499), PROF_PERF=0: no perf, only the CPU
+# accounting (client user+sys from /usr/bin/time, broker JVM from /proc), undisturbed by perf.
 set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
@@ -20,7 +21,8 @@ WARM=$((COUNT < 100000 ? COUNT : 100000))
 FREQ=${PROF_FREQ:-499}
 IFS='|' read -r -a CLIENTS <<<"${PROF_CLIENTS:-aio defaults Produce 1g|C loop (librdkafka)}"
 read -r -a WORKS <<<"${PROF_WORKS:-100,none 1000,lz4}"
-command -v perf >/dev/null || { echo "perf not found" >&2; exit 1; }
+PERF=${PROF_PERF:-1}
+[[ $PERF == 0 ]] || command -v perf >/dev/null || { echo "perf not found" >&2; exit 1; }
 mkdir -p "$OUT"
 (cd "$REPO_ROOT/bench" && go build -o "$OUT/aiobench" .)
 # shellcheck disable=SC2317 # called by the trap
@@ -41,9 +43,10 @@ for c in "${CLIENTS[@]}"; do
     topic=prof-$(date +%s)-$n
     echo "== $name (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
     j0=$(jvm_ticks) t0=$(date +%s.%N)
+    prefix=()
+    [[ $PERF == 0 ]] || prefix=(perf record -q -F "$FREQ" -g --call-graph dwarf,16384 -o "$OUT/$name.data" --)
     /usr/bin/time -f '%U %S %M' -o "$OUT/$name.time" \
-      perf record -q -F "$FREQ" -g --call-graph dwarf,16384 -o "$OUT/$name.data" -- \
-      "$OUT/aiobench" -child "$c" -broker "$BOOT" -child-spec "$topic,$size,$comp,$COUNT,$WARM" >"$OUT/$name.result"
+      "${prefix[@]}" "$OUT/aiobench" -child "$c" -broker "$BOOT" -child-spec "$topic,$size,$comp,$COUNT,$WARM" >"$OUT/$name.result"
     j1=$(jvm_ticks) t1=$(date +%s.%N)
     read -r ns _ < <(sed -n 's/^RESULT //p' "$OUT/$name.result")
     {
@@ -51,8 +54,9 @@ for c in "${CLIENTS[@]}"; do
       echo "measured pass: $(awk -v n="$COUNT" -v ns="$ns" 'BEGIN{printf "%.0f msgs/s (%.2f s)", n/(ns/1e9), ns/1e9}')"
       echo "wall (whole process, under perf): $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f s", b-a}')"
       echo "broker JVM CPU: $(awk -v a="$j0" -v b="$j1" -v hz="$HZ" 'BEGIN{printf "%.2f s", (b-a)/hz}')"
-      echo "perf+client CPU (user sys maxrss KiB): $(cat "$OUT/$name.time")"
+      echo "client CPU$([[ $PERF == 0 ]] || echo ' (+perf)') (user s, sys s, maxrss KiB): $(cat "$OUT/$name.time")"
     } >"$OUT/$name.cpu.txt"
+    [[ $PERF == 0 ]] && { cat "$OUT/$name.cpu.txt" >&2; continue; }
     perf report -i "$OUT/$name.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' >"$OUT/$name.comm.txt" || true
     perf report -i "$OUT/$name.data" --no-children --sort comm,sym --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -80 >"$OUT/$name.sym.txt" || true
     cat "$OUT/$name.cpu.txt" >&2
