@@ -323,9 +323,21 @@ func runChild(name, bootstrap, spec string) int {
 		return 2
 	}
 	f := strings.Split(spec, ",")
-	if len(f) != 5 {
+	if len(f) != 5 && len(f) != 6 {
 		fmt.Fprintf(os.Stderr, "bad -child-spec %q\n", spec)
 		return 2
+	}
+	if len(f) == 6 { // a sixth field: create the topic with that many partitions first (profiling runs)
+		n, _ := strconv.Atoi(f[5])
+		adm, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+		if err == nil {
+			err = createTopic(adm, f[0], n)
+			adm.Close()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "create topic:", err)
+			return 1
+		}
 	}
 	topic = f[0]
 	var w workload

@@ -571,7 +571,7 @@ func main() {
 	pyMax := flag.Int("py-max", 200_000, "-broker: most messages per Python run (the Python clients are slow)")
 	noLat := flag.Bool("no-latency", false, "skip the latency runs")
 	child := flag.String("child", "", "internal: run this one Go client against -broker and print its result")
-	childSpec := flag.String("child-spec", "", "internal: topic,size,compression,count,warm of the -child run")
+	childSpec := flag.String("child-spec", "", "internal: topic,size,compression,count,warm[,partitions] of the -child run (partitions: create the topic first)")
 	flag.Parse()
 
 	if *child != "" {
