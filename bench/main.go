@@ -1,9 +1,17 @@
-// Command bench runs side-by-side producer benchmarks in one process: raw confluent-kafka-go,
-// aioproducer on each engine, franz-go, and a C loop over the same librdkafka as the ceiling. Every run
-// gets a fresh librdkafka mock cluster; the clients of one configuration run interleaved, rep after
-// rep, and the tables report medians.
+// Command bench runs side-by-side producer benchmarks: raw confluent-kafka-go, aioproducer on each
+// engine, franz-go, and a C loop over the same librdkafka as the ceiling. The clients of one
+// configuration run interleaved, rep after rep, and the tables report medians.
+//
+// Without -broker, everything runs in one process and every run gets a fresh librdkafka mock cluster:
 //
 //	cd bench && go run . -reps 5
+//
+// With -broker (a real Kafka cluster; `make bench-kafka` starts one), every run gets a fresh topic with
+// -partitions partitions, each client runs in a process of its own (peak RSS and CPU per client), and
+// the Java producer (kafka-tools' ProducerPerformance, -java-libs) and the Python clients (bench/pyprod.py
+// with confluent-kafka's AIOProducer and Producer, -python) join when their runtimes are there:
+//
+//	cd bench && go run . -broker 127.0.0.1:9092 -reps 3 -works 100/none,1000/lz4 -partitions 1,6
 package main
 
 import (
