@@ -1,9 +1,17 @@
-// Command bench runs side-by-side producer benchmarks in one process: raw confluent-kafka-go,
-// aioproducer on each engine, franz-go, and a C loop over the same librdkafka as the ceiling. Every run
-// gets a fresh librdkafka mock cluster; the clients of one configuration run interleaved, rep after
-// rep, and the tables report medians.
+// Command bench runs side-by-side producer benchmarks: raw confluent-kafka-go, aioproducer on each
+// engine, franz-go, and a C loop over the same librdkafka as the ceiling. The clients of one
+// configuration run interleaved, rep after rep, and the tables report medians.
+//
+// Without -broker, everything runs in one process and every run gets a fresh librdkafka mock cluster:
 //
 //	cd bench && go run . -reps 5
+//
+// With -broker (a real Kafka cluster; `make bench-kafka` starts one), every run gets a fresh topic with
+// -partitions partitions, each client runs in a process of its own (peak RSS and CPU per client), and
+// the Java producer (kafka-tools' ProducerPerformance, -java-libs) and the Python clients (bench/pyprod.py
+// with confluent-kafka's AIOProducer and Producer, -python) join when their runtimes are there:
+//
+//	cd bench && go run . -broker 127.0.0.1:9092 -reps 3 -works 100/none,1000/lz4 -partitions 1,6
 package main
 
 import (
@@ -28,11 +36,9 @@ import (
 	"github.com/seed-f937cf20/aioproducer"
 )
 
-const topic = "bench"
-
-// passes is how many times a throughput run produces its messages on the same client: the first pass
-// warms the client's pools and connections, the last is measured.
-const passes = 2
+// topic is the topic every client produces to: "bench" on the mock cluster, a fresh topic per run
+// against a real broker (set before each run, and in a child process from its flags).
+var topic = "bench"
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -41,9 +47,27 @@ type workload struct {
 	size  int
 	comp  string
 	count int
+	// warm is the message count of the warm-up pass on the same client before the measured one:
+	// count on the mock cluster, fewer against a real broker (-warm).
+	warm int
+	// partitions of the topic: 1 on the mock cluster; against a real broker from -partitions.
+	partitions int
 }
 
-func (w workload) String() string { return fmt.Sprintf("%s/%s", sizeName(w.size), w.comp) }
+func (w workload) String() string {
+	if w.partitions > 1 {
+		return fmt.Sprintf("%s/%s/p%d", sizeName(w.size), w.comp, w.partitions)
+	}
+	return fmt.Sprintf("%s/%s", sizeName(w.size), w.comp)
+}
+
+// passes returns the message counts of the warm-up pass and the measured pass.
+func (w workload) passes() []int {
+	if w.warm <= 0 {
+		return []int{w.count}
+	}
+	return []int{w.warm, w.count}
+}
 
 func sizeName(n int) string {
 	if n >= 1000 && n%1000 == 0 {
@@ -52,13 +76,16 @@ func sizeName(n int) string {
 	return fmt.Sprintf("%dB", n)
 }
 
+// lingerMs is linger.ms for every client: 5, except in the lone-message latency run at linger 0.
+var lingerMs = 5
+
 // settings is the librdkafka configuration every librdkafka-based client gets.
 func settings(bootstrap, comp string) [][2]string {
 	return [][2]string{
 		{"bootstrap.servers", bootstrap},
 		{"acks", "all"},
 		{"enable.idempotence", "true"},
-		{"linger.ms", "5"},
+		{"linger.ms", fmt.Sprint(lingerMs)},
 		{"compression.type", comp},
 	}
 }
@@ -138,12 +165,12 @@ func rawThroughput(bootstrap string, w workload) (time.Duration, uint64, error) 
 	drain(1)
 	var d time.Duration
 	var m uint64
-	for range passes {
+	for _, n := range w.passes() {
 		m0 := mallocs()
 		start := time.Now()
 		done := make(chan struct{})
-		go func() { drain(w.count); close(done) }()
-		for range w.count {
+		go func() { drain(n); close(done) }()
+		for range n {
 			if err := produce(); err != nil {
 				return 0, 0, err
 			}
@@ -164,37 +191,49 @@ func aioProducer(bootstrap, comp string, eng aioproducer.Engine) (*aioproducer.P
 // aioThroughput is Produce + futures from g goroutines, or ProduceBatch (g == 0).
 func aioThroughput(eng aioproducer.Engine, g int) throughputFn {
 	return func(bootstrap string, w workload) (time.Duration, uint64, error) {
-		p, err := aioProducer(bootstrap, w.comp, eng)
-		if err != nil {
-			return 0, 0, err
-		}
-		defer p.Close(context.Background())
-		ctx := context.Background()
-		val := payload(w.size)
-		f, err := p.Produce(ctx, &aioproducer.Message{Topic: topic, Value: val})
-		if err != nil {
-			return 0, 0, err
-		}
-		if _, err := f.Wait(ctx); err != nil {
-			return 0, 0, err
-		}
-		msgs := make([]aioproducer.Message, w.count)
-		ptrs := make([]*aioproducer.Message, w.count)
-		for i := range msgs {
-			msgs[i] = aioproducer.Message{Topic: topic, Value: val}
-			ptrs[i] = &msgs[i]
-		}
-		futs := make([]*aioproducer.Future, w.count)
-		var d time.Duration
-		var m uint64
-		for range passes {
-			var err error
-			if d, m, err = aioPass(p, g, ptrs, futs); err != nil {
-				return 0, 0, err
-			}
-		}
-		return d, m, nil
+		return aioThroughputWith(func() (*aioproducer.Producer, error) { return aioProducer(bootstrap, w.comp, eng) }, g, w)
 	}
+}
+
+func aioThroughputWith(open func() (*aioproducer.Producer, error), g int, w workload) (time.Duration, uint64, error) {
+	p, err := open()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer p.Close(context.Background())
+	ctx := context.Background()
+	val := payload(w.size)
+	f, err := p.Produce(ctx, &aioproducer.Message{Topic: topic, Value: val})
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := f.Wait(ctx); err != nil {
+		return 0, 0, err
+	}
+	msgs := make([]aioproducer.Message, w.count)
+	ptrs := make([]*aioproducer.Message, w.count)
+	for i := range msgs {
+		msgs[i] = aioproducer.Message{Topic: topic, Value: val}
+		ptrs[i] = &msgs[i]
+	}
+	futs := make([]*aioproducer.Future, w.count)
+	var d time.Duration
+	var m uint64
+	for _, n := range w.passes() {
+		var err error
+		if d, m, err = aioPass(p, g, ptrs[:n], futs[:n]); err != nil {
+			return 0, 0, err
+		}
+	}
+	return d, m, nil
+}
+
+// aioDefaultsThroughput is aioproducer as a user gets it: no WithEngine (the batch engine today),
+// Produce + futures from one goroutine.
+func aioDefaultsThroughput(bootstrap string, w workload) (time.Duration, uint64, error) {
+	return aioThroughputWith(func() (*aioproducer.Producer, error) {
+		return aioproducer.New(configMap(bootstrap, w.comp), aioproducer.WithLogger(quiet))
+	}, 1, w)
 }
 
 func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs []*aioproducer.Future) (time.Duration, uint64, error) {
@@ -252,14 +291,17 @@ func franzOpts(bootstrap, comp string) []kgo.Opt {
 	case "zstd":
 		codec = kgo.ZstdCompression()
 	}
-	return []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(bootstrap),
-		kgo.MaxVersions(kversion.V2_3_0()),
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.ProducerLinger(time.Duration(lingerMs) * time.Millisecond),
 		kgo.ProducerBatchCompression(codec),
 	}
+	if mockCluster { // the mock broker answers ApiVersions with versions it cannot serve
+		opts = append(opts, kgo.MaxVersions(kversion.V2_3_0()))
+	}
+	return opts
 }
 
 func franzThroughput(bootstrap string, w workload) (time.Duration, uint64, error) {
@@ -283,11 +325,11 @@ func franzThroughput(bootstrap string, w workload) (time.Duration, uint64, error
 	}
 	var d time.Duration
 	var m uint64
-	for range passes {
+	for _, n := range w.passes() {
 		m0 := mallocs()
 		start := time.Now()
-		wg.Add(w.count)
-		for range w.count {
+		wg.Add(n)
+		for range n {
 			cl.Produce(ctx, &kgo.Record{Value: val}, promise)
 		}
 		wg.Wait()
@@ -449,50 +491,162 @@ func withCluster[T any](fn func(bootstrap string) (T, error)) (T, error) {
 	return fn(mc.BootstrapServers())
 }
 
+// mockCluster is true unless -broker is given.
+var mockCluster = true
+
+// goClients are the in-process throughput clients, by name. Against a real broker each runs in a child
+// process of its own (-child NAME), so that RSS is per client and no client inherits another's heap.
+var goClients = []client{
+	{"raw confluent-kafka-go", rawThroughput},
+	{"aio kafka engine Produce 1g", aioThroughput(aioproducer.EngineKafkaProducer, 1)},
+	{"aio kafka engine Produce 8g", aioThroughput(aioproducer.EngineKafkaProducer, 8)},
+	{"aio kafka engine ProduceBatch", aioThroughput(aioproducer.EngineKafkaProducer, 0)},
+	{"aio batch engine Produce 1g", aioThroughput(aioproducer.EngineBatch, 1)},
+	{"aio batch engine Produce 8g", aioThroughput(aioproducer.EngineBatch, 8)},
+	{"aio batch engine ProduceBatch", aioThroughput(aioproducer.EngineBatch, 0)},
+	{"aio defaults Produce 1g", aioDefaultsThroughput},
+	{"franz-go kgo", franzThroughput},
+	{"C loop (librdkafka)", cThroughput},
+}
+
+// mockClients are the clients of a mock-cluster run (the "aio defaults" row is the batch engine's).
+var mockClients = []string{
+	"raw confluent-kafka-go",
+	"aio kafka engine Produce 1g", "aio kafka engine Produce 8g", "aio kafka engine ProduceBatch",
+	"aio batch engine Produce 1g", "aio batch engine Produce 8g", "aio batch engine ProduceBatch",
+	"franz-go kgo", "C loop (librdkafka)",
+}
+
+var lats = []latClient{
+	{"raw confluent-kafka-go", newRawSender},
+	{"aio kafka engine", func(bs string) (sender, error) {
+		p, err := aioProducer(bs, "none", aioproducer.EngineKafkaProducer)
+		return aioSender{p}, err
+	}},
+	{"aio batch engine", func(bs string) (sender, error) {
+		p, err := aioProducer(bs, "none", aioproducer.EngineBatch)
+		return aioSender{p}, err
+	}},
+	{"franz-go kgo", func(bs string) (sender, error) {
+		cl, err := kgo.NewClient(franzOpts(bs, "none")...)
+		return franzSender{cl}, err
+	}},
+}
+
+func goClient(name string) (client, bool) {
+	for _, c := range goClients {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return client{}, false
+}
+
+// selected reports whether a client runs: -only (a substring) and -clients (comma-separated
+// substrings, any of which matches) both filter.
+func selected(name, only, list string) bool {
+	if only != "" && !strings.Contains(name, only) {
+		return false
+	}
+	if list == "" {
+		return true
+	}
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" && strings.Contains(strings.ToLower(name), strings.ToLower(s)) {
+			return true
+		}
+	}
+	return false
+}
+
 func main() {
 	reps := flag.Int("reps", 5, "repetitions, interleaved")
 	sizes := flag.String("sizes", "100,1000,10000", "message sizes in bytes")
 	comps := flag.String("compression", "none,lz4,zstd", "compression codecs")
-	msgBytes := flag.Int("bytes", 40<<20, "payload bytes per throughput run (count = bytes/size, at most -max)")
-	maxCount := flag.Int("max", 200_000, "most messages per throughput run")
+	worksFlag := flag.String("works", "", "size/codec pairs instead of -sizes × -compression, e.g. 100/none,1000/lz4")
+	msgBytes := flag.Int("bytes", 40<<20, "payload bytes per throughput run (count = bytes/size, at most -max; -broker: 1 GiB)")
+	maxCount := flag.Int("max", 200_000, "most messages per throughput run (-broker: 1000000)")
+	warm := flag.Int("warm", -1, "messages of the warm-up pass before the measured one (default: the same count on the mock cluster, min(count, 100000) with -broker)")
 	loneN := flag.Int("lone", 200, "messages in the lone-message latency run")
 	rate := flag.Int("rate", 5000, "messages per second in the fixed-rate latency run")
 	rateDur := flag.Duration("rate-for", 2*time.Second, "duration of the fixed-rate latency run")
 	only := flag.String("only", "", "run only clients whose name contains this")
+	clientList := flag.String("clients", "", "run only clients whose name contains one of these comma-separated substrings (case-insensitive)")
+	broker := flag.String("broker", "", "bootstrap servers of a real Kafka cluster (default: librdkafka's mock cluster in-process)")
+	parts := flag.String("partitions", "1", "-broker: partitions of the topics, a comma-separated list (a fresh topic per run)")
+	javaLibs := flag.String("java-libs", "", "-broker: directory of the kafka-tools jars for the Java producer rows (skipped when empty or java is missing)")
+	python := flag.String("python", "", "-broker: a python with confluent-kafka installed, for the Python rows (skipped when empty or missing)")
+	pyMax := flag.Int("py-max", 200_000, "-broker: most messages per Python run (the Python clients are slow)")
+	noLat := flag.Bool("no-latency", false, "skip the latency runs")
+	child := flag.String("child", "", "internal: run this one Go client against -broker and print its result")
+	childSpec := flag.String("child-spec", "", "internal: topic,size,compression,count,warm[,partitions] of the -child run (partitions: create the topic first)")
 	flag.Parse()
 
-	clients := []client{
-		{"raw confluent-kafka-go", rawThroughput},
-		{"aio kafka engine Produce 1g", aioThroughput(aioproducer.EngineKafkaProducer, 1)},
-		{"aio kafka engine Produce 8g", aioThroughput(aioproducer.EngineKafkaProducer, 8)},
-		{"aio kafka engine ProduceBatch", aioThroughput(aioproducer.EngineKafkaProducer, 0)},
-		{"aio batch engine Produce 1g", aioThroughput(aioproducer.EngineBatch, 1)},
-		{"aio batch engine Produce 8g", aioThroughput(aioproducer.EngineBatch, 8)},
-		{"aio batch engine ProduceBatch", aioThroughput(aioproducer.EngineBatch, 0)},
-		{"franz-go kgo", franzThroughput},
-		{"C loop (librdkafka)", cThroughput},
+	if *child != "" {
+		mockCluster = false
+		os.Exit(runChild(*child, *broker, *childSpec))
 	}
-	lats := []latClient{
-		{"raw confluent-kafka-go", newRawSender},
-		{"aio kafka engine", func(bs string) (sender, error) {
-			p, err := aioProducer(bs, "none", aioproducer.EngineKafkaProducer)
-			return aioSender{p}, err
-		}},
-		{"aio batch engine", func(bs string) (sender, error) {
-			p, err := aioProducer(bs, "none", aioproducer.EngineBatch)
-			return aioSender{p}, err
-		}},
-		{"franz-go kgo", func(bs string) (sender, error) {
-			cl, err := kgo.NewClient(franzOpts(bs, "none")...)
-			return franzSender{cl}, err
-		}},
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *broker != "" {
+		mockCluster = false
+		if !set["bytes"] {
+			*msgBytes = 1 << 30
+		}
+		if !set["max"] {
+			*maxCount = 1_000_000
+		}
 	}
 	var works []workload
-	for _, s := range strings.Split(*sizes, ",") {
+	partList := []int{1}
+	if !mockCluster {
+		partList = nil
+		for _, s := range strings.Split(*parts, ",") {
+			var n int
+			fmt.Sscan(s, &n)
+			partList = append(partList, max(1, n))
+		}
+	}
+	var pairs [][2]string
+	if *worksFlag != "" {
+		for _, p := range strings.Split(*worksFlag, ",") {
+			sz, c, _ := strings.Cut(p, "/")
+			pairs = append(pairs, [2]string{sz, c})
+		}
+	} else {
+		for _, sz := range strings.Split(*sizes, ",") {
+			for _, c := range strings.Split(*comps, ",") {
+				pairs = append(pairs, [2]string{sz, c})
+			}
+		}
+	}
+	for _, pair := range pairs {
 		var size int
-		fmt.Sscan(s, &size)
-		for _, c := range strings.Split(*comps, ",") {
-			works = append(works, workload{size: size, comp: c, count: min(*maxCount, *msgBytes/size)})
+		fmt.Sscan(pair[0], &size)
+		c := pair[1]
+		for _, np := range partList {
+			w := workload{size: size, comp: c, count: min(*maxCount, *msgBytes/size), partitions: np}
+			w.warm = w.count
+			if !mockCluster {
+				w.warm = min(w.count, 100_000)
+			}
+			if *warm >= 0 {
+				w.warm = min(w.count, *warm)
+			}
+			works = append(works, w)
+		}
+	}
+	if !mockCluster {
+		os.Exit(runBroker(brokerRun{
+			bootstrap: *broker, reps: *reps, works: works, only: *only, clients: *clientList,
+			javaLibs: *javaLibs, python: *python, pyMax: *pyMax, latency: !*noLat, loneN: *loneN,
+			rate: *rate, rateDur: *rateDur,
+		}))
+	}
+	var clients []client
+	for _, name := range mockClients {
+		if c, _ := goClient(name); selected(name, *only, *clientList) {
+			clients = append(clients, c)
 		}
 	}
 
@@ -503,9 +657,6 @@ func main() {
 	for rep := 1; rep <= *reps; rep++ {
 		for _, w := range works {
 			for _, c := range clients {
-				if *only != "" && !strings.Contains(c.name, *only) {
-					continue
-				}
 				type res struct {
 					d time.Duration
 					m uint64
@@ -525,25 +676,17 @@ func main() {
 					float64(w.count)/r.d.Seconds(), float64(r.m)/float64(w.count))
 			}
 		}
+		if *noLat {
+			continue
+		}
 		val := payload(100)
 		for _, lc := range lats {
-			if *only != "" && !strings.Contains(lc.name, *only) {
+			if !selected(lc.name, *only, *clientList) {
 				continue
 			}
 			for _, kind := range []string{"lone", "rate"} {
 				lat, err := withCluster(func(bs string) ([]time.Duration, error) {
-					s, err := lc.open(bs)
-					if err != nil {
-						return nil, err
-					}
-					defer s.close()
-					if _, err := loneLatency(s, 5, val); err != nil { // warm up: connection, metadata
-						return nil, err
-					}
-					if kind == "lone" {
-						return loneLatency(s, *loneN, val)
-					}
-					return rateLatency(s, *rate, *rateDur, val)
+					return latencyRun(lc, bs, kind, val, *loneN, *rate, *rateDur)
 				})
 				if err != nil {
 					fmt.Fprintf(os.Stderr, "rep %d latency %s %s: %v\n", rep, kind, lc.name, err)
@@ -576,6 +719,9 @@ func main() {
 		}
 		fmt.Println()
 	}
+	if *noLat {
+		return
+	}
 	fmt.Printf("## Latency, produce→delivered, 100 B, uncompressed (median over reps of each rep's percentile)\n\n")
 	fmt.Printf("| client | lone p50 | lone p99 | %d msg/s p50 | %d msg/s p99 |\n| --- | ---: | ---: | ---: | ---: |\n", *rate, *rate)
 	for _, lc := range lats {
@@ -591,6 +737,27 @@ func main() {
 		}
 		fmt.Printf("| %s |\n", strings.Join(row, " | "))
 	}
+}
+
+// latencyRun opens lc's sender, warms it up with 5 lone messages (connection, metadata, producer id)
+// and runs one latency measurement: "lone" (linger.ms 5), "lone0" (linger.ms 0) or "rate".
+func latencyRun(lc latClient, bs, kind string, val []byte, loneN, rate int, rateDur time.Duration) ([]time.Duration, error) {
+	if kind == "lone0" {
+		lingerMs = 0
+		defer func() { lingerMs = 5 }()
+	}
+	s, err := lc.open(bs)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	if _, err := loneLatency(s, 5, val); err != nil {
+		return nil, err
+	}
+	if kind == "rate" {
+		return rateLatency(s, rate, rateDur, val)
+	}
+	return loneLatency(s, loneN, val)
 }
 
 func ratio(a, b float64) string {

@@ -12,7 +12,8 @@
 # KAFKA_SECURE_STATE_DIR, KAFKA_SECURE_CONFIG (its secure.json) and KAFKA_SCRIPT
 # set, once per engine (AIOPRODUCER_TEST_ENGINE; KAFKA_TEST_ENGINES, default
 # "kafka batch", lists them), then the serde module's read-back tests on the
-# single broker (KAFKA_TEST_SERDE=0 skips them). Exits non-zero if any run
+# single broker (KAFKA_TEST_SERDE=0 skips them), then a smoke run of bench/ -broker
+# on it (KAFKA_TEST_BENCH=0 skips it). Exits non-zero if any run
 # failed; on a failure, Ctrl-C or SIGTERM the brokers are stopped all the same.
 #
 # Environment: KAFKA_TEST_CLUSTER3=0 skips the 3-node cluster, KAFKA_TEST_SECURE=0
@@ -145,6 +146,20 @@ done
 # of `make serde-py` is there (the test skips otherwise). KAFKA_TEST_SERDE=0 skips them.
 if [[ ${KAFKA_TEST_SERDE:-1} != 0 ]]; then
   run_go "of the serde module" "$REPO_ROOT/serde" -- -race -count=1 -run 'ReadBack|Python' -v ./...
+fi
+# A smoke run of the real-broker benchmark (bench/ -broker): 20k messages, 1 rep, four clients, no
+# latency runs, on the single broker; a few seconds (the build reuses what `make lint` compiled). It
+# checks that the benchmark still works against real Kafka, not the figures. KAFKA_TEST_BENCH=0 skips it.
+if [[ ${KAFKA_TEST_BENCH:-1} != 0 ]]; then
+  t1=$(date +%s)
+  set +e
+  (cd "$REPO_ROOT/bench" && go build -o "$REPO_ROOT/.cache/bench/aiobench-smoke" . &&
+    "$REPO_ROOT/.cache/bench/aiobench-smoke" -broker "$BOOT1" -reps 1 -max 20000 -warm 2000 -works 100/none \
+      -clients 'raw confluent-kafka-go,aio defaults,franz-go,C loop' -no-latency)
+  erc=$?
+  set -e
+  log "bench smoke run exited with $erc after $(($(date +%s) - t1))s"
+  if ((erc != 0)); then rc=$erc; fi
 fi
 log "done after $(($(date +%s) - t0))s in total, status $rc"
 exit "$rc"

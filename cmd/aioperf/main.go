@@ -8,7 +8,8 @@
 //	go run ./cmd/aioperf -count 10000000 -engine batch -rss-every 1000000
 //	go run ./cmd/aioperf -count 300000 -engine batch -png lat.png
 //
-// Without -broker it starts librdkafka's in-process mock cluster.
+// Without -broker it starts librdkafka's in-process mock cluster. With -broker, -partitions N (when given)
+// creates the topic with N partitions first if it does not exist.
 //
 // Latencies are measured from the ProduceFunc call to the delivery callback, in whole microseconds,
 // for delivered messages only. The percentiles and max in the table come from a fixed-size
@@ -63,7 +64,7 @@ func main() {
 func run() error {
 	broker := flag.String("broker", "", "bootstrap servers (default: an in-process mock cluster)")
 	topic := flag.String("topic", "aioperf", "topic")
-	partitions := flag.Int("partitions", 1, "partitions of the topic on the mock cluster")
+	partitions := flag.Int("partitions", 1, "partitions of the topic on the mock cluster; with -broker, if given, the topic is created with this many partitions (replication factor 1) when it does not exist")
 	count := flag.Int("count", 1_000_000, "messages to produce")
 	size := flag.Int("size", 100, "value size in bytes")
 	rate := flag.Int("rate", 0, "messages per second, all goroutines together (0: as fast as possible)")
@@ -95,6 +96,10 @@ func run() error {
 			return err
 		}
 		bootstrap = mc.BootstrapServers()
+	} else if partitionsSet() {
+		if err := createTopic(bootstrap, *topic, *partitions); err != nil {
+			return err
+		}
 	}
 	cm := kafka.ConfigMap{
 		"bootstrap.servers": bootstrap,
@@ -300,4 +305,30 @@ func writeCSV(path string, lat []int64) error {
 		return err
 	}
 	return f.Close()
+}
+
+func partitionsSet() (set bool) {
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "partitions" })
+	return set
+}
+
+// createTopic creates topic with n partitions on a real cluster (replication factor 1), unless it exists.
+func createTopic(bootstrap, topic string, n int) error {
+	adm, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rs, err := adm.CreateTopics(ctx, []kafka.TopicSpecification{{Topic: topic, NumPartitions: n, ReplicationFactor: 1}})
+	if err != nil {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	for _, r := range rs {
+		if c := r.Error.Code(); c != kafka.ErrNoError && c != kafka.ErrTopicAlreadyExists {
+			return fmt.Errorf("create topic %s: %w", topic, r.Error)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# bench-kafka.sh - the side-by-side producer benchmarks (bench/) against a real Apache Kafka broker:
+# starts one KRaft broker with kafka.sh (its own state dir, .cache/kafka/run-bench), runs
+#   bench -broker BOOTSTRAP [flags]
+# and always stops the broker again (trap). The tables go to stdout and to
+# .cache/bench/kafka-<UTC time>.md (and .cache/bench/kafka-latest.md), headed by the command, the
+# commit, the date and the load average; progress lines go to .cache/bench/kafka-<UTC time>.log.
+#
+#   scripts/bench-kafka.sh [bench flags]      e.g. -reps 3 -sizes 100,1000 -compression none,lz4 -partitions 1,6
+#
+# Also fetched on first use, and each row skipped with a note when it cannot be:
+#   the Java producer: kafka-tools 4.4.0 (ProducerPerformance) from Maven Central through
+#     scripts/pom-tools.xml into .cache/kafka/tools-libs (needs java and mvn)
+#   the Python clients: a venv in .cache/bench-py with confluent-kafka from PyPI (BENCH_PY_PACKAGES)
+# Environment: BENCH_KAFKA_PY=0 skips the venv, BENCH_KAFKA_JAVA=0 the Java rows; the KAFKA_* variables
+# of kafka.sh apply to the broker.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+KAFKA_SH=$SCRIPT_DIR/kafka.sh
+CACHE=$REPO_ROOT/.cache
+STATE_DIR=${BENCH_KAFKA_STATE_DIR:-$CACHE/kafka/run-bench}
+TOOLS_POM=$SCRIPT_DIR/pom-tools.xml
+TOOLS_DIR=$CACHE/kafka/tools-libs
+PY_DIR=$CACHE/bench-py
+PY_PACKAGES=${BENCH_PY_PACKAGES:-confluent-kafka==2.16.1}
+OUT_DIR=$CACHE/bench
+
+log() { printf 'bench-kafka: %s\n' "$*" >&2; }
+
+# shellcheck disable=SC2317 # called by the trap
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  log "stopping the broker"
+  KAFKA_STATE_DIR=$STATE_DIR "$KAFKA_SH" down || true
+  exit "$rc"
+}
+
+fetch_tools() {
+  local sum
+  sum=$(sha256sum "$TOOLS_POM" | cut -d' ' -f1)
+  [[ -f $TOOLS_DIR/.pom.sha256 && $(cat "$TOOLS_DIR/.pom.sha256") == "$sum" ]] && return 0
+  command -v mvn >/dev/null 2>&1 || { log "mvn not found: the Java rows will be skipped"; return 1; }
+  log "fetching kafka-tools with Maven (log in $CACHE/kafka/tools-fetch.log)"
+  local tmp
+  tmp=$(mktemp -d "$CACHE/kafka/tools-libs.tmp.XXXXXX")
+  if ! timeout 900 mvn -B -q -f "$TOOLS_POM" dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$tmp" </dev/null >"$CACHE/kafka/tools-fetch.log" 2>&1; then
+    rm -rf "$tmp"
+    log "Maven could not fetch kafka-tools: the Java rows will be skipped"
+    return 1
+  fi
+  echo "$sum" >"$tmp/.pom.sha256"
+  rm -rf "$TOOLS_DIR"
+  mv "$tmp" "$TOOLS_DIR"
+}
+
+make_venv() {
+  [[ -f $PY_DIR/.installed && $(cat "$PY_DIR/.installed") == "$PY_PACKAGES" ]] && return 0
+  command -v python3 >/dev/null 2>&1 || { log "python3 not found: the Python rows will be skipped"; return 1; }
+  log "making a venv in $PY_DIR with $PY_PACKAGES"
+  rm -rf "$PY_DIR"
+  python3 -m venv "$PY_DIR" && "$PY_DIR/bin/pip" install --quiet --disable-pip-version-check "$PY_PACKAGES" &&
+    echo "$PY_PACKAGES" >"$PY_DIR/.installed" || { log "could not make the venv: the Python rows will be skipped"; return 1; }
+}
+
+mkdir -p "$OUT_DIR" "$CACHE/kafka"
+"$KAFKA_SH" fetch
+java_flag=() py_flag=()
+if [[ ${BENCH_KAFKA_JAVA:-1} != 0 ]] && command -v java >/dev/null 2>&1 && fetch_tools; then
+  java_flag=(-java-libs "$TOOLS_DIR")
+fi
+if [[ ${BENCH_KAFKA_PY:-1} != 0 ]] && make_venv; then
+  py_flag=(-python "$PY_DIR/bin/python")
+fi
+log "building bench/"
+(cd "$REPO_ROOT/bench" && go build -o "$OUT_DIR/aiobench" .)
+
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+BOOT=$(KAFKA_STATE_DIR=$STATE_DIR KAFKA_AUTO_CREATE_TOPICS=false "$KAFKA_SH" up)
+log "broker up: $BOOT"
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out=$OUT_DIR/kafka-$stamp.md
+{
+  echo "# bench -broker (real Kafka 4.4.0, one KRaft broker via scripts/kafka.sh)"
+  echo
+  echo "- command: \`scripts/bench-kafka.sh $*\`"
+  echo "- commit: $(git -C "$REPO_ROOT" rev-parse --short HEAD)$(git -C "$REPO_ROOT" diff --quiet HEAD -- . ':!.cache' 2>/dev/null || echo ' (dirty)')"
+  echo "- date: $(date -u '+%F %T') UTC; $(nproc) CPUs; go: $(go env GOVERSION)"
+  echo "- load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo
+} >"$out"
+t0=$(date +%s)
+(cd "$REPO_ROOT/bench" && "$OUT_DIR/aiobench" -broker "$BOOT" "${java_flag[@]}" "${py_flag[@]}" "$@") \
+  >>"$out" 2> >(tee "$OUT_DIR/kafka-$stamp.log" >&2)
+{
+  echo "- load average after: $(cut -d' ' -f1-3 /proc/loadavg); wall time $(($(date +%s) - t0)) s"
+} >>"$out"
+cp "$out" "$OUT_DIR/kafka-latest.md"
+cat "$out"
+log "tables in $out"
