@@ -226,8 +226,7 @@ func runBroker(br brokerRun) int {
 // clients in this process, each on a fresh one-partition topic, interleaved over the reps.
 func brokerLatency(adm *kafka.AdminClient, br brokerRun) {
 	kinds := []string{"lone0", "lone", "rate"}
-	type latKey struct{ kind, client string }
-	latRes := map[latKey][][2]time.Duration{}
+	latRes := latencies{}
 	val := payload(100)
 	seq := 0
 	for rep := 1; rep <= br.reps; rep++ {
@@ -244,14 +243,7 @@ func brokerLatency(adm *kafka.AdminClient, br brokerRun) {
 				}
 				lat, err := latencyRun(lc, br.bootstrap, kind, val, br.loneN, br.rate, br.rateDur)
 				deleteTopic(adm, topic)
-				if err != nil {
-					fmt.Fprintf(os.Stderr, "rep %d latency %s %s: %v\n", rep, kind, lc.name, err)
-					continue
-				}
-				p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99)
-				k := latKey{kind, lc.name}
-				latRes[k] = append(latRes[k], [2]time.Duration{p50, p99})
-				fmt.Fprintf(os.Stderr, "rep %d latency %-5s %-24s p50 %v p99 %v\n", rep, kind, lc.name, p50, p99)
+				latRes.add(rep, kind, lc.name, lat, err)
 			}
 		}
 	}

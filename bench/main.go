@@ -459,6 +459,23 @@ func rateLatency(s sender, rate int, d time.Duration, val []byte) ([]time.Durati
 	return lat, nil
 }
 
+// latencies holds each rep's p50 and p99 of a latency mode ("lone", "rate") and client.
+type latencies map[latKey][][2]time.Duration
+
+type latKey struct{ kind, client string }
+
+// add records one rep's latency run, or reports its error, and prints it.
+func (l latencies) add(rep int, kind, client string, lat []time.Duration, err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rep %d latency %s %s: %v\n", rep, kind, client, err)
+		return
+	}
+	p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99)
+	k := latKey{kind, client}
+	l[k] = append(l[k], [2]time.Duration{p50, p99})
+	fmt.Fprintf(os.Stderr, "rep %d latency %-5s %-24s p50 %v p99 %v\n", rep, kind, client, p50, p99)
+}
+
 func percentile(ds []time.Duration, p float64) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
@@ -652,8 +669,7 @@ func main() {
 
 	type key struct{ work, client string }
 	rates, allocs := map[key][]float64{}, map[key][]float64{}
-	type latKey struct{ kind, client string }
-	latRes := map[latKey][][2]time.Duration{} // per rep: p50, p99
+	latRes := latencies{}
 	for rep := 1; rep <= *reps; rep++ {
 		for _, w := range works {
 			for _, c := range clients {
@@ -688,14 +704,7 @@ func main() {
 				lat, err := withCluster(func(bs string) ([]time.Duration, error) {
 					return latencyRun(lc, bs, kind, val, *loneN, *rate, *rateDur)
 				})
-				if err != nil {
-					fmt.Fprintf(os.Stderr, "rep %d latency %s %s: %v\n", rep, kind, lc.name, err)
-					continue
-				}
-				p50, p99 := percentile(lat, 0.5), percentile(lat, 0.99)
-				k := latKey{kind, lc.name}
-				latRes[k] = append(latRes[k], [2]time.Duration{p50, p99})
-				fmt.Fprintf(os.Stderr, "rep %d latency %-4s %-24s p50 %v p99 %v\n", rep, kind, lc.name, p50, p99)
+				latRes.add(rep, kind, lc.name, lat, err)
 			}
 		}
 	}
