@@ -2,10 +2,12 @@
 // one-line format as bench/rkexp, so bench/rkexp/ab.sh can interleave it with the C experiments and
 // with a realab built at another commit (A/B of an engine change). See bench/rkexp/README.md.
 //
-//	realab -b BOOTSTRAP [-t topic] [-n count] [-s size] [-z codec] [-mode produce|batch] [-parts N] [-keys N] [-engine batch|kafka] [-X k=v]...
+//	realab -b BOOTSTRAP [-t topic] [-n count] [-s size] [-z codec] [-mode produce|batch] [-parts N] [-keys N] [-copies N] [-engine batch|kafka] [-X k=v]...
 //
 // One pass of count messages after a warm-up pass of count/10, from the first produce to the last
-// delivery. Values are bench/'s: one pseudo-random 16-letter payload for every message.
+// delivery. Values are bench/'s: one pseudo-random 16-letter payload for every message (-copies N:
+// the same bytes in N separately allocated slices, message i using copy i % N, so that per-value
+// costs such as pinning are not measured on one object).
 package main
 
 import (
@@ -53,6 +55,7 @@ func main() {
 	mode := flag.String("mode", "produce", "produce (Produce + futures, 1 goroutine) or batch (ProduceBatch of 1000)")
 	parts := flag.Int("parts", 0, "give message i ExplicitPartition(i % parts); 0: no partition (the partitioner's choice)")
 	keys := flag.Int("keys", 0, "give message i the key \"key-<i % keys>\"; 0: no key")
+	copies := flag.Int("copies", 0, "give message i its own copy of the value, copy i % copies; 0: one shared value")
 	engine := flag.String("engine", "batch", "batch or kafka")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured pass")
 	var extra kvs
@@ -75,10 +78,14 @@ func main() {
 	}
 	defer p.Close(context.Background())
 	val := payload(*size)
+	vals := [][]byte{val}
+	for i := 1; i < *copies; i++ {
+		vals = append(vals, append([]byte(nil), val...))
+	}
 	msgs := make([]aioproducer.Message, *count)
 	ptrs := make([]*aioproducer.Message, *count)
 	for i := range msgs {
-		msgs[i] = aioproducer.Message{Topic: *topic, Value: val}
+		msgs[i] = aioproducer.Message{Topic: *topic, Value: vals[i%len(vals)]}
 		if *keys > 0 {
 			msgs[i].Key = fmt.Appendf(nil, "key-%d", i%*keys)
 		}
