@@ -175,3 +175,50 @@ func TestLedgerSeesViolations(t *testing.T) {
 		assert.Contains(t, ls.String(), "DUPLICATED")
 	})
 }
+
+// CheckStats holds the producer's counters to the ledger's, and sees outcomes the ledger was not told.
+func TestLedgerCheckStats(t *testing.T) {
+	f := aioproducertest.NewFake(t)
+	ctx := ctxFor(t, 10*time.Second)
+	l := aioproducertest.NewLedger()
+	for i := range 5 {
+		_, err := l.Produce(ctx, f, &aioproducer.Message{Topic: "t", Value: []byte(strconv.Itoa(i))})
+		require.NoError(t, err)
+	}
+	warm, err := f.Produce(ctx, &aioproducer.Message{Topic: "t", Value: []byte("not in the ledger")})
+	require.NoError(t, err)
+	_, err = warm.Wait(ctx)
+	require.NoError(t, err)
+	require.NoError(t, f.Flush(ctx))
+	require.NoError(t, l.Settle(ctx))
+	require.NoError(t, l.CheckStats(ctx, f.Producer, 1, 0))
+	assert.ErrorContains(t, l.CheckStats(ctx, f.Producer, 0, 0), "Stats.Delivered 6, want 5")
+	assert.ErrorContains(t, l.CheckStats(ctx, f.Producer, 1, 1), "Stats.Failed 0, want 1")
+}
+
+// After Grow, tracking allocates no ledger storage.
+func TestLedgerGrow(t *testing.T) {
+	const n = 1000
+	ms := make([]*aioproducer.Message, n)
+	for i := range ms {
+		ms[i] = &aioproducer.Message{Topic: "t", Headers: make([]aioproducer.Header, 0, 1)}
+	}
+	track := func(grow bool) float64 {
+		return testing.AllocsPerRun(3, func() {
+			l := aioproducertest.NewLedger()
+			if grow {
+				l.Grow(n)
+			}
+			for _, m := range ms {
+				m.Headers = m.Headers[:0]
+				l.Track(m)
+			}
+			if l.Len() != n {
+				t.Fatalf("Len %d, want %d", l.Len(), n)
+			}
+		})
+	}
+	without, with := track(false), track(true)
+	assert.Less(t, with, without, "allocations tracking %d messages after Grow(%d)", n, n)
+	assert.LessOrEqual(t, with, float64(2*n+2), "allocations tracking %d messages after Grow(%d)", n, n)
+}
