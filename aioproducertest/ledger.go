@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,9 +32,17 @@ const LedgerHeader = "aioproducertest-ledger-id"
 // then tell the ledger what Produce said (Accepted, Refused, Future) and every outcome (Report, or the
 // Callback for ProduceFunc). A ledger is safe for concurrent use. Produce order per key is the order
 // of the ids: track the messages of one key from one goroutine, in the order you produce them.
+//
+// Its storage per message is 32 bytes (Grow allocates it up front), plus the errors and each distinct
+// topic and key, so that a test can measure the producer's heap with a ledger of millions of messages.
 type Ledger struct {
 	mu       sync.Mutex
 	entries  []ledgerEntry
+	names    []string                    // the topics and keys, each once
+	nameIdx  map[string]int32            // index in names
+	errs     map[int]error               // the error of each refused or failed message
+	dTopics  map[int]string              // a delivery's topic where it is not the message's
+	last     time.Time                   // when the latest first outcome came
 	futs     map[int]*aioproducer.Future // accepted with a Future, not collected by Settle yet
 	problems []string                    // violations seen as they happened (the first 20)
 	nProblem int
@@ -47,18 +56,64 @@ const (
 	ledgerRefused
 )
 
+// ledgerEntry is one message, kept small: see Ledger.
 type ledgerEntry struct {
-	topic    string
-	key      []byte
+	off      int64 // the first outcome's Delivery.Offset
+	ts       int64 // its Delivery.Timestamp in UnixNano; noTimestamp: the zero Time
+	topic    int32 // the message's, in names
+	key      int32 // in names; noKey: nil or empty
+	part     int32 // Delivery.Partition
+	outcomes uint16
 	state    ledgerState
-	outcomes int
-	d        aioproducer.Delivery
-	err      error
-	at       time.Time // when the first outcome came
 }
 
+const (
+	noKey       = -1
+	noTimestamp = math.MinInt64
+)
+
 // NewLedger returns an empty Ledger.
-func NewLedger() *Ledger { return &Ledger{futs: map[int]*aioproducer.Future{}} }
+func NewLedger() *Ledger {
+	return &Ledger{
+		nameIdx: map[string]int32{}, errs: map[int]error{}, dTopics: map[int]string{},
+		futs: map[int]*aioproducer.Future{},
+	}
+}
+
+// name returns s's index in names, adding it.
+func (l *Ledger) name(s string) int32 {
+	i, ok := l.nameIdx[s]
+	if !ok {
+		i = int32(len(l.names))
+		l.names = append(l.names, s)
+		l.nameIdx[s] = i
+	}
+	return i
+}
+
+// delivery returns the delivery of message id's first outcome.
+func (l *Ledger) delivery(id int) aioproducer.Delivery {
+	e := &l.entries[id]
+	if e.outcomes == 0 {
+		return aioproducer.Delivery{}
+	}
+	d := aioproducer.Delivery{Topic: l.names[e.topic], Partition: e.part, Offset: e.off}
+	if t, ok := l.dTopics[id]; ok {
+		d.Topic = t
+	}
+	if e.ts != noTimestamp {
+		d.Timestamp = time.Unix(0, e.ts)
+	}
+	return d
+}
+
+// keyOf returns message id's key, nil for none.
+func (l *Ledger) keyOf(id int) []byte {
+	if k := l.entries[id].key; k != noKey {
+		return []byte(l.names[k])
+	}
+	return nil
+}
 
 func (l *Ledger) problemf(format string, args ...any) {
 	l.nProblem++
@@ -73,7 +128,11 @@ func (l *Ledger) Track(m *aioproducer.Message) int {
 	defer l.mu.Unlock()
 	id := len(l.entries)
 	m.Headers = append(m.Headers, aioproducer.Header{Key: LedgerHeader, Value: []byte(strconv.Itoa(id))})
-	l.entries = append(l.entries, ledgerEntry{topic: m.Topic, key: append([]byte(nil), m.Key...)})
+	e := ledgerEntry{topic: l.name(m.Topic), key: noKey}
+	if len(m.Key) > 0 {
+		e.key = l.name(string(m.Key))
+	}
+	l.entries = append(l.entries, e)
 	return id
 }
 
@@ -101,7 +160,7 @@ func (l *Ledger) setState(id int, s ledgerState) {
 	}
 	e.state = s
 	if s == ledgerRefused && e.outcomes > 0 {
-		l.problemf("message %d: refused, but it got an outcome (%v)", id, e.err)
+		l.problemf("message %d: refused, but it got an outcome (%v)", id, l.errs[id])
 	}
 }
 
@@ -113,7 +172,7 @@ func (l *Ledger) Accepted(id int) { l.setState(id, ledgerAccepted) }
 func (l *Ledger) Refused(id int, err error) {
 	l.setState(id, ledgerRefused)
 	l.mu.Lock()
-	l.entries[id].err = err
+	l.errs[id] = err
 	l.mu.Unlock()
 }
 
@@ -140,7 +199,9 @@ func (l *Ledger) Report(id int, d aioproducer.Delivery, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e := &l.entries[id]
-	e.outcomes++
+	if e.outcomes < math.MaxUint16 {
+		e.outcomes++
+	}
 	switch {
 	case e.outcomes > 1:
 		l.problemf("message %d: outcome number %d (%v, %v)", id, e.outcomes, d, err)
@@ -148,7 +209,17 @@ func (l *Ledger) Report(id int, d aioproducer.Delivery, err error) {
 	case e.state == ledgerRefused:
 		l.problemf("message %d: refused, but it got an outcome (%v, %v)", id, d, err)
 	}
-	e.d, e.err, e.at = d, err, time.Now()
+	e.part, e.off, e.ts = d.Partition, d.Offset, noTimestamp
+	if !d.Timestamp.IsZero() {
+		e.ts = d.Timestamp.UnixNano()
+	}
+	if d.Topic != l.names[e.topic] {
+		l.dTopics[id] = d.Topic
+	}
+	if err != nil {
+		l.errs[id] = err
+	}
+	l.last = time.Now()
 }
 
 // Produce tracks m and produces it on c with ProduceFunc, the ledger's Callback taking the outcome.
@@ -168,21 +239,14 @@ func (l *Ledger) Produce(ctx context.Context, c aioproducer.Client, m *aioproduc
 func (l *Ledger) Outcome(id int) (aioproducer.Delivery, int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	e := l.entries[id]
-	return e.d, e.outcomes, e.err
+	return l.delivery(id), int(l.entries[id].outcomes), l.errs[id]
 }
 
 // LastOutcome returns when the latest outcome came (the zero time before any).
 func (l *Ledger) LastOutcome() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var last time.Time
-	for _, e := range l.entries {
-		if e.at.After(last) {
-			last = e.at
-		}
-	}
-	return last
+	return l.last
 }
 
 // Settle collects the outcome of every Future recorded, then waits until every accepted message has
@@ -326,7 +390,8 @@ func (l *Ledger) Summary() LedgerSummary {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := LedgerSummary{Tracked: len(l.entries), Failures: map[string]int{}}
-	for _, e := range l.entries {
+	for id, e := range l.entries {
+		err := l.errs[id]
 		switch e.state {
 		case ledgerRefused:
 			s.Refused++
@@ -338,12 +403,12 @@ func (l *Ledger) Summary() LedgerSummary {
 		switch {
 		case e.outcomes == 0:
 			s.Pending++
-		case e.err == nil:
+		case err == nil:
 			s.Delivered++
 		default:
 			s.Failed++
-			s.Failures[ErrorClass(e.err)]++
-			if aioproducer.IsOutcomeUnknown(e.err) {
+			s.Failures[ErrorClass(err)]++
+			if aioproducer.IsOutcomeUnknown(err) {
 				s.Unknown++
 			}
 		}
@@ -427,27 +492,29 @@ func (l *Ledger) CheckLog(recs []Record, o LogCheck) (LogSummary, error) {
 	if o.Foreign >= 0 && s.Foreign != o.Foreign {
 		add("%d records without a ledger id in the log, %d expected", s.Foreign, o.Foreign)
 	}
-	lastOfKey := map[string]int{} // key → the last delivered id, in id order
+	lastOfKey := map[[2]int32]int{} // topic and key → the last delivered id, in id order
 	for id, e := range l.entries {
 		c := len(found[id])
+		err := l.errs[id]
+		d := l.delivery(id)
 		switch {
 		case e.state != ledgerAccepted || e.outcomes == 0:
 			if c > 0 {
 				add("message %d was never accepted, or has no outcome, but is in the log %d times", id, c)
 			}
-		case e.err == nil:
+		case err == nil:
 			at := -1
 			for i, r := range found[id] {
-				if r.Topic == e.d.Topic && r.Partition == e.d.Partition && r.Offset == e.d.Offset {
+				if r.Topic == d.Topic && r.Partition == d.Partition && r.Offset == d.Offset {
 					at = i
 				}
 			}
 			switch {
 			case c == 0:
-				add("delivered message %d (%s[%d]@%d) is not in the log", id, e.d.Topic, e.d.Partition, e.d.Offset)
+				add("delivered message %d (%s[%d]@%d) is not in the log", id, d.Topic, d.Partition, d.Offset)
 			case at < 0:
 				r := found[id][0]
-				add("delivered message %d at %s[%d]@%d is in the log at %s[%d]@%d", id, e.d.Topic, e.d.Partition, e.d.Offset, r.Topic, r.Partition, r.Offset)
+				add("delivered message %d at %s[%d]@%d is in the log at %s[%d]@%d", id, d.Topic, d.Partition, d.Offset, r.Topic, r.Partition, r.Offset)
 			case c == 1:
 				s.DeliveredOnce++
 			case o.AllowDuplicates:
@@ -456,18 +523,18 @@ func (l *Ledger) CheckLog(recs []Record, o LogCheck) (LogSummary, error) {
 			default:
 				add("delivered message %d is in the log %d times", id, c)
 			}
-			if o.IgnoreOrder || e.key == nil {
+			if o.IgnoreOrder || e.key == noKey {
 				continue
 			}
-			k := e.topic + "\x00" + string(e.key)
+			k := [2]int32{e.topic, e.key}
 			if prev, ok := lastOfKey[k]; ok {
-				p := l.entries[prev].d
-				if p.Partition != e.d.Partition || p.Offset > e.d.Offset {
-					add("key %q: message %d at [%d]@%d, after message %d at [%d]@%d", e.key, id, e.d.Partition, e.d.Offset, prev, p.Partition, p.Offset)
+				p := l.delivery(prev)
+				if p.Partition != d.Partition || p.Offset > d.Offset {
+					add("key %q: message %d at [%d]@%d, after message %d at [%d]@%d", l.keyOf(id), id, d.Partition, d.Offset, prev, p.Partition, p.Offset)
 				}
 			}
 			lastOfKey[k] = id
-		case aioproducer.IsOutcomeUnknown(e.err):
+		case aioproducer.IsOutcomeUnknown(err):
 			switch c {
 			case 0:
 				s.UnknownAbsent++
@@ -478,7 +545,7 @@ func (l *Ledger) CheckLog(recs []Record, o LogCheck) (LogSummary, error) {
 			}
 		default:
 			if c > 0 {
-				add("message %d failed (%v) but is in the log %d times", id, e.err, c)
+				add("message %d failed (%v) but is in the log %d times", id, err, c)
 			} else {
 				s.FailedAbsent++
 			}
