@@ -1,9 +1,10 @@
-package aioproducer
+package aioproducer_test
 
 // Reliability tests: "exactly one outcome per accepted message, nothing delivered that was reported
-// failed, nothing hangs, no goroutine left", where it is hardest. Each test counts with the outcome
-// ledger (ledger_test.go) and logs its figures on a line starting with "FIGURES" (RELIABILITY.md
-// quotes them). The slow ones run only without -short; `make test` runs without it.
+// failed, nothing hangs, no goroutine left", where it is hardest. Each test counts with the test kit's
+// outcome ledger (aioproducertest.Ledger) and logs its figures on a line starting with "FIGURES"
+// (RELIABILITY.md quotes them). The slow ones run only without -short; `make test` runs without it.
+// They use the public API, but for a fatal error raised on purpose (export_test.go).
 
 import (
 	"context"
@@ -26,6 +27,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/aioproducertest"
+	"github.com/seed-f937cf20/aioproducer/internal/testenv"
 )
 
 // scaled returns full without -short, else short.
@@ -36,22 +41,18 @@ func scaled(full, short int) int {
 	return full
 }
 
-// relProducer creates a producer for the mock cluster with extra settings and a quiet logger. The test
-// closes it; at cleanup it is closed again (idempotent) in case the test stopped early.
-func relProducer(t testing.TB, bootstrap string, extra kafka.ConfigMap, opts ...Option) *Producer {
+// relCluster starts a mock cluster of one broker (id 1) with topic, of partitions partitions.
+func relCluster(t testing.TB, topic string, partitions int) *aioproducertest.Cluster {
 	t.Helper()
-	cm := kafka.ConfigMap{"bootstrap.servers": bootstrap}
-	for k, v := range extra {
-		cm[k] = v
-	}
-	p, err := New(cm, append([]Option{WithLogger(quietLogger)}, opts...)...)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	})
-	return p
+	return aioproducertest.NewCluster(t, aioproducertest.WithTopic(topic, partitions))
+}
+
+// relProducer creates a producer for c with extra settings, the engine AIOPRODUCER_TEST_ENGINE names
+// and a quiet logger (opts may set another). The test closes it; at cleanup it is closed again
+// (idempotent) in case the test stopped early.
+func relProducer(t testing.TB, c *aioproducertest.Cluster, extra kafka.ConfigMap, opts ...aioproducer.Option) *aioproducer.Producer {
+	t.Helper()
+	return c.NewProducer(t, extra, append([]aioproducer.Option{testenv.Engine(t), aioproducer.WithLogger(itLogger)}, opts...)...)
 }
 
 // tagCounter is a slog handler that counts librdkafka's log lines at info level and above by their
@@ -84,24 +85,142 @@ func (c *tagCounter) Handle(_ context.Context, r slog.Record) error {
 func (c *tagCounter) String() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return "librdkafka log lines by tag " + fmtCounts(c.tags)
+	return fmt.Sprintf("librdkafka log lines by tag %v", c.tags)
+}
+
+// relLedger is the ledger of a test, with the Futures it was given, so that a test can see which are
+// not done yet without waiting (missingFutures).
+type relLedger struct {
+	*aioproducertest.Ledger
+	mu   sync.Mutex
+	futs map[int]*aioproducer.Future
+}
+
+func newRelLedger() *relLedger {
+	return &relLedger{Ledger: aioproducertest.NewLedger(), futs: map[int]*aioproducer.Future{}}
+}
+
+// future records what a call to produce message id returned: f is nil for ProduceFunc and
+// ProduceChan, whose outcome comes by callback or channel.
+func (l *relLedger) future(id int, f *aioproducer.Future, err error) {
+	if err == nil && f == nil {
+		l.Accepted(id)
+		return
+	}
+	l.Future(id, f, err)
+	if err == nil {
+		l.mu.Lock()
+		l.futs[id] = f
+		l.mu.Unlock()
+	}
+}
+
+// missingFutures returns the accepted messages whose futures are not done yet (without waiting).
+func (l *relLedger) missingFutures() []int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []int
+	for id, f := range l.futs {
+		select {
+		case <-f.Done():
+		default:
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// settle waits until every accepted message has its outcome, failing the test, naming the
+// stragglers, if that takes longer than d: a hang.
+func (l *relLedger) settle(t testing.TB, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	require.NoError(t, l.Settle(ctx))
+}
+
+// verify checks, after settle, that every accepted message has exactly one outcome and no refused
+// message has any, and returns the counts.
+func (l *relLedger) verify(t testing.TB) aioproducertest.LedgerSummary {
+	t.Helper()
+	assert.NoError(t, l.Check())
+	return l.Summary()
+}
+
+// verifyStats checks the producer's own counters against the ledger (Ledger.CheckStats): it catches
+// a second outcome handed to a Future (which the ledger cannot see) and a buffer that was not freed.
+// otherDelivered and otherFailed are the outcomes the producer counted for messages outside the
+// ledger.
+func (l *relLedger) verifyStats(t testing.TB, p *aioproducer.Producer, otherDelivered, otherFailed int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, l.CheckStats(ctx, p, otherDelivered, otherFailed))
+}
+
+// outcomeErrors calls fn, after settle, with the error of every message that failed (refused false)
+// or that the producer refused (refused true).
+func (l *relLedger) outcomeErrors(fn func(id int, refused bool, err error)) {
+	for id := range l.Len() {
+		if _, n, err := l.Outcome(id); err != nil {
+			fn(id, n == 0, err)
+		}
+	}
+}
+
+// refusals counts the refused messages by aioproducer.ErrorClass.
+func (l *relLedger) refusals() map[string]int {
+	out := map[string]int{}
+	l.outcomeErrors(func(_ int, refused bool, err error) {
+		if refused {
+			out[aioproducer.ErrorClass(err)]++
+		}
+	})
+	return out
+}
+
+// readLog reads every record of topic back, up to the high watermarks, requiring each to be in one of
+// its partitions.
+func readLog(t testing.TB, c *aioproducertest.Cluster, topic string, partitions int) []aioproducertest.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	recs, err := c.ReadTopic(ctx, topic)
+	require.NoError(t, err, "read back %s", topic)
+	for _, r := range recs {
+		require.Less(t, r.Partition, int32(partitions), "a record of %s outside partitions 0..%d", topic, partitions-1)
+	}
+	return recs
+}
+
+// checkLog reads topic back and checks it against the ledger (Ledger.CheckLog): every delivered
+// message is there exactly once, where its delivery says (with o.AllowDuplicates, at least there);
+// none that failed with a definite error; one whose outcome is unknown at most once; o.Foreign
+// records without a ledger id. The order per key is not checked (o.IgnoreOrder is set): the tests
+// produce a key from several goroutines, or through ways in that do not keep it.
+func (l *relLedger) checkLog(t testing.TB, c *aioproducertest.Cluster, topic string, partitions int, o aioproducertest.LogCheck) aioproducertest.LogSummary {
+	t.Helper()
+	o.IgnoreOrder = true
+	ls, err := l.CheckLog(readLog(t, c, topic, partitions), o)
+	assert.NoError(t, err)
+	return ls
 }
 
 // resultSink drains one result channel for ProduceChan into a ledger.
 type resultSink struct {
-	ch   chan Result
+	ch   chan aioproducer.Result
 	done chan struct{}
 	once sync.Once
 }
 
 // newResultSink starts the drain for p's results. If the test stops early, it is stopped at cleanup,
 // after p is closed.
-func newResultSink(t testing.TB, p *Producer, l *ledger) *resultSink {
-	s := &resultSink{ch: make(chan Result, 1024), done: make(chan struct{})}
+func newResultSink(t testing.TB, p *aioproducer.Producer, l *relLedger) *resultSink {
+	s := &resultSink{ch: make(chan aioproducer.Result, 1024), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		for r := range s.ch {
-			l.outcome(messageID(r.Message), r.Delivery, r.Err)
+			l.Report(messageID(r.Message), r.Delivery, r.Err)
 		}
 	}()
 	t.Cleanup(func() {
@@ -120,16 +239,18 @@ func (s *resultSink) stop() {
 }
 
 // messageID returns the ledger id a message carries.
-func messageID(m *Message) int {
-	for _, h := range m.Headers {
-		if h.Key == ledgerIDHeader {
-			id, err := strconv.Atoi(string(h.Value))
-			if err == nil {
-				return id
-			}
+func messageID(m *aioproducer.Message) int {
+	if v, ok := (aioproducertest.Record{Headers: m.Headers}).Header(aioproducertest.LedgerHeader); ok {
+		if id, err := strconv.Atoi(string(v)); err == nil {
+			return id
 		}
 	}
 	return -1
+}
+
+// relMessage returns a message for topic with key, for the ledger to track.
+func relMessage(topic string, key []byte) *aioproducer.Message {
+	return &aioproducer.Message{Topic: topic, Key: key, Value: []byte("ledger message")}
 }
 
 // produceMode is one of the producer's ways in; produceOne cycles through them.
@@ -143,22 +264,41 @@ const (
 	numModes
 )
 
-// produceOne produces message id with mode and records the result in l.
-func produceOne(ctx context.Context, p *Producer, l *ledger, sink *resultSink, mode produceMode, id int, m *Message) error {
-	var f *Future
+// produceOne tracks m in l, produces it with mode and records the result. It returns m's id.
+func produceOne(ctx context.Context, p *aioproducer.Producer, l *relLedger, sink *resultSink, mode produceMode, m *aioproducer.Message) (int, error) {
+	id := l.Track(m)
+	var f *aioproducer.Future
 	var err error
 	switch mode {
 	case modeFuture:
 		f, err = p.Produce(ctx, m)
 	case modeFunc:
-		err = p.ProduceFunc(ctx, m, l.fn(id))
+		err = p.ProduceFunc(ctx, m, l.Callback(id))
 	case modeChan:
 		err = p.ProduceChan(ctx, m, sink.ch)
 	case modeTry:
 		f, err = p.TryProduce(m)
 	}
-	l.result(id, f, err)
-	return err
+	l.future(id, f, err)
+	return id, err
+}
+
+// produceBatch tracks msgs in l, produces them with ProduceBatch and records the result. It returns
+// the first message's id.
+func produceBatch(ctx context.Context, p *aioproducer.Producer, l *relLedger, msgs []*aioproducer.Message) (int, error) {
+	ids := make([]int, len(msgs))
+	for j, m := range msgs {
+		ids[j] = l.Track(m)
+	}
+	futs, err := p.ProduceBatch(ctx, msgs)
+	for j, id := range ids {
+		if j < len(futs) {
+			l.future(id, futs[j], nil)
+		} else {
+			l.future(id, nil, err)
+		}
+	}
+	return ids[0], err
 }
 
 // figures logs a test's figures on one greppable line.
@@ -178,17 +318,16 @@ func figures(t testing.TB, format string, args ...any) {
 func TestReliabilityBrokerDownMidRunThenUp(t *testing.T) {
 	n := scaled(100_000, 10_000)
 	const topic, partitions, producers = "rel-down-up", 4, 4
-	mc := newMockCluster(t, 1)
-	require.NoError(t, mc.CreateTopic(topic, partitions, 1))
+	cl := relCluster(t, topic, partitions)
 	tags := newTagCounter()
-	p := relProducer(t, mc.BootstrapServers(), kafka.ConfigMap{
+	p := relProducer(t, cl, kafka.ConfigMap{
 		"message.timeout.ms":       120_000,
 		"reconnect.backoff.ms":     20,
 		"reconnect.backoff.max.ms": 200,
-	}, WithMaxBuffered(20_000, 32<<20), WithLogger(slog.New(tags)))
-	l := newLedger(n)
+	}, aioproducer.WithMaxBuffered(20_000, 32<<20), aioproducer.WithLogger(slog.New(tags)))
+	l := newRelLedger()
 	sink := newResultSink(t, p, l)
-	ctx := ctxTimeout(t, 3*time.Minute)
+	ctx := itCtx(t, 3*time.Minute)
 
 	// Two outages: at a third and at two thirds of the run, 1.5 s each.
 	var outage atomic.Int64    // ns the broker was down, in all
@@ -205,9 +344,9 @@ func TestReliabilityBrokerDownMidRunThenUp(t *testing.T) {
 			}
 			downAt[i].Store(int64(p.Stats().Delivered))
 			start := time.Now()
-			assert.NoError(t, mc.SetBrokerDown(1))
+			assert.NoError(t, cl.SetBrokerDown(1))
 			time.Sleep(1500 * time.Millisecond)
-			assert.NoError(t, mc.SetBrokerUp(1))
+			assert.NoError(t, cl.SetBrokerUp(1))
 			outage.Add(int64(time.Since(start)))
 		}
 	}()
@@ -218,10 +357,10 @@ func TestReliabilityBrokerDownMidRunThenUp(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for id := g; id < n; id += producers {
-				m := ledgerMessage(topic, id, []byte("k"+strconv.Itoa(id%97)))
-				mode := produceMode(id/producers) % modeTry // Produce, ProduceFunc, ProduceChan
-				if err := produceOne(ctx, p, l, sink, mode, id, m); err != nil {
+			for i := g; i < n; i += producers {
+				m := relMessage(topic, []byte("k"+strconv.Itoa(i%97)))
+				mode := produceMode(i/producers) % modeTry // Produce, ProduceFunc, ProduceChan
+				if id, err := produceOne(ctx, p, l, sink, mode, m); err != nil {
 					t.Errorf("message %d refused: %v", id, err)
 					return
 				}
@@ -235,13 +374,13 @@ func TestReliabilityBrokerDownMidRunThenUp(t *testing.T) {
 	require.NoError(t, p.Close(ctx))
 	sink.stop()
 	s := l.verify(t)
-	l.verifyStats(t, p, s, 0, 0)
+	l.verifyStats(t, p, 0, 0)
 	require.Equal(t, n, s.Accepted)
 	require.Zero(t, s.Failed, "with message.timeout.ms outlasting the outage nothing should fail: %v", s)
 	require.NotZero(t, outage.Load(), "the broker was never taken down")
 	// A batch the mock broker appended just before going down is appended again when librdkafka
 	// retries it (bugMockDuplicates; seen in 1 of 10 runs): counted, strict with AIOPRODUCER_KNOWN_BUGS=1.
-	ls := l.checkLogTolerating(t, readLog(t, mc.BootstrapServers(), topic, partitions), 0, !knownBugs())
+	ls := l.checkLog(t, cl, topic, partitions, aioproducertest.LogCheck{AllowDuplicates: !knownBugs()})
 	if ls.Duplicated > 0 {
 		t.Logf("%s: %d delivered messages duplicated in the log", bugMockDuplicates, ls.Duplicated)
 	}
@@ -269,18 +408,17 @@ func TestReliabilityRoundTripSpikes(t *testing.T) {
 func testRoundTripSpikes(t *testing.T, topic string, long time.Duration, timeouts bool) {
 	n := scaled(100_000, 10_000)
 	const partitions = 3
-	mc := newMockCluster(t, 1)
-	require.NoError(t, mc.CreateTopic(topic, partitions, 1))
+	cl := relCluster(t, topic, partitions)
 	tags := newTagCounter()
-	p := relProducer(t, mc.BootstrapServers(), kafka.ConfigMap{
+	p := relProducer(t, cl, kafka.ConfigMap{
 		"message.timeout.ms":   120_000,
 		"request.timeout.ms":   800,
 		"socket.timeout.ms":    800, // librdkafka's local timeout of a request in flight
 		"reconnect.backoff.ms": 20,
-	}, WithMaxBuffered(5_000, 16<<20), WithLogger(slog.New(tags)))
-	l := newLedger(n)
+	}, aioproducer.WithMaxBuffered(5_000, 16<<20), aioproducer.WithLogger(slog.New(tags)))
+	l := newRelLedger()
 	sink := newResultSink(t, p, l)
-	ctx := ctxTimeout(t, 3*time.Minute)
+	ctx := itCtx(t, 3*time.Minute)
 
 	stopSpikes := make(chan struct{})
 	spikesDone := make(chan struct{})
@@ -295,18 +433,18 @@ func testRoundTripSpikes(t *testing.T, topic string, long time.Duration, timeout
 		}
 		for i := 0; ; i++ {
 			sp := pattern[i%len(pattern)]
-			assert.NoError(t, mc.SetRoundtripDuration(1, sp.rtt))
+			assert.NoError(t, cl.SetRoundTripDelay(1, sp.rtt))
 			spikes.Add(1)
 			select {
 			case <-stopSpikes:
-				assert.NoError(t, mc.SetRoundtripDuration(1, 0))
+				assert.NoError(t, cl.SetRoundTripDelay(1, 0))
 				return
 			case <-time.After(sp.hold):
 			}
 			if sp.rtt == long {
 				longSpikes.Add(1)
 			}
-			assert.NoError(t, mc.SetRoundtripDuration(1, 0))
+			assert.NoError(t, cl.SetRoundTripDelay(1, 0))
 			select {
 			case <-stopSpikes:
 				return
@@ -316,9 +454,10 @@ func testRoundTripSpikes(t *testing.T, topic string, long time.Duration, timeout
 	}()
 
 	start := time.Now()
-	for id := range n {
-		m := ledgerMessage(topic, id, []byte("k"+strconv.Itoa(id%31)))
-		require.NoError(t, produceOne(ctx, p, l, sink, produceMode(id)%modeTry, id, m))
+	for i := range n {
+		m := relMessage(topic, []byte("k"+strconv.Itoa(i%31)))
+		_, err := produceOne(ctx, p, l, sink, produceMode(i)%modeTry, m)
+		require.NoError(t, err)
 	}
 	// Keep the spikes going until two long ones have passed, then let the rest through.
 	for longSpikes.Load() < 2 && ctx.Err() == nil {
@@ -331,10 +470,10 @@ func testRoundTripSpikes(t *testing.T, topic string, long time.Duration, timeout
 	require.NoError(t, p.Close(ctx))
 	sink.stop()
 	s := l.verify(t)
-	l.verifyStats(t, p, s, 0, 0)
+	l.verifyStats(t, p, 0, 0)
 	require.Zero(t, s.Failed, "%v", s)
 	tolerate := timeouts && !knownBugs()
-	ls := l.checkLogTolerating(t, readLog(t, mc.BootstrapServers(), topic, partitions), 0, tolerate)
+	ls := l.checkLog(t, cl, topic, partitions, aioproducertest.LogCheck{AllowDuplicates: tolerate})
 	if ls.Duplicated > 0 {
 		t.Logf("%s: %d delivered messages duplicated in the log", bugMockDuplicates, ls.Duplicated)
 	}
@@ -348,23 +487,22 @@ func testRoundTripSpikes(t *testing.T, topic string, long time.Duration, timeout
 func TestReliabilityBrokerStaysDownEveryMessageTimesOut(t *testing.T) {
 	n := scaled(4_000, 1_000)
 	const topic = "rel-stays-down"
-	mc := newMockCluster(t, 1)
-	require.NoError(t, mc.CreateTopic(topic, 2, 1))
-	p := relProducer(t, mc.BootstrapServers(), kafka.ConfigMap{
+	cl := relCluster(t, topic, 2)
+	p := relProducer(t, cl, kafka.ConfigMap{
 		"message.timeout.ms":       1000,
 		"reconnect.backoff.ms":     20,
 		"reconnect.backoff.max.ms": 200,
 	})
-	l := newLedger(n)
+	l := newRelLedger()
 	sink := newResultSink(t, p, l)
-	ctx := ctxTimeout(t, time.Minute)
+	ctx := itCtx(t, time.Minute)
 
 	// deliverOne produces value until it is delivered and returns how many tries timed out: with a
 	// message.timeout.ms of 1 s, the first connection and InitProducerId, or the reconnection after
 	// the outage, may take longer on a loaded machine.
 	deliverOne := func(value string) (timedOut int) {
 		for tries := 0; ; tries++ {
-			f, err := p.Produce(ctx, &Message{Topic: topic, Value: []byte(value)})
+			f, err := p.Produce(ctx, &aioproducer.Message{Topic: topic, Value: []byte(value)})
 			require.NoError(t, err)
 			_, err = f.Wait(ctx)
 			if err == nil {
@@ -378,16 +516,17 @@ func TestReliabilityBrokerStaysDownEveryMessageTimesOut(t *testing.T) {
 	}
 	warmFailed := deliverOne("warm-up")
 
-	require.NoError(t, mc.SetBrokerDown(1))
+	require.NoError(t, cl.SetBrokerDown(1))
 	start := time.Now()
-	for id := range n {
-		require.NoError(t, produceOne(ctx, p, l, sink, produceMode(id)%modeTry, id, ledgerMessage(topic, id, nil)))
+	for i := range n {
+		_, err := produceOne(ctx, p, l, sink, produceMode(i)%modeTry, relMessage(topic, nil))
+		require.NoError(t, err)
 	}
 	l.settle(t, 30*time.Second)
 	took := time.Since(start)
 	s := l.verify(t)
 	require.Equal(t, n, s.Failed, "%v", s)
-	if p.cfg.engine == EngineBatch {
+	if testenv.EngineOf(t) == aioproducer.EngineBatch {
 		// It asks librdkafka: none was ever sent with the broker down.
 		require.Zero(t, s.Unknown, "no timeout is outcome unknown: %v", s)
 	} else {
@@ -398,15 +537,15 @@ func TestReliabilityBrokerStaysDownEveryMessageTimesOut(t *testing.T) {
 	// Broker back; the producer stays open: no timed-out message may come back delivered. The
 	// producer must work again: a message produced now may still time out while librdkafka
 	// reconnects (1 s is short on a loaded machine), so try for up to 20 s.
-	require.NoError(t, mc.SetBrokerUp(1))
+	require.NoError(t, cl.SetBrokerUp(1))
 	afterFailed := deliverOne("after")
 	time.Sleep(3 * time.Second)
 	require.NoError(t, p.Close(ctx))
 	sink.stop()
 	s2 := l.verify(t) // a second outcome would be a violation here
 	require.Equal(t, s, s2)
-	l.verifyStats(t, p, s, 2, warmFailed+afterFailed)
-	ls := l.checkLog(t, readLog(t, mc.BootstrapServers(), topic, 2), -1) // warm-up, after (and timed-out afters)
+	l.verifyStats(t, p, 2, warmFailed+afterFailed)
+	ls := l.checkLog(t, cl, topic, 2, aioproducertest.LogCheck{Foreign: -1}) // warm-up, after (and timed-out afters)
 	require.Zero(t, ls.UnknownPresent, "a timed-out message reached the log")
 	figures(t, "%d messages with the broker down, message.timeout.ms 1000: all failed in %v; %v; producer kept open 3 s with the broker up: no second outcome; %v",
 		n, took.Round(time.Millisecond), s, ls)
@@ -423,14 +562,13 @@ func TestReliabilityBrokerStaysDownEveryMessageTimesOut(t *testing.T) {
 func TestReliabilityFatalErrorDuringProduceStorm(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) }) // runs last, after the producer and cluster are gone
 	const topic, partitions, producers, maxPer = "rel-fatal", 2, 8, 50_000
-	mc := newMockCluster(t, 1)
-	require.NoError(t, mc.CreateTopic(topic, partitions, 1))
-	p := relProducer(t, mc.BootstrapServers(), nil, WithMaxBuffered(2_000, 8<<20))
-	l := newLedger(producers * maxPer)
+	cl := relCluster(t, topic, partitions)
+	p := relProducer(t, cl, nil, aioproducer.WithMaxBuffered(2_000, 8<<20))
+	l := newRelLedger()
 	sink := newResultSink(t, p, l)
-	ctx := ctxTimeout(t, time.Minute)
+	ctx := itCtx(t, time.Minute)
 
-	require.NoError(t, mc.SetRoundtripDuration(1, 30*time.Millisecond))
+	require.NoError(t, cl.SetRoundTripDelay(1, 30*time.Millisecond))
 	var wg sync.WaitGroup
 	var afterFatal atomic.Int64 // calls refused after the fatal error
 	var fatalRaised atomic.Bool
@@ -439,13 +577,12 @@ func TestReliabilityFatalErrorDuringProduceStorm(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range maxPer {
-				id := g*maxPer + i
-				err := produceOne(ctx, p, l, sink, produceMode(i)%numModes, id, ledgerMessage(topic, id, []byte{byte(g)}))
+				id, err := produceOne(ctx, p, l, sink, produceMode(i)%numModes, relMessage(topic, []byte{byte(g)}))
 				switch {
 				case err == nil:
-				case errors.Is(err, ErrBufferFull):
+				case errors.Is(err, aioproducer.ErrBufferFull):
 					time.Sleep(time.Millisecond)
-				case errors.Is(err, ErrFatal):
+				case errors.Is(err, aioproducer.ErrFatal):
 					if afterFatal.Add(1) > 1000 {
 						return
 					}
@@ -460,7 +597,7 @@ func TestReliabilityFatalErrorDuringProduceStorm(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	held := p.Stats()
-	raiseTestFatal(p, kafka.ErrOutOfOrderSequenceNumber, "reliability test fatal error")
+	aioproducer.RaiseTestFatal(p, kafka.ErrOutOfOrderSequenceNumber, "reliability test fatal error")
 	fatalRaised.Store(true)
 	wg.Wait()
 	l.settle(t, 30*time.Second)
@@ -471,20 +608,20 @@ func TestReliabilityFatalErrorDuringProduceStorm(t *testing.T) {
 	assert.Less(t, closeTook, 5*time.Second, "Close after a fatal error")
 	sink.stop()
 	s := l.verify(t)
-	l.verifyStats(t, p, s, 0, 0)
-	for class, c := range s.Failures {
-		assert.Contains(t, class, "ErrFatal", "%d messages failed with %s", c, class)
-	}
-	for class, c := range s.Rejections {
-		if class != "ErrBufferFull" {
-			assert.Contains(t, class, "ErrFatal", "%d calls refused with %s", c, class)
+	l.verifyStats(t, p, 0, 0)
+	l.outcomeErrors(func(id int, refused bool, err error) {
+		switch {
+		case !refused:
+			assert.ErrorIs(t, err, aioproducer.ErrFatal, "message %d failed", id)
+		case !errors.Is(err, aioproducer.ErrBufferFull):
+			assert.ErrorIs(t, err, aioproducer.ErrFatal, "message %d refused", id)
 		}
-	}
+	})
 	require.NotZero(t, s.Failed, "the fatal error failed no outstanding message")
-	_, err := p.Produce(ctx, &Message{Topic: topic})
-	require.ErrorIs(t, err, ErrFatal, "Produce after the fatal error and Close")
-	require.NoError(t, mc.SetRoundtripDuration(1, 0))
-	ls := l.checkLog(t, readLog(t, mc.BootstrapServers(), topic, partitions), 0)
+	_, err := p.Produce(ctx, &aioproducer.Message{Topic: topic})
+	require.ErrorIs(t, err, aioproducer.ErrFatal, "Produce after the fatal error and Close")
+	require.NoError(t, cl.SetRoundTripDelay(1, 0))
+	ls := l.checkLog(t, cl, topic, partitions, aioproducertest.LogCheck{})
 	figures(t, "%d producers, fatal error raised with %d held (%d delivered): %v; Close took %v; %v; goleak clean",
 		producers, held.HeldMessages, held.Delivered, s, closeTook.Round(time.Millisecond), ls)
 }
@@ -541,8 +678,15 @@ type loadRun struct {
 	baseline, peak  uint64 // heap object bytes before the run and at its peak
 	queueFullWaits  uint64
 	meanBatch       float64
-	summary         ledgerSummary
+	summary         aioproducertest.LedgerSummary
 	peakHeldMessage int64
+}
+
+// grownLedger returns a ledger with room for n messages.
+func grownLedger(n int) *relLedger {
+	l := newRelLedger()
+	l.Grow(n)
+	return l
 }
 
 func (r loadRun) growth() uint64 { return r.peak - r.baseline }
@@ -557,15 +701,15 @@ func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 
 // runLoad produces n small messages from 64 goroutines with small buffers (the producer's 2048
 // messages / 256 KiB, librdkafka's 1000 messages) and callbacks only (so the test itself keeps nothing
-// per message but the ledger's dense arrays, allocated before the baseline), and waits for every
-// outcome, failing if none arrives for 30 s (a deadlock).
-func runLoad(t *testing.T, bootstrap, topic string, l *ledger, n int) loadRun {
+// per message but the ledger's entries, allocated before the baseline: Ledger.Grow), and waits for
+// every outcome, failing if none arrives for 30 s (a deadlock).
+func runLoad(t *testing.T, cl *aioproducertest.Cluster, topic string, l *relLedger, n int) loadRun {
 	const producers = 64
-	p := relProducer(t, bootstrap, kafka.ConfigMap{
+	p := relProducer(t, cl, kafka.ConfigMap{
 		"queue.buffering.max.messages": 1000,
 		"linger.ms":                    2,
-	}, WithMaxBuffered(2048, 256<<10), WithBatchSize(256))
-	ctx := ctxTimeout(t, 10*time.Minute)
+	}, aioproducer.WithMaxBuffered(2048, 256<<10), aioproducer.WithBatchSize(256))
+	ctx := itCtx(t, 10*time.Minute)
 
 	runtime.GC()
 	runtime.GC()
@@ -606,19 +750,16 @@ func runLoad(t *testing.T, bootstrap, topic string, l *ledger, n int) loadRun {
 		go func() {
 			defer wg.Done()
 			for {
-				id := int(next.Add(1) - 1)
-				if id >= n {
+				i := int(next.Add(1) - 1)
+				if i >= n {
 					return
 				}
-				ids := strconv.Itoa(id)
 				// A value of its own: the producer reads it until the outcome.
-				m := &Message{Topic: topic, Value: []byte("load " + ids), Headers: []Header{{Key: ledgerIDHeader, Value: []byte(ids)}}}
-				if err := p.ProduceFunc(ctx, m, l.fn(id)); err != nil {
-					l.rejected(id, err)
+				m := &aioproducer.Message{Topic: topic, Value: []byte("load " + strconv.Itoa(i))}
+				if id, err := l.Produce(ctx, p, m); err != nil {
 					t.Errorf("message %d refused: %v", id, err)
 					return
 				}
-				l.accepted(id)
 			}
 		}()
 	}
@@ -635,7 +776,7 @@ func runLoad(t *testing.T, bootstrap, topic string, l *ledger, n int) loadRun {
 	l.settle(t, time.Minute)
 	r.summary = l.verify(t)
 	require.Equal(t, n, r.summary.Delivered, "%v", r.summary)
-	l.verifyStats(t, p, r.summary, 0, 0)
+	l.verifyStats(t, p, 0, 0)
 	require.LessOrEqual(t, r.peakHeldMessage, int64(2048), "WithMaxBuffered bound")
 	return r
 }
@@ -651,14 +792,14 @@ func TestReliabilityLoadSmallBuffersBoundedHeap(t *testing.T) {
 		require.NoError(t, err, "AIOPRODUCER_LOAD_MESSAGES")
 		n = v
 	}
-	mc := newMockCluster(t, 1)
-	require.NoError(t, mc.CreateTopic("rel-load-small", 8, 1))
-	require.NoError(t, mc.CreateTopic("rel-load-big", 8, 1))
+	cl := aioproducertest.NewCluster(t)
+	require.NoError(t, cl.CreateTopic("rel-load-small", 8))
+	require.NoError(t, cl.CreateTopic("rel-load-big", 8))
 	// One ledger size for both runs, allocated before either baseline: the test's own live heap is
 	// the same in both, so their peaks compare the producer's.
-	small := runLoad(t, mc.BootstrapServers(), "rel-load-small", newLedger(n), n/4)
-	lBig := newLedger(n)
-	big := runLoad(t, mc.BootstrapServers(), "rel-load-big", lBig, n)
+	small := runLoad(t, cl, "rel-load-small", grownLedger(n), n/4)
+	lBig := grownLedger(n)
+	big := runLoad(t, cl, "rel-load-big", lBig, n)
 	t.Logf("small run: %v", small)
 	t.Logf("big run:   %v", big)
 	// The bound: the big run's peak heap growth is at most 1.5x the small run's plus 8 MiB of GC
@@ -684,18 +825,18 @@ func TestReliabilityLoadSmallBuffersBoundedHeap(t *testing.T) {
 func TestReliabilityCloseDuringProduceStorm(t *testing.T) {
 	rounds := scaled(12, 2)
 	const producers, maxPer, partitions = 16, 20_000, 3
-	mc := newMockCluster(t, 1)
-	total := ledgerSummary{Failures: map[string]int{}, Rejections: map[string]int{}}
+	cl := aioproducertest.NewCluster(t)
+	total, totalRefusals := aioproducertest.LedgerSummary{Failures: map[string]int{}}, map[string]int{}
 	records := 0
 	for round := range rounds {
 		topic := "rel-close-storm-" + strconv.Itoa(round)
-		require.NoError(t, mc.CreateTopic(topic, partitions, 1))
-		p := relProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"linger.ms": 1}, WithMaxBuffered(200, 1<<20), WithBatchSize(50))
-		l := newLedger(producers*maxPer + 16)
+		require.NoError(t, cl.CreateTopic(topic, partitions))
+		p := relProducer(t, cl, kafka.ConfigMap{"linger.ms": 1}, aioproducer.WithMaxBuffered(200, 1<<20), aioproducer.WithBatchSize(50))
+		l := newRelLedger()
 		sink := newResultSink(t, p, l)
-		ctx := ctxTimeout(t, time.Minute)
+		ctx := itCtx(t, time.Minute)
 		if round%2 == 1 { // odd rounds: the producer is warm, so Close meets a full flow
-			f, err := p.Produce(ctx, &Message{Topic: topic, Value: []byte("warm-up")})
+			f, err := p.Produce(ctx, &aioproducer.Message{Topic: topic, Value: []byte("warm-up")})
 			require.NoError(t, err)
 			_, err = f.Wait(ctx)
 			require.NoError(t, err)
@@ -710,30 +851,22 @@ func TestReliabilityCloseDuringProduceStorm(t *testing.T) {
 				defer wg.Done()
 				rng := rand.New(rand.NewPCG(uint64(round), uint64(g)))
 				for i := 0; i < maxPer; {
-					id := g*maxPer + i
+					var id int // the first message's, of a batch
 					var err error
 					if rng.IntN(5) == 4 && i+5 <= maxPer { // ProduceBatch of 5
-						msgs := make([]*Message, 5)
+						msgs := make([]*aioproducer.Message, 5)
 						for j := range msgs {
-							msgs[j] = ledgerMessage(topic, id+j, []byte{byte(g)})
+							msgs[j] = relMessage(topic, []byte{byte(g)})
 						}
-						var futs []*Future
-						futs, err = p.ProduceBatch(ctx, msgs)
-						for j := range msgs {
-							if j < len(futs) {
-								l.result(id+j, futs[j], nil)
-							} else {
-								l.result(id+j, nil, err)
-							}
-						}
+						id, err = produceBatch(ctx, p, l, msgs)
 						i += 5
 					} else {
-						err = produceOne(ctx, p, l, sink, produceMode(rng.IntN(int(numModes))), id, ledgerMessage(topic, id, []byte{byte(g)}))
+						id, err = produceOne(ctx, p, l, sink, produceMode(rng.IntN(int(numModes))), relMessage(topic, []byte{byte(g)}))
 						i++
 					}
 					switch {
-					case err == nil, errors.Is(err, ErrBufferFull):
-					case errors.Is(err, ErrClosed):
+					case err == nil, errors.Is(err, aioproducer.ErrBufferFull):
+					case errors.Is(err, aioproducer.ErrClosed):
 						return
 					default:
 						t.Errorf("message %d: unexpected refusal %v", id, err)
@@ -752,9 +885,9 @@ func TestReliabilityCloseDuringProduceStorm(t *testing.T) {
 				cancel()
 				flushes++
 				if err != nil {
-					flushErrs[errClass(err)]++
+					flushErrs[aioproducer.ErrorClass(err)]++
 				}
-				if errors.Is(err, ErrClosed) {
+				if errors.Is(err, aioproducer.ErrClosed) {
 					return
 				}
 				if err != nil {
@@ -784,61 +917,45 @@ func TestReliabilityCloseDuringProduceStorm(t *testing.T) {
 		<-flushDone
 
 		// Every way in is closed, and a refused call gets no outcome.
-		base := producers * maxPer
 		for mode := range numModes {
-			id := base + int(mode)
-			err := produceOne(ctx, p, l, sink, mode, id, ledgerMessage(topic, id, nil))
-			if l.stateOf(id) == ledgerAccepted {
+			id, err := produceOne(ctx, p, l, sink, mode, relMessage(topic, nil))
+			if _, _, recorded := l.Outcome(id); recorded == nil { // a refused message's is Produce's error
 				t.Errorf("mode %d accepted a message after Close", mode)
 			}
-			require.ErrorIs(t, err, ErrClosed, "mode %d after Close", mode)
+			require.ErrorIs(t, err, aioproducer.ErrClosed, "mode %d after Close", mode)
 		}
-		_, err = p.ProduceBatch(ctx, []*Message{ledgerMessage(topic, base+5, nil)})
-		require.ErrorIs(t, err, ErrClosed)
-		require.ErrorIs(t, p.Flush(ctx), ErrClosed)
+		_, err = produceBatch(ctx, p, l, []*aioproducer.Message{relMessage(topic, nil)})
+		require.ErrorIs(t, err, aioproducer.ErrClosed)
+		require.ErrorIs(t, p.Flush(ctx), aioproducer.ErrClosed)
 		require.NoError(t, p.Close(ctx), "a third Close")
 
 		sink.stop()
 		l.settle(t, 5*time.Second) // result-channel outcomes still in the drain goroutine
 		s := l.verify(t)
-		l.verifyStats(t, p, s, warm, 0)
+		l.verifyStats(t, p, warm, 0)
 		for class, c := range s.Failures {
 			t.Errorf("round %d: %d messages failed with %s: a clean Close must deliver everything", round, c, class)
 		}
-		for class := range s.Rejections {
-			if class != "ErrClosed" && class != "ErrBufferFull" {
-				t.Errorf("round %d: refusal %s", round, class)
+		l.outcomeErrors(func(id int, refused bool, err error) {
+			if refused && !errors.Is(err, aioproducer.ErrClosed) && !errors.Is(err, aioproducer.ErrBufferFull) {
+				t.Errorf("round %d: message %d refused with %v", round, id, err)
 			}
-		}
-		ls := l.checkLog(t, readLog(t, mc.BootstrapServers(), topic, partitions), warm)
+		})
+		ls := l.checkLog(t, cl, topic, partitions, aioproducertest.LogCheck{Foreign: warm})
 		records += ls.Records
-		t.Logf("round %d: %v; %d flushes (%s); %v", round, s, flushes, fmtCounts(flushErrs), ls)
-		total.Tried += s.Tried
+		refused := l.refusals()
+		t.Logf("round %d: %v %v; %d flushes (%v); %v", round, s, refused, flushes, flushErrs, ls)
+		total.Tracked += s.Tracked
 		total.Accepted += s.Accepted
 		total.Delivered += s.Delivered
 		total.Failed += s.Failed
-		total.Rejected += s.Rejected
-		for k, v := range s.Rejections {
-			total.Rejections[k] += v
+		total.Refused += s.Refused
+		for k, v := range refused {
+			totalRefusals[k] += v
 		}
 	}
-	figures(t, "%d rounds x 16 producers, WithMaxBuffered(200), Close at 20-250ms (odd rounds after a warm-up) racing a second Close and a Flush loop: %v; log records %d, each delivered message once",
-		rounds, total, records)
-}
-
-// missingFutures returns the accepted messages whose futures are not done yet (without waiting).
-func (l *ledger) missingFutures() []int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []int
-	for id, f := range l.futs {
-		select {
-		case <-f.Done():
-		default:
-			out = append(out, id)
-		}
-	}
-	return out
+	figures(t, "%d rounds x 16 producers, WithMaxBuffered(200), Close at 20-250ms (odd rounds after a warm-up) racing a second Close and a Flush loop: %v, refusals %v; log records %d, each delivered message once",
+		rounds, total, totalRefusals, records)
 }
 
 // TestReliabilityCloseContextExpiresMidFlush closes, with a 300 ms context, a producer whose broker
@@ -850,21 +967,21 @@ func (l *ledger) missingFutures() []int {
 func TestReliabilityCloseContextExpiresMidFlush(t *testing.T) {
 	n := scaled(6_000, 2_000)
 	const topic, partitions = "rel-close-mid-flush", 2
-	mc := newMockCluster(t, 1)
-	require.NoError(t, mc.CreateTopic(topic, partitions, 1))
-	p := relProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"message.timeout.ms": 60_000}, WithMaxBuffered(n, 16<<20))
-	l := newLedger(n)
+	cl := relCluster(t, topic, partitions)
+	p := relProducer(t, cl, kafka.ConfigMap{"message.timeout.ms": 60_000}, aioproducer.WithMaxBuffered(n, 16<<20))
+	l := newRelLedger()
 	sink := newResultSink(t, p, l)
-	ctx := ctxTimeout(t, time.Minute)
+	ctx := itCtx(t, time.Minute)
 
-	warm, err := p.Produce(ctx, &Message{Topic: topic, Value: []byte("warm-up")})
+	warm, err := p.Produce(ctx, &aioproducer.Message{Topic: topic, Value: []byte("warm-up")})
 	require.NoError(t, err)
 	_, err = warm.Wait(ctx)
 	require.NoError(t, err)
 
-	require.NoError(t, mc.SetRoundtripDuration(1, 2*time.Second))
-	for id := range n {
-		require.NoError(t, produceOne(ctx, p, l, sink, produceMode(id)%modeTry, id, ledgerMessage(topic, id, nil)))
+	require.NoError(t, cl.SetRoundTripDelay(1, 2*time.Second))
+	for i := range n {
+		_, err := produceOne(ctx, p, l, sink, produceMode(i)%modeTry, relMessage(topic, nil))
+		require.NoError(t, err)
 	}
 	flushErr := make(chan error, 1)
 	go func() { flushErr <- p.Flush(ctx) }()
@@ -888,26 +1005,29 @@ func TestReliabilityCloseContextExpiresMidFlush(t *testing.T) {
 	}
 	again, err2 := p.Close(context.Background()), p.Flush(ctx)
 	require.Equal(t, closeErr, again, "a second Close")
-	require.ErrorIs(t, err2, ErrClosed)
-	_, err = p.Produce(ctx, ledgerMessage(topic, 0, nil))
-	require.ErrorIs(t, err, ErrClosed)
+	require.ErrorIs(t, err2, aioproducer.ErrClosed)
+	_, err = produceOne(ctx, p, l, sink, modeFuture, relMessage(topic, nil))
+	require.ErrorIs(t, err, aioproducer.ErrClosed)
 
 	sink.stop()
 	l.settle(t, 5*time.Second)
 	s := l.verify(t)
-	l.verifyStats(t, p, s, 1, 0)
-	for class, c := range s.Failures {
-		// Purged in flight: it may be in the log, so not ErrClosed ("not sent"), but outcome unknown.
-		if strings.HasPrefix(class, "Local: Purged in flight") {
-			assert.NotContains(t, class, "ErrClosed", "%d messages failed with %s", c, class)
-			continue
+	l.verifyStats(t, p, 1, 0)
+	l.outcomeErrors(func(id int, refused bool, err error) {
+		var ke kafka.Error
+		switch {
+		case refused:
+		case errors.As(err, &ke) && ke.Code() == kafka.ErrPurgeInflight:
+			// Purged in flight: it may be in the log, so not ErrClosed ("not sent"), but outcome unknown.
+			assert.NotErrorIs(t, err, aioproducer.ErrClosed, "message %d failed", id)
+		default:
+			assert.ErrorIs(t, err, aioproducer.ErrClosed, "message %d failed", id)
 		}
-		assert.Contains(t, class, "ErrClosed", "%d messages failed with %s", c, class)
-	}
+	})
 	// Let the broker answer what it was sent, then read the log.
-	require.NoError(t, mc.SetRoundtripDuration(1, 0))
+	require.NoError(t, cl.SetRoundTripDelay(1, 0))
 	time.Sleep(3 * time.Second)
-	ls := l.checkLog(t, readLog(t, mc.BootstrapServers(), topic, partitions), 1)
+	ls := l.checkLog(t, cl, topic, partitions, aioproducertest.LogCheck{Foreign: 1})
 	figures(t, "%d messages held with a 2 s broker round trip, Close(300ms) returned %v after %v; waiting Flush returned nil; %v; %v",
 		n, closeErr, closeTook.Round(time.Millisecond), s, ls)
 }
@@ -920,10 +1040,11 @@ func TestReliabilityCloseContextExpiresMidFlush(t *testing.T) {
 func TestReliabilityContextCancelStormOnFullBuffer(t *testing.T) {
 	const producers, buffer = 64, 8
 	per := scaled(300, 60)
-	fe := newFakeEngine(false)
-	p := newFakeProducer(t, fe, WithMaxBuffered(buffer, 1<<20), WithBatchSize(4))
-	l := newLedger(producers * per)
-	ctx := ctxTimeout(t, 2*time.Minute)
+	fe := aioproducertest.NewFake(t, aioproducertest.ManualCompletion(),
+		aioproducertest.WithProducerOptions(aioproducer.WithMaxBuffered(buffer, 1<<20), aioproducer.WithBatchSize(4)))
+	p := fe.Producer
+	l := newRelLedger()
+	ctx := itCtx(t, 2*time.Minute)
 
 	trickleStop := make(chan struct{})
 	trickleDone := make(chan struct{})
@@ -936,7 +1057,7 @@ func TestReliabilityContextCancelStormOnFullBuffer(t *testing.T) {
 				return
 			case <-time.After(100 * time.Microsecond):
 			}
-			fe.deliver(1)
+			fe.Complete(1)
 			trickles++
 		}
 	}()
@@ -949,7 +1070,6 @@ func TestReliabilityContextCancelStormOnFullBuffer(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(g), 7))
 			for i := 0; i < per; {
-				id := g*per + i
 				cctx, cancel := context.WithCancel(ctx)
 				switch rng.IntN(3) { // end the context at once, soon, or let a random timer do it
 				case 0:
@@ -959,28 +1079,18 @@ func TestReliabilityContextCancelStormOnFullBuffer(t *testing.T) {
 				default:
 					cctx, cancel = context.WithTimeout(cctx, time.Duration(rng.IntN(3000))*time.Microsecond)
 				}
+				var id int
 				var err error
 				switch mode := rng.IntN(3); {
 				case mode == 2 && i+3 <= per:
-					msgs := []*Message{ledgerMessage("a", id, nil), ledgerMessage("b", id+1, nil), ledgerMessage("a", id+2, nil)}
-					var futs []*Future
-					futs, err = p.ProduceBatch(cctx, msgs)
-					for j := range msgs {
-						if j < len(futs) {
-							l.result(id+j, futs[j], nil)
-						} else {
-							l.result(id+j, nil, err)
-						}
-					}
+					msgs := []*aioproducer.Message{relMessage("a", nil), relMessage("b", nil), relMessage("a", nil)}
+					id, err = produceBatch(cctx, p, l, msgs)
 					i += 3
 				case mode == 1:
-					err = p.ProduceFunc(cctx, ledgerMessage("b", id, nil), l.fn(id))
-					l.result(id, nil, err)
+					id, err = produceOne(cctx, p, l, nil, modeFunc, relMessage("b", nil))
 					i++
 				default:
-					var f *Future
-					f, err = p.Produce(cctx, ledgerMessage("a", id, nil))
-					l.result(id, f, err)
+					id, err = produceOne(cctx, p, l, nil, modeFuture, relMessage("a", nil))
 					i++
 				}
 				cancel()
@@ -997,21 +1107,21 @@ func TestReliabilityContextCancelStormOnFullBuffer(t *testing.T) {
 	l.settle(t, 10*time.Second)
 	took := time.Since(start)
 	s := l.verify(t)
-	l.verifyStats(t, p, s, 0, 0)
-	require.NotZero(t, s.Rejected, "no context ended while blocked: %v", s)
+	l.verifyStats(t, p, 0, 0)
+	require.NotZero(t, s.Refused, "no context ended while blocked: %v", s)
 	require.NotZero(t, s.Accepted, "%v", s)
 
 	// All the room is back and no waiter is left: the buffer takes exactly 8 at once.
-	var last []*Future
+	var last []*aioproducer.Future
 	for i := range buffer {
-		f, err := p.TryProduce(&Message{Topic: "a", Value: []byte(strconv.Itoa(i))})
+		f, err := p.TryProduce(&aioproducer.Message{Topic: "a", Value: []byte(strconv.Itoa(i))})
 		require.NoError(t, err, "TryProduce %d into an empty buffer of %d", i, buffer)
 		last = append(last, f)
 	}
-	_, err := p.TryProduce(&Message{Topic: "a"})
-	require.ErrorIs(t, err, ErrBufferFull)
-	require.Eventually(t, func() bool { return fe.pendingCount() == buffer }, 5*time.Second, time.Millisecond)
-	fe.deliver(-1)
+	_, err := p.TryProduce(&aioproducer.Message{Topic: "a"})
+	require.ErrorIs(t, err, aioproducer.ErrBufferFull)
+	require.Eventually(t, func() bool { return fe.Outstanding() == buffer }, 5*time.Second, time.Millisecond)
+	fe.CompleteAll()
 	for _, f := range last {
 		_, err := f.Wait(ctx)
 		require.NoError(t, err)
@@ -1045,14 +1155,11 @@ func fuzzTopicOK(s string) bool {
 // message (a canary) every time.
 func FuzzProducerMessage(f *testing.F) {
 	const topic, partitions, maxMsgBytes, bufBytes = "fz", 3, 20_000, 64 << 10
-	mc, err := kafka.NewMockCluster(1)
-	require.NoError(f, err)
-	f.Cleanup(mc.Close)
-	require.NoError(f, mc.CreateTopic(topic, partitions, 1))
-	p := relProducer(f, mc.BootstrapServers(), kafka.ConfigMap{"message.max.bytes": maxMsgBytes, "linger.ms": 0},
-		WithMaxBuffered(1000, bufBytes))
+	cl := relCluster(f, topic, partitions)
+	p := relProducer(f, cl, kafka.ConfigMap{"message.max.bytes": maxMsgBytes, "linger.ms": 0},
+		aioproducer.WithMaxBuffered(1000, bufBytes))
 	c, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers": mc.BootstrapServers(), "group.id": "fuzz", "enable.auto.commit": false, "fetch.wait.max.ms": 10,
+		"bootstrap.servers": cl.Bootstrap(), "group.id": "fuzz", "enable.auto.commit": false, "fetch.wait.max.ms": 10,
 	})
 	require.NoError(f, err)
 	f.Cleanup(func() { _ = c.Close() })
@@ -1087,10 +1194,10 @@ func FuzzProducerMessage(f *testing.F) {
 		grow uint16, hKey string, hVal []byte, hNil bool, part int32, tsSel uint8, tsMs int64) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		var m *Message
+		var m *aioproducer.Message
 		invalid := nilMsg
 		if !nilMsg {
-			m = &Message{}
+			m = &aioproducer.Message{}
 			switch topicSel % 6 {
 			case 0:
 				m.Topic = topic
@@ -1121,14 +1228,14 @@ func FuzzProducerMessage(f *testing.F) {
 					}
 				}
 			}
-			h := Header{Key: hKey}
+			h := aioproducer.Header{Key: hKey}
 			if !hNil {
 				h.Value = append([]byte{}, hVal...)
 			}
-			m.Headers = []Header{h}
+			m.Headers = []aioproducer.Header{h}
 			invalid = invalid || !utf8Valid(hKey) || strings.IndexByte(hKey, 0) >= 0
 			if part != -1 {
-				m.Partition = ExplicitPartition(part)
+				m.Partition = aioproducer.ExplicitPartition(part)
 				invalid = invalid || part < 0
 			}
 			switch tsSel % 6 {
@@ -1144,7 +1251,7 @@ func FuzzProducerMessage(f *testing.F) {
 				m.Timestamp = time.UnixMilli(tsMs).Add(500 * time.Microsecond)
 			}
 			// Before 1970, in its first millisecond (librdkafka reads 0 as unset), or past UnixNano.
-			invalid = invalid || (!m.Timestamp.IsZero() && (m.Timestamp.UnixMilli() < 1 || m.Timestamp.After(maxTimestamp)))
+			invalid = invalid || (!m.Timestamp.IsZero() && (m.Timestamp.UnixMilli() < 1 || m.Timestamp.After(aioproducer.MaxTimestamp)))
 		}
 		size := 0
 		if m != nil {
@@ -1154,7 +1261,7 @@ func FuzzProducerMessage(f *testing.F) {
 
 		fut, err := p.Produce(ctx, m)
 		if invalid {
-			require.ErrorIs(t, err, ErrInvalidMessage, "an invalid message: %+v", m)
+			require.ErrorIs(t, err, aioproducer.ErrInvalidMessage, "an invalid message: %+v", m)
 			require.Nil(t, fut)
 		} else {
 			require.NoError(t, err, "a valid message: %+v", m)
@@ -1185,7 +1292,7 @@ func FuzzProducerMessage(f *testing.F) {
 			}
 		}
 		canary++
-		cf, err := p.Produce(ctx, &Message{Topic: topic, Value: []byte("canary " + strconv.Itoa(canary))})
+		cf, err := p.Produce(ctx, &aioproducer.Message{Topic: topic, Value: []byte("canary " + strconv.Itoa(canary))})
 		require.NoError(t, err, "the canary after %+v", m)
 		_, err = cf.Wait(ctx)
 		require.NoError(t, err, "the canary after %+v", m)
@@ -1234,10 +1341,9 @@ func knownBugs() bool { return os.Getenv("AIOPRODUCER_KNOWN_BUGS") != "" }
 // skipped unless AIOPRODUCER_KNOWN_BUGS=1.
 func TestReliabilityTimestampsReachTheLogAsSent(t *testing.T) {
 	const topic = "rel-ts"
-	mc := newMockCluster(t, 1)
-	require.NoError(t, mc.CreateTopic(topic, 1, 1))
-	p := relProducer(t, mc.BootstrapServers(), nil)
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "group.id": "ts", "enable.auto.commit": false, "fetch.wait.max.ms": 10})
+	cl := relCluster(t, topic, 1)
+	p := relProducer(t, cl, nil)
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": cl.Bootstrap(), "group.id": "ts", "enable.auto.commit": false, "fetch.wait.max.ms": 10})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
 	for _, tc := range []struct {
@@ -1252,9 +1358,9 @@ func TestReliabilityTimestampsReachTheLogAsSent(t *testing.T) {
 		{"year 3000", time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := ctxTimeout(t, 10*time.Second)
-			f, err := p.Produce(ctx, &Message{Topic: topic, Value: []byte(tc.name), Timestamp: tc.ts})
-			if errors.Is(err, ErrInvalidMessage) {
+			ctx := itCtx(t, 10*time.Second)
+			f, err := p.Produce(ctx, &aioproducer.Message{Topic: topic, Value: []byte(tc.name), Timestamp: tc.ts})
+			if errors.Is(err, aioproducer.ErrInvalidMessage) {
 				return // refusing it is fine too
 			}
 			require.NoError(t, err)
@@ -1275,10 +1381,10 @@ func TestReliabilityFatalErrorKeepsItsCause(t *testing.T) {
 	rounds := scaled(10, 3)
 	lost := 0
 	for round := range rounds {
-		mc := newMockCluster(t, 1)
-		require.NoError(t, mc.CreateTopic("rel-cause", 1, 1))
-		p := relProducer(t, mc.BootstrapServers(), nil, WithMaxBuffered(500, 1<<20))
-		ctx := ctxTimeout(t, 30*time.Second)
+		cl := aioproducertest.NewCluster(t)
+		require.NoError(t, cl.CreateTopic("rel-cause", 1))
+		p := relProducer(t, cl, nil, aioproducer.WithMaxBuffered(500, 1<<20))
+		ctx := itCtx(t, 30*time.Second)
 		stop := make(chan struct{})
 		done := make(chan struct{})
 		go func() {
@@ -1289,7 +1395,7 @@ func TestReliabilityFatalErrorKeepsItsCause(t *testing.T) {
 					return
 				default:
 				}
-				if _, err := p.Produce(ctx, &Message{Topic: "rel-cause", Value: []byte("x")}); err != nil {
+				if _, err := p.Produce(ctx, &aioproducer.Message{Topic: "rel-cause", Value: []byte("x")}); err != nil {
 					return
 				}
 			}
@@ -1297,12 +1403,12 @@ func TestReliabilityFatalErrorKeepsItsCause(t *testing.T) {
 		for p.Stats().Delivered < 200 && ctx.Err() == nil {
 			time.Sleep(time.Millisecond)
 		}
-		raiseTestFatal(p, kafka.ErrOutOfOrderSequenceNumber, "cause test")
-		require.Eventually(t, func() bool { return p.fatal.Load() != nil }, 10*time.Second, time.Millisecond)
+		aioproducer.RaiseTestFatal(p, kafka.ErrOutOfOrderSequenceNumber, "cause test")
+		require.Eventually(t, func() bool { return aioproducer.FatalRaised(p) }, 10*time.Second, time.Millisecond)
 		close(stop)
 		<-done
-		_, err := p.Produce(ctx, &Message{Topic: "rel-cause"})
-		require.ErrorIs(t, err, ErrFatal)
+		_, err := p.Produce(ctx, &aioproducer.Message{Topic: "rel-cause"})
+		require.ErrorIs(t, err, aioproducer.ErrFatal)
 		var ke kafka.Error
 		require.ErrorAs(t, err, &ke)
 		if ke.Code() != kafka.ErrOutOfOrderSequenceNumber || !ke.IsFatal() {
@@ -1318,16 +1424,16 @@ func TestReliabilityFatalErrorKeepsItsCause(t *testing.T) {
 // TestReliabilityHeaderKeyWithNULIsKeptOrRefused requires a header key with a NUL byte to reach the
 // log intact or be refused with ErrInvalidMessage. Known bug: skipped unless AIOPRODUCER_KNOWN_BUGS=1.
 func TestReliabilityHeaderKeyWithNULIsKeptOrRefused(t *testing.T) {
-	mc := newMockCluster(t, 1)
-	require.NoError(t, mc.CreateTopic("rel-nul", 1, 1))
-	p := relProducer(t, mc.BootstrapServers(), nil)
-	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "group.id": "nul", "enable.auto.commit": false, "fetch.wait.max.ms": 10})
+	cl := aioproducertest.NewCluster(t)
+	require.NoError(t, cl.CreateTopic("rel-nul", 1))
+	p := relProducer(t, cl, nil)
+	c, err := kafka.NewConsumer(&kafka.ConfigMap{"bootstrap.servers": cl.Bootstrap(), "group.id": "nul", "enable.auto.commit": false, "fetch.wait.max.ms": 10})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
-	ctx := ctxTimeout(t, 10*time.Second)
-	m := &Message{Topic: "rel-nul", Value: []byte("v"), Headers: []Header{{Key: "a\x00b", Value: []byte("hv")}}}
+	ctx := itCtx(t, 10*time.Second)
+	m := &aioproducer.Message{Topic: "rel-nul", Value: []byte("v"), Headers: []aioproducer.Header{{Key: "a\x00b", Value: []byte("hv")}}}
 	f, err := p.Produce(ctx, m)
-	if errors.Is(err, ErrInvalidMessage) {
+	if errors.Is(err, aioproducer.ErrInvalidMessage) {
 		return
 	}
 	require.NoError(t, err)
