@@ -49,6 +49,7 @@
 //
 // A Ledger records every message produced and every outcome, then checks that each accepted message
 // got exactly one outcome and that the topic holds exactly the delivered messages, once each, where
-// their deliveries say, in produce order per key. ReadTopic works against any cluster, so the same
-// check runs against the mock cluster and a real one.
+// their deliveries say, in produce order per key; CheckStats holds the producer's Stats to it.
+// ReadTopic works against any cluster, so the same check runs against the mock cluster and a real
+// one.
 package aioproducertest
