@@ -32,13 +32,13 @@ int aiop_check_abi(void) {
  * keyed message without a partition when it knows the topic's partitions. */
 static __thread int32_t aiop_seen_cnt = -1;
 
+/* By AIOP_PART_*: only the *_random ones. librdkafka compares the partitioner's address with consistent,
+ * murmur2 and fnv1a to decide whether a null key gets the sticky partition, so wrapping those would
+ * change it. */
 static aiop_partitioner_t *const aiop_builtin[] = {
     NULL,
-    rd_kafka_msg_partitioner_consistent,
     rd_kafka_msg_partitioner_consistent_random,
-    rd_kafka_msg_partitioner_murmur2,
     rd_kafka_msg_partitioner_murmur2_random,
-    rd_kafka_msg_partitioner_fnv1a,
     rd_kafka_msg_partitioner_fnv1a_random,
 };
 
@@ -48,20 +48,14 @@ static aiop_partitioner_t *const aiop_builtin[] = {
 		aiop_seen_cnt = cnt;                                                                                   \
 		return fn(rkt, key, keylen, cnt, rkt_opaque, msg_opaque);                                              \
 	}
-AIOP_OBSERVER(consistent, rd_kafka_msg_partitioner_consistent)
 AIOP_OBSERVER(consistent_random, rd_kafka_msg_partitioner_consistent_random)
-AIOP_OBSERVER(murmur2, rd_kafka_msg_partitioner_murmur2)
 AIOP_OBSERVER(murmur2_random, rd_kafka_msg_partitioner_murmur2_random)
-AIOP_OBSERVER(fnv1a, rd_kafka_msg_partitioner_fnv1a)
 AIOP_OBSERVER(fnv1a_random, rd_kafka_msg_partitioner_fnv1a_random)
 
 static aiop_partitioner_t *const aiop_observers[] = {
     NULL,
-    aiop_observe_consistent,
     aiop_observe_consistent_random,
-    aiop_observe_murmur2,
     aiop_observe_murmur2_random,
-    aiop_observe_fnv1a,
     aiop_observe_fnv1a_random,
 };
 
@@ -78,10 +72,7 @@ aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, int stats, int partition
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
-	/* Only the *_random ones: librdkafka compares the partitioner's address with consistent, murmur2 and
-	 * fnv1a to decide whether a null key gets the sticky partition, so wrapping those would change it. */
-	if (partitioner == AIOP_PART_CONSISTENT_RANDOM || partitioner == AIOP_PART_MURMUR2_RANDOM ||
-	    partitioner == AIOP_PART_FNV1A_RANDOM) {
+	if (partitioner > AIOP_PART_NONE && partitioner <= AIOP_PART_FNV1A_RANDOM) {
 		aiop_tconf_t *tconf = rd_kafka_conf_get_default_topic_conf(conf);
 		if (!tconf) {
 			tconf = rd_kafka_topic_conf_new();

@@ -203,12 +203,9 @@ typedef struct {
  * name, wrapped so that aiop_produce learns the partition count it was called with. */
 enum {
 	AIOP_PART_NONE = 0,
-	AIOP_PART_CONSISTENT = 1,
-	AIOP_PART_CONSISTENT_RANDOM = 2,
-	AIOP_PART_MURMUR2 = 3,
-	AIOP_PART_MURMUR2_RANDOM = 4,
-	AIOP_PART_FNV1A = 5,
-	AIOP_PART_FNV1A_RANDOM = 6,
+	AIOP_PART_CONSISTENT_RANDOM = 1,
+	AIOP_PART_MURMUR2_RANDOM = 2,
+	AIOP_PART_FNV1A_RANDOM = 3,
 };
 
 /* aiop_partition runs librdkafka's built-in partitioner kind (AIOP_PART_*) on a non-empty key. */

@@ -160,11 +160,8 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // librdkafka's built-in partitioners, for New and Partition.
 const (
 	PartitionerNone             = int(C.AIOP_PART_NONE)
-	PartitionerConsistent       = int(C.AIOP_PART_CONSISTENT)
 	PartitionerConsistentRandom = int(C.AIOP_PART_CONSISTENT_RANDOM)
-	PartitionerMurmur2          = int(C.AIOP_PART_MURMUR2)
 	PartitionerMurmur2Random    = int(C.AIOP_PART_MURMUR2_RANDOM)
-	PartitionerFNV1a            = int(C.AIOP_PART_FNV1A)
 	PartitionerFNV1aRandom      = int(C.AIOP_PART_FNV1A_RANDOM)
 )
 
