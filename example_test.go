@@ -324,3 +324,20 @@ func ExampleWithHooks() {
 	// refused: true
 	// delivered 3, failed 0, refused 1
 }
+
+// TuneMalloc, called once at the start of main, has glibc keep the memory librdkafka frees after each
+// burst of messages instead of returning it to the system and faulting it in again for the next one:
+// less CPU per message at 1 KB values, for more resident memory. It is process-wide, so it is the
+// program's choice, not a producer option. (No Output: the example is compiled, not run, as it would
+// change the test binary's malloc.)
+func ExampleTuneMalloc() {
+	if err := aioproducer.TuneMalloc(aioproducer.KeepMallocMemory); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		log.Fatal(err) // not glibc (ErrUnsupported) is fine: nothing to tune
+	}
+	p, err := aioproducer.New(kafka.ConfigMap{"bootstrap.servers": "localhost:9092"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer closeWithin(p, 10*time.Second)
+	// ... produce as usual.
+}

@@ -29,6 +29,7 @@ import (
 var brokerClients = []string{
 	"raw confluent-kafka-go",
 	"aio defaults Produce 1g",
+	aioKeepMalloc,
 	"aio batch engine ProduceBatch",
 	"aio kafka engine Produce 1g",
 	"aio kafka engine ProduceBatch",

@@ -236,6 +236,17 @@ func aioDefaultsThroughput(bootstrap string, w workload) (time.Duration, uint64,
 	}, 1, w)
 }
 
+// aioKeepMalloc is aio defaults in a process that called aioproducer.TuneMalloc(KeepMallocMemory) first
+// (real broker only: each client runs in its own process there, so the tuning reaches no other row).
+const aioKeepMalloc = "aio defaults + TuneMalloc Produce 1g"
+
+func aioKeepMallocThroughput(bootstrap string, w workload) (time.Duration, uint64, error) {
+	if err := aioproducer.TuneMalloc(aioproducer.KeepMallocMemory); err != nil {
+		return 0, 0, err
+	}
+	return aioDefaultsThroughput(bootstrap, w)
+}
+
 func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs []*aioproducer.Future) (time.Duration, uint64, error) {
 	ctx := context.Background()
 	w := workload{count: len(ptrs)}
@@ -522,6 +533,7 @@ var goClients = []client{
 	{"aio batch engine Produce 8g", aioThroughput(aioproducer.EngineBatch, 8)},
 	{"aio batch engine ProduceBatch", aioThroughput(aioproducer.EngineBatch, 0)},
 	{"aio defaults Produce 1g", aioDefaultsThroughput},
+	{aioKeepMalloc, aioKeepMallocThroughput},
 	{"franz-go kgo", franzThroughput},
 	{"C loop (librdkafka)", cThroughput},
 }

@@ -2,7 +2,7 @@
 // one-line format as bench/rkexp, so bench/rkexp/ab.sh can interleave it with the C experiments and
 // with a realab built at another commit (A/B of an engine change). See bench/rkexp/README.md.
 //
-//	realab -b BOOTSTRAP [-t topic] [-n count] [-s size] [-z codec] [-mode produce|batch] [-parts N] [-keys N] [-copies N] [-engine batch|kafka] [-X k=v]...
+//	realab -b BOOTSTRAP [-t topic] [-n count] [-s size] [-z codec] [-mode produce|batch] [-parts N] [-keys N] [-copies N] [-engine batch|kafka] [-malloc-trim N -malloc-pad N] [-X k=v]...
 //
 // One pass of count messages after a warm-up pass of count/10, from the first produce to the last
 // delivery. Values are bench/'s: one pseudo-random 16-letter payload for every message (-copies N:
@@ -58,6 +58,8 @@ func main() {
 	copies := flag.Int("copies", 0, "give message i its own copy of the value, copy i % copies; 0: one shared value")
 	engine := flag.String("engine", "batch", "batch or kafka")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured pass")
+	mallocTrim := flag.Int("malloc-trim", 0, "if > 0: aioproducer.TuneMalloc with this TrimThreshold (bytes) before New")
+	mallocPad := flag.Int("malloc-pad", 0, "the TopPad (bytes) for -malloc-trim")
 	var extra kvs
 	flag.Var(&extra, "X", "extra librdkafka setting k=v (repeatable)")
 	flag.Parse()
@@ -66,6 +68,12 @@ func main() {
 	for _, s := range extra {
 		k, v, _ := strings.Cut(s, "=")
 		cm[k] = v
+	}
+	if *mallocTrim > 0 {
+		if err := aioproducer.TuneMalloc(aioproducer.MallocTuning{TrimThreshold: *mallocTrim, TopPad: *mallocPad}); err != nil {
+			fmt.Fprintln(os.Stderr, "realab:", err)
+			os.Exit(2)
+		}
 	}
 	eng := aioproducer.EngineBatch
 	if *engine == "kafka" {
@@ -142,6 +150,8 @@ func main() {
 	el, cpu := time.Since(t0), cpuTime()-c0
 	st := p.Stats()
 	fmt.Fprintf(os.Stderr, "realab: batches %d, mean batch %.1f, queue-full waits %d\n", st.Batches, st.MeanBatchSize, st.QueueFullWaits)
-	fmt.Printf("msgs/s=%.0f elapsed_s=%.3f cpu_s=%.3f cpu_us_per_msg=%.3f delivered=%d failed=0\n",
-		float64(*count)/el.Seconds(), el.Seconds(), cpu.Seconds(), float64(cpu.Microseconds())/float64(*count), *count)
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	fmt.Printf("msgs/s=%.0f elapsed_s=%.3f cpu_s=%.3f cpu_us_per_msg=%.3f delivered=%d failed=0 maxrss_mib=%d\n",
+		float64(*count)/el.Seconds(), el.Seconds(), cpu.Seconds(), float64(cpu.Microseconds())/float64(*count), *count, ru.Maxrss>>10)
 }

@@ -76,8 +76,14 @@ func run() error {
 	csvPath := flag.String("csv", "", "write every message's produce→delivered latency (µs) to this CSV file (costs 8 bytes per message)")
 	pngPath := flag.String("png", "", "write a PNG plot of p50/p99/max latency over send time to this file (costs 16 bytes per message)")
 	rssEvery := flag.Int64("rss-every", 0, "print the RSS to stderr each time another `N` messages are done (0: never)")
+	keepMalloc := flag.Bool("keep-malloc-memory", false, "call aioproducer.TuneMalloc(aioproducer.KeepMallocMemory) first (glibc only)")
 	flag.Parse()
 
+	if *keepMalloc {
+		if err := aioproducer.TuneMalloc(aioproducer.KeepMallocMemory); err != nil {
+			return fmt.Errorf("-keep-malloc-memory: %w", err)
+		}
+	}
 	eng, err := aioproducer.ParseEngine(*engine)
 	if err != nil {
 		return fmt.Errorf("-engine: %w", err)

@@ -1,10 +1,15 @@
 package rdk
 
 import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/stretchr/testify/require"
 )
 
 func TestVersionAndABI(t *testing.T) {
@@ -77,5 +82,48 @@ func TestConfigErrorNamesTheKey(t *testing.T) {
 	ce, ok := err.(*ConfigError)
 	if !ok || ce.Key != "no.such" {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// rssBytes is the process's resident set, from /proc/self/statm.
+func rssBytes(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/statm")
+	require.NoError(t, err)
+	f := strings.Fields(string(b))
+	pages, err := strconv.Atoi(f[1])
+	require.NoError(t, err)
+	return pages * os.Getpagesize()
+}
+
+// keptAfterBurst is how much more resident memory the process has after C mallocs 64 MiB in 1 KiB
+// blocks and frees them all.
+func keptAfterBurst(t *testing.T) int {
+	before := rssBytes(t)
+	require.NoError(t, mallocBurst(64<<10, 1<<10))
+	return rssBytes(t) - before
+}
+
+func TestTuneMallocKeepsFreedMemoryAndGlibcDefaultsReturnIt(t *testing.T) {
+	if _, err := os.Stat("/proc/self/statm"); err != nil {
+		t.Skip("no /proc/self/statm:", err)
+	}
+	err := TuneMalloc(256<<20, 64<<20)
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("not glibc:", err)
+	}
+	require.NoError(t, err)
+	kept := keptAfterBurst(t)
+	require.Greater(t, kept, 48<<20, "with a 256 MiB trim threshold, the 64 MiB freed stays resident")
+
+	// glibc's defaults back (128 KiB each), as the rest of this test binary expects.
+	require.NoError(t, TuneMalloc(128<<10, 128<<10))
+	kept = keptAfterBurst(t)
+	require.Less(t, kept, 16<<20, "with glibc's 128 KiB trim threshold, the 64 MiB freed goes back")
+}
+func TestTuneMallocRejectsValuesMalloptCannotTake(t *testing.T) {
+	for _, v := range [][2]int{{-1, 0}, {0, -1}, {1 << 31, 0}, {0, 1 << 31}} {
+		err := TuneMalloc(v[0], v[1])
+		require.Error(t, err, "TuneMalloc(%d, %d)", v[0], v[1])
+		require.Contains(t, err.Error(), "must be in [0, 2147483647]")
 	}
 }
