@@ -2,7 +2,7 @@
 // one-line format as bench/rkexp, so bench/rkexp/ab.sh can interleave it with the C experiments and
 // with a realab built at another commit (A/B of an engine change). See bench/rkexp/README.md.
 //
-//	realab -b BOOTSTRAP [-t topic] [-n count] [-s size] [-z codec] [-mode produce|batch] [-parts N] [-keys N] [-copies N] [-engine batch|kafka] [-malloc-trim N -malloc-pad N] [-X k=v]...
+//	realab -b BOOTSTRAP [-t topic] [-n count] [-s size] [-z codec] [-mode produce|batch] [-parts N] [-keys N] [-copies N] [-window N] [-engine batch|kafka] [-malloc-trim N -malloc-pad N] [-X k=v]...
 //
 // One pass of count messages after a warm-up pass of count/10, from the first produce to the last
 // delivery. Values are bench/'s: one pseudo-random 16-letter payload for every message (-copies N:
@@ -58,6 +58,7 @@ func main() {
 	copies := flag.Int("copies", 0, "give message i its own copy of the value, copy i % copies; 0: one shared value")
 	engine := flag.String("engine", "batch", "batch or kafka")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured pass")
+	window := flag.Int("window", 0, "produce mode: wait for (and drop) message i-window's Future before producing message i, so at most window Futures are held, as a service would (0: hold every Future until the end)")
 	mallocTrim := flag.Int("malloc-trim", 0, "if > 0: aioproducer.TuneMalloc with this TrimThreshold (bytes) before New")
 	mallocPad := flag.Int("malloc-pad", 0, "the TopPad (bytes) for -malloc-trim")
 	var extra kvs
@@ -120,9 +121,18 @@ func main() {
 					return err
 				}
 				futs[i] = f
+				if *window > 0 && i >= *window {
+					if _, err := futs[i-*window].Wait(ctx); err != nil {
+						return err
+					}
+					futs[i-*window] = nil
+				}
 			}
 		}
 		for _, f := range futs[:n] {
+			if f == nil {
+				continue
+			}
 			if _, err := f.Wait(ctx); err != nil {
 				return err
 			}
