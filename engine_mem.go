@@ -12,10 +12,11 @@ import (
 )
 
 // memEngine is an engine without librdkafka, behind aioproducertest.Fake: it takes every message at
-// once, assigns its partition (explicit, else the CRC-32 of the key modulo the topic's partitions,
-// round robin for a null key) and completes it, at once or when the test says so, with offsets counting
-// from 0 per partition. Like a real engine it reports from one goroutine of its own. Users reach it
-// only through package aioproducertest (see internal/fakeengine).
+// once, assigns its partition (explicit, else the CRC-32 of a non-empty key modulo the topic's
+// partitions, round robin for a null or empty key, which librdkafka's default partitioner places at
+// random) and completes it, at once or when the test says so, with offsets counting from 0 per
+// partition. Like a real engine it reports from one goroutine of its own. Users reach it only through
+// package aioproducertest (see internal/fakeengine).
 type memEngine struct {
 	cfg          fakeengine.Config
 	sink         reportSink
@@ -27,7 +28,7 @@ type memEngine struct {
 	history []*fakeengine.Sent
 	taken   uint64
 	next    map[memPartition]int64 // the next offset of each partition
-	rr      map[string]int32       // the next partition of a null key, per topic
+	rr      map[string]int32       // the next partition of a null or empty key, per topic
 	changed chan struct{}          // closed and replaced whenever a message is taken or completed
 
 	wake chan struct{} // auto mode: messages were taken
@@ -96,7 +97,7 @@ func (e *memEngine) enqueue(recs []*record) (int, error) {
 		part, explicit := r.msg.Partition.ID()
 		switch {
 		case explicit:
-		case r.msg.Key != nil:
+		case len(r.msg.Key) > 0: // consistent_random hashes only a non-empty key
 			part = int32(crc32.ChecksumIEEE(r.msg.Key) % uint32(n))
 		default:
 			part = e.rr[r.msg.Topic] % n

@@ -23,13 +23,13 @@
 //	...
 //	fake.FailNext(kafka.NewError(kafka.ErrMsgTimedOut, "timed out", false))
 //
-// A message's partition is deterministic: an explicit one is kept, a key is hashed as librdkafka's
-// default partitioner hashes it (CRC-32), null keys go round robin; WithPartitions sets a topic's
-// partitions (default 1). Flush waits, as with Kafka, until every message accepted before it has its
-// outcome: in manual mode, until the test completes them or ctx ends. Close waits likewise; when its
-// ctx ends first, it fails what is still outstanding as the real Close does (an error wrapping
-// aioproducer.ErrClosed). The Fake does not simulate librdkafka's settings, transactions, fatal
-// errors or timeouts: test those against a Cluster.
+// A message's partition is deterministic: an explicit one is kept, a non-empty key is hashed as
+// librdkafka's default partitioner hashes it (CRC-32), null and empty keys (which it places at random)
+// go round robin; WithPartitions sets a topic's partitions (default 1). Flush waits, as with Kafka,
+// until every message accepted before it has its outcome: in manual mode, until the test completes
+// them or ctx ends. Close waits likewise; when its ctx ends first, it fails what is still outstanding
+// as the real Close does (an error wrapping aioproducer.ErrClosed). The Fake does not simulate
+// librdkafka's settings, transactions, fatal errors or timeouts: test those against a Cluster.
 //
 // # Integration tests: Cluster
 //

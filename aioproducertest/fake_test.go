@@ -99,6 +99,32 @@ func TestFakeAssignsPartitionsDeterministically(t *testing.T) {
 	}
 }
 
+// An empty (not nil) key is placed like a null one: librdkafka's default partitioner,
+// consistent_random, hashes only non-empty keys and places the others at random, so the Fake takes
+// them round robin, not to the CRC-32 of "" (partition 0).
+func TestFakePlacesAnEmptyKeyLikeANullOne(t *testing.T) {
+	f := aioproducertest.NewFake(t, aioproducertest.WithPartitions("t", 3))
+	ctx := ctxFor(t, 10*time.Second)
+	var futs []*aioproducer.Future
+	for i := range 6 {
+		m := &aioproducer.Message{Topic: "t", Value: []byte(strconv.Itoa(i))}
+		if i%2 == 1 {
+			m.Key = []byte{}
+		}
+		fut, err := f.Produce(ctx, m)
+		require.NoError(t, err)
+		futs = append(futs, fut)
+	}
+	for i, fut := range futs {
+		d, err := fut.Wait(ctx)
+		require.NoError(t, err)
+		assert.EqualValues(t, i%3, d.Partition, "message %d (key nil: %v): round robin", i, i%2 == 0)
+	}
+	for i, s := range f.History() {
+		assert.Equal(t, i%2 == 1, s.Message.Key != nil, "message %d keeps its key as given", i)
+	}
+}
+
 func TestFakeFailsAMessageForAPartitionTheTopicDoesNotHave(t *testing.T) {
 	f := aioproducertest.NewFake(t, aioproducertest.WithPartitions("t", 2))
 	ctx := ctxFor(t, 10*time.Second)

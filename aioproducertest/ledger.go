@@ -2,7 +2,6 @@ package aioproducertest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/seed-f937cf20/aioproducer"
 )
@@ -374,8 +371,8 @@ type LedgerSummary struct {
 	// Delivered and Failed count the accepted messages' outcomes (the first of each); Unknown counts
 	// the failures whose outcome is unknown, and Pending the accepted messages without an outcome.
 	Delivered, Failed, Unknown, Pending int
-	// Failures counts the failures by class: the kafka.ErrorCode's name of a librdkafka error, else
-	// the error's text.
+	// Failures counts the failures by aioproducer.ErrorClass ("local_message_timed_out", "fatal",
+	// "other", ...), the names the metrics adapters label them with.
 	Failures map[string]int
 }
 
@@ -407,23 +404,13 @@ func (l *Ledger) Summary() LedgerSummary {
 			s.Delivered++
 		default:
 			s.Failed++
-			s.Failures[ErrorClass(err)]++
+			s.Failures[aioproducer.ErrorClass(err)]++
 			if aioproducer.IsOutcomeUnknown(err) {
 				s.Unknown++
 			}
 		}
 	}
 	return s
-}
-
-// ErrorClass names err for counting: its kafka.ErrorCode's String if it wraps a kafka.Error, else
-// its text.
-func ErrorClass(err error) string {
-	var ke kafka.Error
-	if errors.As(err, &ke) {
-		return ke.Code().String()
-	}
-	return err.Error()
 }
 
 // LogCheck relaxes CheckLog; its zero value is the strictest check.

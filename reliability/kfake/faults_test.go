@@ -2,9 +2,11 @@ package kfake
 
 // Fault-injection scenarios. Each test produces through librdkafka into a kfake cluster while kfake
 // injects broker errors, delays, dropped connections or leader moves; it then requires every accepted
-// message to have exactly one outcome, and reads the whole log back to require that every delivered
-// message is there exactly once (where its delivery says) and no message that failed with a known
-// outcome is. Each test logs a "figures:" line with its counts.
+// message to have exactly one outcome (Ledger.Check, right after Flush or Close, without Settle: they
+// must have handed every outcome over by then) and the producer's Stats to agree, its buffer empty
+// (Ledger.CheckStats), and reads the whole log back to require that every delivered message is there
+// exactly once (where its delivery says) and no message that failed with a known outcome is. Each test
+// logs a "figures:" line with its counts.
 
 import (
 	"context"
@@ -53,7 +55,8 @@ func TestNotEnoughReplicasBurstsAreRetriedAndDeliveredOnce(t *testing.T) {
 
 	require.Equal(t, burst, h1.Hits(), "first burst: produce requests failed")
 	require.Equal(t, burst, h2.Hits(), "second burst: produce requests failed")
-	l.requireOneOutcomeEach(t, p)
+	require.NoError(t, l.Check())
+	require.NoError(t, l.CheckStats(ctx, p, 0, 0))
 	delivered, failed, unknown := l.tally()
 	require.Equal(t, 2*perPhase, delivered, "delivered; failures by code: %v", l.errCodes())
 	lc := l.checkLog(t, readLog(t, c, topic, partitions), true)
@@ -86,7 +89,8 @@ func TestMessageTooLargeFailsOnlyThatRequestsMessages(t *testing.T) {
 	require.NoError(t, p.Flush(ctx))
 
 	require.Equal(t, 1, h.Hits(), "produce requests failed with MESSAGE_TOO_LARGE")
-	l.requireOneOutcomeEach(t, p)
+	require.NoError(t, l.Check())
+	require.NoError(t, l.CheckStats(ctx, p, 0, 0))
 	first, last := -1, -1
 	for i := range l.len() {
 		_, _, err := l.outcome(i)
@@ -179,7 +183,8 @@ func TestDroppedConnectionMidBatchLeavesNoDuplicates(t *testing.T) {
 	}
 
 	require.EqualValues(t, 3, dropped.Load(), "connections dropped (of %d produce requests)", seen.Load())
-	l.requireOneOutcomeEach(t, p)
+	require.NoError(t, l.Check())
+	require.NoError(t, l.CheckStats(ctx, p, 0, 0))
 	delivered, failed, unknown := l.tally()
 	require.Equal(t, n, delivered, "delivered; failures by code: %v", l.errCodes())
 	lc := l.checkLog(t, readLog(t, c, topic, partitions), true)
@@ -244,7 +249,8 @@ func TestAckDelayedPastMessageTimeoutFailsOutcomeUnknown(t *testing.T) {
 	l.produceN(t, ctx, p, perPhase)
 	require.NoError(t, p.Flush(ctx))
 
-	l.requireOneOutcomeEach(t, p)
+	require.NoError(t, l.Check())
+	require.NoError(t, l.CheckStats(ctx, p, 0, 0))
 	for i := range l.len() {
 		_, _, err := l.outcome(i)
 		if err == nil {
@@ -296,7 +302,8 @@ func TestAppendedButUnackedProduceIsNotDuplicated(t *testing.T) {
 	require.NoError(t, p.Flush(ctx))
 
 	require.Equal(t, faults, h.Hits(), "produce requests appended but answered REQUEST_TIMED_OUT")
-	l.requireOneOutcomeEach(t, p)
+	require.NoError(t, l.Check())
+	require.NoError(t, l.CheckStats(ctx, p, 0, 0))
 	delivered, failed, unknown := l.tally()
 	require.Equal(t, 2*perPhase, delivered, "delivered; failures by code: %v", l.errCodes())
 	lc := l.checkLog(t, readLog(t, c, topic, partitions), true)
@@ -350,7 +357,8 @@ func TestOutOfOrderSequenceIsFatalAndCloseIsPrompt(t *testing.T) {
 	require.Error(t, err)
 
 	require.Equal(t, 1, h.Hits(), "produce requests answered OUT_OF_ORDER_SEQUENCE_NUMBER")
-	l.requireOneOutcomeEach(t, p)
+	require.NoError(t, l.Check())
+	require.NoError(t, l.CheckStats(ctx, p, 0, 0))
 	var notFatal []string
 	firstFailed := -1
 	for i := range l.len() {
@@ -405,7 +413,8 @@ func TestAppendedButUnackedProduceDuplicatesWithoutIdempotence(t *testing.T) {
 	require.NoError(t, p.Flush(ctx))
 
 	require.Equal(t, faults, h.Hits(), "produce requests appended but answered REQUEST_TIMED_OUT")
-	l.requireOneOutcomeEach(t, p)
+	require.NoError(t, l.Check())
+	require.NoError(t, l.CheckStats(ctx, p, 0, 0))
 	delivered, failed, unknown := l.tally()
 	require.Equal(t, 2*perPhase, delivered, "delivered; failures by code: %v", l.errCodes())
 	lc := l.checkLog(t, readLog(t, c, topic, partitions), false)
@@ -492,7 +501,8 @@ func TestLeaderMoveMidRunDeliversAllInKeyOrder(t *testing.T) {
 	mu.Unlock()
 	// Every partition had rounds+1 leaders; messages reached each of them.
 	require.Equal(t, partitions*(rounds+1), leaderPairs, "(partition, leader) pairs that got produce requests")
-	l.requireOneOutcomeEach(t, p)
+	require.NoError(t, l.Check())
+	require.NoError(t, l.CheckStats(ctx, p, 0, 0))
 	delivered, failed, unknown := l.tally()
 	require.Equal(t, n, delivered, "delivered; failures by code: %v", l.errCodes())
 	lc := l.checkLog(t, readLog(t, c, topic, partitions), true)
@@ -564,7 +574,8 @@ func TestCloseDeadlineWithAckHeldPurgesWithKnownAndUnknownOutcomes(t *testing.T)
 	require.Less(t, closeTook, closeIn+2*time.Second, "Close took too long past its deadline")
 	releaseAll()
 
-	l.requireOneOutcomeEach(t, p)
+	require.NoError(t, l.Check())
+	require.NoError(t, l.CheckStats(ctx, p, 0, 0))
 	codes := map[kafka.ErrorCode]int{}
 	for i := range l.len() {
 		_, _, err := l.outcome(i)
@@ -632,7 +643,8 @@ func TestInitProducerIDRetriableErrorsDelayButDeliver(t *testing.T) {
 	flushed := time.Since(start)
 
 	require.Equal(t, faults, h.Hits(), "InitProducerId requests failed")
-	l.requireOneOutcomeEach(t, p)
+	require.NoError(t, l.Check())
+	require.NoError(t, l.CheckStats(ctx, p, 0, 0))
 	delivered, failed, unknown := l.tally()
 	require.Equal(t, n, delivered, "delivered; failures by code: %v", l.errCodes())
 	lc := l.checkLog(t, readLog(t, c, topic, 1), true)
@@ -676,7 +688,8 @@ func TestInitProducerIDAuthorizationFailureIsFatal(t *testing.T) {
 	h.Remove()
 
 	require.Positive(t, h.Hits(), "InitProducerId requests failed")
-	l.requireOneOutcomeEach(t, p)
+	require.NoError(t, l.Check())
+	require.NoError(t, l.CheckStats(ctx, p, 0, 0))
 	for i := range l.len() {
 		_, _, err := l.outcome(i)
 		require.ErrorIs(t, err, aioproducer.ErrFatal, "message %d", i)

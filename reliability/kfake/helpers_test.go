@@ -130,16 +130,6 @@ func (l *ledger) outcome(i int) (aioproducer.Delivery, int, error) { return l.Ou
 // lastOutcome returns when the latest outcome arrived.
 func (l *ledger) lastOutcome() time.Time { return l.LastOutcome() }
 
-// requireOneOutcomeEach requires that every accepted message got exactly one outcome and that the
-// producer's counters agree.
-func (l *ledger) requireOneOutcomeEach(t *testing.T, p *aioproducer.Producer) {
-	t.Helper()
-	require.NoError(t, l.Check())
-	s, st := l.Summary(), p.Stats()
-	require.EqualValues(t, s.Delivered, st.Delivered, "Stats.Delivered")
-	require.EqualValues(t, s.Failed, st.Failed, "Stats.Failed")
-}
-
 // tally counts the outcomes: delivered, failed with the outcome known (not written), failed with the
 // outcome unknown.
 func (l *ledger) tally() (delivered, failed, unknown int) {
