@@ -4,7 +4,9 @@
 # on one bench -child process (its warm-up pass included; it creates its topic with PROF_PARTITIONS
 # partitions, default 6, before producing: that is in the profile too), and reads the broker JVM's CPU time (/proc/PID/stat utime+stime) around it. Stops the
 # broker at the end (trap). Output in .cache/prof/: NAME.data, NAME.comm.txt (samples by thread name),
-# NAME.sym.txt (top symbols by thread name), NAME.cpu.txt (CPU seconds: client, broker JVM; wall).
+# NAME.sym.txt (top symbols by thread name), NAME.cpu.txt (CPU seconds: client, broker JVM; wall; and
+# the record batches the client's topic holds: count, records and bytes per batch, read with Kafka's
+# kafka.tools.DumpLogSegments from the broker's log files).
 #
 #   scripts/bench-kafka-prof.sh [COUNT]     (default 1000000 messages; 100000 warm-up)
 # Environment: PROF_CLIENTS (default "aio defaults Produce 1g|C loop (librdkafka)"), PROF_WORKS
@@ -35,6 +37,16 @@ BOOT=$(KAFKA_STATE_DIR=$STATE_DIR KAFKA_AUTO_CREATE_TOPICS=false "$KAFKA_SH" up)
 JVM=$(KAFKA_STATE_DIR=$STATE_DIR "$KAFKA_SH" pid 1)
 HZ=$(getconf CLK_TCK)
 jvm_ticks() { awk '{print $14 + $15}' "/proc/$JVM/stat"; }
+DATA=$(KAFKA_STATE_DIR=$STATE_DIR "$KAFKA_SH" status | awk '$1 == "node" {print $NF; exit}')
+TOOLS=$REPO_ROOT/.cache/kafka/tools-libs # kafka-tools (DumpLogSegments), fetched by bench-kafka.sh
+# batches TOPIC: the record batches in TOPIC's log segments (all partitions, warm-up included).
+batches() {
+  local logs=("$DATA/$1"-*/*.log)
+  [[ -d $TOOLS ]] || { echo "not counted: no $TOOLS (make bench-kafka fetches it)"; return; }
+  java -cp "$TOOLS/*" org.apache.kafka.tools.DumpLogSegments --files "$(IFS=,; echo "${logs[*]}")" 2>/dev/null |
+    awk '/baseOffset:/ { for (i = 1; i < NF; i++) { if ($i == "count:") r += $(i+1); if ($i == "size:") b += $(i+1) } n++ }
+      END { if (n) printf "%d batches, %d records, %.1f records and %.0f bytes per batch", n, r, r/n, b/n; else print "no batches found" }'
+}
 n=0
 for c in "${CLIENTS[@]}"; do
   for w in "${WORKS[@]}"; do
@@ -56,6 +68,7 @@ for c in "${CLIENTS[@]}"; do
       echo "wall (whole process, under perf): $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f s", b-a}')"
       echo "broker JVM CPU: $(awk -v a="$j0" -v b="$j1" -v hz="$HZ" 'BEGIN{printf "%.2f s", (b-a)/hz}')"
       echo "client CPU$([[ $PERF == 0 ]] || echo ' (+perf)') (user s, sys s, maxrss KiB): $(cat "$OUT/$name.time")"
+      echo "topic $topic: $(batches "$topic")"
     } >"$OUT/$name.cpu.txt"
     [[ $PERF == 0 ]] && { cat "$OUT/$name.cpu.txt" >&2; continue; }
     perf report -i "$OUT/$name.data" --no-children --sort comm --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' >"$OUT/$name.comm.txt" || true
