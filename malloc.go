@@ -3,8 +3,8 @@ package aioproducer
 import "github.com/seed-f937cf20/aioproducer/internal/rdk"
 
 // MallocTuning is how much freed memory glibc's malloc keeps instead of returning it to the system.
-// librdkafka allocates every message it queues (header and, for values under 4 KiB, a copy of the
-// value) on the thread that enqueues it and frees it on its broker thread once delivered. Between bursts
+// librdkafka allocates every message it queues (its header and a copy of its key and value, in one
+// block) on the thread that enqueues it, and frees it on another once delivered. Between bursts
 // glibc trims the enqueueing thread's heap back and the next burst faults the pages in again: at 1 KB
 // values that is a fifth of the producer's CPU on a real broker (BENCHMARKS.md, "Where the time goes on
 // real Kafka"). Keeping the memory instead is what TuneMalloc is for.
