@@ -30,6 +30,7 @@ var brokerClients = []string{
 	"raw confluent-kafka-go",
 	"aio defaults Produce 1g",
 	aioKeepMalloc,
+	"aio defaults ProduceFunc 1g",
 	"aio batch engine ProduceBatch",
 	"aio kafka engine Produce 1g",
 	"aio kafka engine ProduceBatch",

@@ -228,12 +228,15 @@ func aioThroughputWith(open func() (*aioproducer.Producer, error), g int, w work
 	return d, m, nil
 }
 
-// aioDefaultsThroughput is aioproducer as a user gets it: no WithEngine (the batch engine today),
-// Produce + futures from one goroutine.
-func aioDefaultsThroughput(bootstrap string, w workload) (time.Duration, uint64, error) {
-	return aioThroughputWith(func() (*aioproducer.Producer, error) {
-		return aioproducer.New(configMap(bootstrap, w.comp), aioproducer.WithLogger(quiet))
-	}, 1, w)
+// aioDefaults is aioproducer as a user gets it: no WithEngine (the batch engine today), producing as g
+// says (aioPass): aioDefaults(1) is Produce + futures from one goroutine, aioDefaults(produceFunc) is
+// ProduceFunc.
+func aioDefaults(g int) func(bootstrap string, w workload) (time.Duration, uint64, error) {
+	return func(bootstrap string, w workload) (time.Duration, uint64, error) {
+		return aioThroughputWith(func() (*aioproducer.Producer, error) {
+			return aioproducer.New(configMap(bootstrap, w.comp), aioproducer.WithLogger(quiet))
+		}, g, w)
+	}
 }
 
 // aioKeepMalloc is aio defaults in a process that called aioproducer.TuneMalloc(KeepMallocMemory) first
@@ -244,7 +247,7 @@ func aioKeepMallocThroughput(bootstrap string, w workload) (time.Duration, uint6
 	if err := aioproducer.TuneMalloc(aioproducer.KeepMallocMemory); err != nil {
 		return 0, 0, err
 	}
-	return aioDefaultsThroughput(bootstrap, w)
+	return aioDefaults(1)(bootstrap, w)
 }
 
 // aioWindow is how many Futures an aioproducer row holds at most (all goroutines together): before it
@@ -265,6 +268,37 @@ func awaitOld(ctx context.Context, futs []*aioproducer.Future, i, lo int) error 
 	return err
 }
 
+// produceFunc, as aioPass's g, is ProduceFunc from one goroutine with one shared callback: no
+// Future, nothing allocated per message.
+const produceFunc = -1
+
+// funcPass produces ptrs with ProduceFunc and waits for every callback.
+func funcPass(ctx context.Context, p *aioproducer.Producer, ptrs []*aioproducer.Message) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed error // the first callback error; a mutex, not an atomic pointer, so err does not escape
+	done := func(_ aioproducer.Delivery, err error) {
+		if err != nil {
+			mu.Lock()
+			if failed == nil {
+				failed = err
+			}
+			mu.Unlock()
+		}
+		wg.Done()
+	}
+	wg.Add(len(ptrs))
+	for i, m := range ptrs {
+		if err := p.ProduceFunc(ctx, m, done); err != nil {
+			wg.Add(i - len(ptrs)) // the callbacks that will not come
+			wg.Wait()
+			return err
+		}
+	}
+	wg.Wait()
+	return failed
+}
+
 func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs []*aioproducer.Future) (time.Duration, uint64, error) {
 	ctx := context.Background()
 	w := workload{count: len(ptrs)}
@@ -273,7 +307,13 @@ func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs [
 	start := time.Now()
 	var errOnce sync.Once
 	var firstErr error
-	if g == 0 {
+	switch {
+	case g == produceFunc:
+		if err := funcPass(ctx, p, ptrs); err != nil {
+			return 0, 0, err
+		}
+		return time.Since(start), mallocs() - m0, nil
+	case g == 0:
 		for i := 0; i < w.count; i += 1000 {
 			fs, err := p.ProduceBatch(ctx, ptrs[i:min(i+1000, w.count)])
 			if err != nil {
@@ -286,7 +326,7 @@ func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs [
 				}
 			}
 		}
-	} else {
+	default:
 		var wg sync.WaitGroup
 		per := (w.count + g - 1) / g
 		for k := range g {
@@ -562,8 +602,9 @@ var goClients = []client{
 	{"aio batch engine Produce 1g", aioThroughput(aioproducer.EngineBatch, 1)},
 	{"aio batch engine Produce 8g", aioThroughput(aioproducer.EngineBatch, 8)},
 	{"aio batch engine ProduceBatch", aioThroughput(aioproducer.EngineBatch, 0)},
-	{"aio defaults Produce 1g", aioDefaultsThroughput},
+	{"aio defaults Produce 1g", aioDefaults(1)},
 	{aioKeepMalloc, aioKeepMallocThroughput},
+	{"aio defaults ProduceFunc 1g", aioDefaults(produceFunc)},
 	{"franz-go kgo", franzThroughput},
 	{"C loop (librdkafka)", cThroughput},
 }

@@ -2,7 +2,7 @@
 // one-line format as bench/rkexp, so bench/rkexp/ab.sh can interleave it with the C experiments and
 // with a realab built at another commit (A/B of an engine change). See bench/rkexp/README.md.
 //
-//	realab -b BOOTSTRAP [-t topic] [-n count] [-s size] [-z codec] [-mode produce|batch] [-parts N] [-keys N] [-copies N] [-window N] [-engine batch|kafka] [-malloc-trim N -malloc-pad N] [-X k=v]...
+//	realab -b BOOTSTRAP [-t topic] [-n count] [-s size] [-z codec] [-mode produce|batch|func] [-parts N] [-keys N] [-copies N] [-window N] [-engine batch|kafka] [-malloc-trim N -malloc-pad N] [-X k=v]...
 //
 // One pass of count messages after a warm-up pass of count/10, from the first produce to the last
 // delivery. Values are bench/'s: one pseudo-random 16-letter payload for every message (-copies N:
@@ -18,6 +18,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -52,7 +53,7 @@ func main() {
 	count := flag.Int("n", 1000000, "messages")
 	size := flag.Int("s", 100, "value size")
 	codec := flag.String("z", "none", "compression.codec")
-	mode := flag.String("mode", "produce", "produce (Produce + futures, 1 goroutine) or batch (ProduceBatch of 1000)")
+	mode := flag.String("mode", "produce", "produce (Produce + futures, 1 goroutine), batch (ProduceBatch of 1000) or func (ProduceFunc, one shared callback)")
 	parts := flag.Int("parts", 0, "give message i ExplicitPartition(i % parts); 0: no partition (the partitioner's choice)")
 	keys := flag.Int("keys", 0, "give message i the key \"key-<i % keys>\"; 0: no key")
 	copies := flag.Int("copies", 0, "give message i its own copy of the value, copy i % copies; 0: one shared value")
@@ -106,7 +107,33 @@ func main() {
 	futs := make([]*aioproducer.Future, *count)
 	pass := func(n int) error {
 		ctx := context.Background()
-		if *mode == "batch" {
+		switch *mode {
+		case "func":
+			// ProduceFunc with one shared callback: no Future, nothing allocated per message.
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var failed error // the first callback error; a mutex, not an atomic pointer, so err does not escape
+			done := func(_ aioproducer.Delivery, err error) {
+				if err != nil {
+					mu.Lock()
+					if failed == nil {
+						failed = err
+					}
+					mu.Unlock()
+				}
+				wg.Done()
+			}
+			wg.Add(n)
+			for i := 0; i < n; i++ {
+				if err := p.ProduceFunc(ctx, ptrs[i], done); err != nil {
+					wg.Add(i - n) // the calls not made
+					wg.Wait()
+					return err
+				}
+			}
+			wg.Wait()
+			return failed
+		case "batch":
 			for i := 0; i < n; i += 1000 {
 				fs, err := p.ProduceBatch(ctx, ptrs[i:min(i+1000, n)])
 				if err != nil {
@@ -114,7 +141,7 @@ func main() {
 				}
 				copy(futs[i:], fs)
 			}
-		} else {
+		default:
 			for i := 0; i < n; i++ {
 				f, err := p.Produce(ctx, ptrs[i])
 				if err != nil {
