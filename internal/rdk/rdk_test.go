@@ -121,7 +121,8 @@ func TestTuneMallocKeepsFreedMemoryAndGlibcDefaultsReturnIt(t *testing.T) {
 	kept := keptAfterBurst(t)
 	require.Greater(t, kept, 24<<20, "with a 256 MiB trim threshold, the 32 MiB freed stays resident")
 
-	// glibc's defaults back (128 KiB each), as the rest of this test binary expects.
+	// glibc's default values back (128 KiB each) for the rest of this test binary; its dynamic mmap
+	// threshold stays off, as after any mallopt of these two.
 	require.NoError(t, TuneMalloc(128<<10, 128<<10))
 	kept = keptAfterBurst(t)
 	require.Less(t, kept, 8<<20, "with glibc's 128 KiB trim threshold, the 32 MiB freed goes back")
