@@ -149,22 +149,37 @@ func createTopic(t *testing.T, bootstrap, name string, partitions, replicas int,
 	}
 }
 
-// partitionLeader returns the broker id leading partition p of topic.
+// partitionLeader returns the broker id leading partition p of topic. It asks until a broker's
+// metadata shows that leader (topicReadyTimeout): in a cluster, each broker learns of a new topic at
+// its own pace, so the broker this admin client asks may not know the topic createTopic saw ready.
 func partitionLeader(t *testing.T, bootstrap, topic string, p int32) int32 {
 	t.Helper()
 	a := newAdmin(t, bootstrap)
-	md, err := a.GetMetadata(&topic, false, 10000)
-	require.NoError(t, err)
-	tm, ok := md.Topics[topic]
-	require.True(t, ok, "no metadata for %s", topic)
-	for _, pm := range tm.Partitions {
-		if pm.ID == p {
-			require.GreaterOrEqual(t, pm.Leader, int32(0), "partition %d of %s has no leader", p, topic)
-			return pm.Leader
+	deadline := time.Now().Add(topicReadyTimeout)
+	for {
+		md, err := a.GetMetadata(&topic, false, 10000)
+		last := fmt.Sprint(err)
+		if err == nil {
+			if tm, ok := md.Topics[topic]; !ok {
+				last = "no metadata for the topic"
+			} else {
+				last = fmt.Sprintf("no partition %d in the topic's metadata (%v)", p, tm.Error)
+				for _, pm := range tm.Partitions {
+					if pm.ID != p {
+						continue
+					}
+					if pm.Leader >= 0 {
+						return pm.Leader
+					}
+					last = fmt.Sprintf("partition %d has no leader", p)
+				}
+			}
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s: no leader for partition %d after %v: %s", topic, p, topicReadyTimeout, last)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("topic %s has no partition %d", topic, p)
-	return -1
 }
 
 // topicExists looks the topic up in a full metadata listing (which never creates topics).
