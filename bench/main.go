@@ -34,6 +34,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/bench/internal/aiopass"
 )
 
 // topic is the topic every client produces to: "bench" on the mock cluster, a fresh topic per run
@@ -258,46 +259,9 @@ func aioKeepMallocThroughput(bootstrap string, w workload) (time.Duration, uint6
 // real broker (bench/realab -window, BENCHMARKS.md).
 const aioWindow = aioproducer.DefaultMaxBufferedMsgs
 
-// awaitOld waits for futs[i] and drops it, if i is in range.
-func awaitOld(ctx context.Context, futs []*aioproducer.Future, i, lo int) error {
-	if i < lo || futs[i] == nil {
-		return nil
-	}
-	_, err := futs[i].Wait(ctx)
-	futs[i] = nil
-	return err
-}
-
 // produceFunc, as aioPass's g, is ProduceFunc from one goroutine with one shared callback: no
 // Future, nothing allocated per message.
 const produceFunc = -1
-
-// funcPass produces ptrs with ProduceFunc and waits for every callback.
-func funcPass(ctx context.Context, p *aioproducer.Producer, ptrs []*aioproducer.Message) error {
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var failed error // the first callback error; a mutex, not an atomic pointer, so err does not escape
-	done := func(_ aioproducer.Delivery, err error) {
-		if err != nil {
-			mu.Lock()
-			if failed == nil {
-				failed = err
-			}
-			mu.Unlock()
-		}
-		wg.Done()
-	}
-	wg.Add(len(ptrs))
-	for i, m := range ptrs {
-		if err := p.ProduceFunc(ctx, m, done); err != nil {
-			wg.Add(i - len(ptrs)) // the callbacks that will not come
-			wg.Wait()
-			return err
-		}
-	}
-	wg.Wait()
-	return failed
-}
 
 func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs []*aioproducer.Future) (time.Duration, uint64, error) {
 	ctx := context.Background()
@@ -309,7 +273,7 @@ func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs [
 	var firstErr error
 	switch {
 	case g == produceFunc:
-		if err := funcPass(ctx, p, ptrs); err != nil {
+		if err := aiopass.ProduceFunc(ctx, p, ptrs); err != nil {
 			return 0, 0, err
 		}
 		return time.Since(start), mallocs() - m0, nil
@@ -321,7 +285,7 @@ func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs [
 			}
 			copy(futs[i:], fs)
 			for j := i - aioWindow; j < min(i+1000, w.count)-aioWindow; j++ {
-				if err := awaitOld(ctx, futs, j, 0); err != nil {
+				if err := aiopass.AwaitOld(ctx, futs, j, 0); err != nil {
 					return 0, 0, err
 				}
 			}
@@ -341,7 +305,7 @@ func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs [
 						return
 					}
 					futs[i] = f
-					if err := awaitOld(ctx, futs, i-aioWindow/g, lo); err != nil {
+					if err := aiopass.AwaitOld(ctx, futs, i-aioWindow/g, lo); err != nil {
 						errOnce.Do(func() { firstErr = err })
 						return
 					}

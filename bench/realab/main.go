@@ -18,13 +18,13 @@ import (
 	"os"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/bench/internal/aiopass"
 )
 
 type kvs []string
@@ -109,30 +109,7 @@ func main() {
 		ctx := context.Background()
 		switch *mode {
 		case "func":
-			// ProduceFunc with one shared callback: no Future, nothing allocated per message.
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			var failed error // the first callback error; a mutex, not an atomic pointer, so err does not escape
-			done := func(_ aioproducer.Delivery, err error) {
-				if err != nil {
-					mu.Lock()
-					if failed == nil {
-						failed = err
-					}
-					mu.Unlock()
-				}
-				wg.Done()
-			}
-			wg.Add(n)
-			for i := 0; i < n; i++ {
-				if err := p.ProduceFunc(ctx, ptrs[i], done); err != nil {
-					wg.Add(i - n) // the calls not made
-					wg.Wait()
-					return err
-				}
-			}
-			wg.Wait()
-			return failed
+			return aiopass.ProduceFunc(ctx, p, ptrs[:n])
 		case "batch":
 			for i := 0; i < n; i += 1000 {
 				fs, err := p.ProduceBatch(ctx, ptrs[i:min(i+1000, n)])
@@ -148,11 +125,10 @@ func main() {
 					return err
 				}
 				futs[i] = f
-				if *window > 0 && i >= *window {
-					if _, err := futs[i-*window].Wait(ctx); err != nil {
+				if *window > 0 {
+					if err := aiopass.AwaitOld(ctx, futs, i-*window, 0); err != nil {
 						return err
 					}
-					futs[i-*window] = nil
 				}
 			}
 		}
