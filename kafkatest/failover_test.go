@@ -89,7 +89,7 @@ func TestLeaderFailover(t *testing.T) {
 
 	// Restart only once the cluster has moved the partition to another leader, so that the producer
 	// has to follow a real leader change (not merely reconnect to the same broker).
-	newLeader := waitLeaderChange(t, c.bootstrap, topic, 0, leader, 60*time.Second)
+	newLeader := waitLeader(t, c.bootstrap, topic, 0, leader, 60*time.Second)
 	t.Logf("partition 0 moved to broker %d %v after the kill", newLeader, time.Since(killedAt).Round(time.Millisecond))
 
 	var restartErr error
@@ -193,25 +193,4 @@ func TestLeaderFailover(t *testing.T) {
 	}
 	problems.done("failover read-back")
 	require.Zero(t, rejected, "Produce must not refuse messages while a broker fails over")
-}
-
-// waitLeaderChange waits until partition p of topic has a live leader other than old, and returns it.
-func waitLeaderChange(t *testing.T, bootstrap, topic string, p int32, old int32, timeout time.Duration) int32 {
-	t.Helper()
-	a := newAdmin(t, bootstrap)
-	deadline := time.Now().Add(timeout)
-	for {
-		md, err := a.GetMetadata(&topic, false, 5000)
-		if err == nil {
-			for _, pm := range md.Topics[topic].Partitions {
-				if pm.ID == p && pm.Leader >= 0 && pm.Leader != old {
-					return pm.Leader
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("partition %d of %s still led by broker %d (or leaderless) %v after it was killed (metadata error: %v)", p, topic, old, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }

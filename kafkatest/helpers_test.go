@@ -149,34 +149,37 @@ func createTopic(t *testing.T, bootstrap, name string, partitions, replicas int,
 	}
 }
 
-// partitionLeader returns the broker id leading partition p of topic. It asks until a broker's
-// metadata shows that leader (topicReadyTimeout): in a cluster, each broker learns of a new topic at
-// its own pace, so the broker this admin client asks may not know the topic createTopic saw ready.
+// partitionLeader returns the broker id leading partition p of topic, once a broker's metadata shows
+// one (topicReadyTimeout): in a cluster, each broker learns of a new topic at its own pace, so the
+// broker this admin client asks may not know the topic createTopic saw ready.
 func partitionLeader(t *testing.T, bootstrap, topic string, p int32) int32 {
 	t.Helper()
+	return waitLeader(t, bootstrap, topic, p, -1, topicReadyTimeout)
+}
+
+// waitLeader waits until the metadata shows partition p of topic led by a broker other than except
+// (-1: any broker), and returns that broker's id.
+func waitLeader(t *testing.T, bootstrap, topic string, p, except int32, timeout time.Duration) int32 {
+	t.Helper()
 	a := newAdmin(t, bootstrap)
-	deadline := time.Now().Add(topicReadyTimeout)
+	deadline := time.Now().Add(timeout)
 	for {
-		md, err := a.GetMetadata(&topic, false, 10000)
+		md, err := a.GetMetadata(&topic, false, 5000)
 		last := fmt.Sprint(err)
 		if err == nil {
-			if tm, ok := md.Topics[topic]; !ok {
-				last = "no metadata for the topic"
-			} else {
-				last = fmt.Sprintf("no partition %d in the topic's metadata (%v)", p, tm.Error)
-				for _, pm := range tm.Partitions {
-					if pm.ID != p {
-						continue
-					}
-					if pm.Leader >= 0 {
-						return pm.Leader
-					}
-					last = fmt.Sprintf("partition %d has no leader", p)
+			last = fmt.Sprintf("partition %d not in the metadata", p)
+			for _, pm := range md.Topics[topic].Partitions {
+				if pm.ID != p {
+					continue
 				}
+				if pm.Leader >= 0 && pm.Leader != except {
+					return pm.Leader
+				}
+				last = fmt.Sprintf("led by %d", pm.Leader)
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("topic %s: no leader for partition %d after %v: %s", topic, p, topicReadyTimeout, last)
+			t.Fatalf("topic %s: no leader of partition %d other than %d after %v (last: %s)", topic, p, except, timeout, last)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
