@@ -41,10 +41,11 @@ func payload(size int) []byte {
 	return b
 }
 
-func cpuTime() time.Duration {
+// rusage is this process's resource usage so far.
+func rusage() syscall.Rusage {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return ru
 }
 
 func main() {
@@ -155,21 +156,19 @@ func main() {
 		_ = pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	var ru0 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
-	c0, t0 := cpuTime(), time.Now()
+	ru0, t0 := rusage(), time.Now()
 	if err := pass(*count); err != nil {
 		fmt.Fprintln(os.Stderr, "realab:", err)
 		os.Exit(3)
 	}
-	el, cpu := time.Since(t0), cpuTime()-c0
+	ru, el := rusage(), time.Since(t0)
+	user := time.Duration(ru.Utime.Nano() - ru0.Utime.Nano())
+	sys := time.Duration(ru.Stime.Nano() - ru0.Stime.Nano())
+	cpu := user + sys
 	st := p.Stats()
 	fmt.Fprintf(os.Stderr, "realab: batches %d, mean batch %.1f, queue-full waits %d\n", st.Batches, st.MeanBatchSize, st.QueueFullWaits)
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	fmt.Fprintf(os.Stderr, "realab: measured pass: user %.3f s, sys %.3f s, %d minor faults, %d voluntary and %d involuntary context switches\n",
-		time.Duration(ru.Utime.Nano()-ru0.Utime.Nano()).Seconds(), time.Duration(ru.Stime.Nano()-ru0.Stime.Nano()).Seconds(),
-		ru.Minflt-ru0.Minflt, ru.Nvcsw-ru0.Nvcsw, ru.Nivcsw-ru0.Nivcsw)
+		user.Seconds(), sys.Seconds(), ru.Minflt-ru0.Minflt, ru.Nvcsw-ru0.Nvcsw, ru.Nivcsw-ru0.Nivcsw)
 	fmt.Printf("msgs/s=%.0f elapsed_s=%.3f cpu_s=%.3f cpu_us_per_msg=%.3f delivered=%d failed=0 maxrss_mib=%d\n",
 		float64(*count)/el.Seconds(), el.Seconds(), cpu.Seconds(), float64(cpu.Microseconds())/float64(*count), *count, ru.Maxrss>>10)
 }
