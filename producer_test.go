@@ -229,6 +229,10 @@ func TestProduceWaitsForTheLoopOnceTheIntakeQueueIsFull(t *testing.T) {
 			}
 			accepted++
 			require.Less(t, accepted, 2*intakeCap, "Produce never waited for the loop")
+			// Let the loop take what it can before the next call. Without this, its first take could
+			// come when the queue was nearly full: it would then hold up to intakeCap drained records
+			// while it waits on the worker, and Produce could add another intakeCap before waiting.
+			synctest.Wait()
 		}
 		assert.GreaterOrEqual(t, accepted, intakeCap, "the queue holds intakeCap records before Produce waits")
 		assert.EqualValues(t, accepted, p.Stats().HeldMessages, "the call that gave up holds no room in the buffer")
