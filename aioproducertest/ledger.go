@@ -450,7 +450,9 @@ func (s LogSummary) String() string {
 
 // CheckLog checks recs, every record of the topics the ledger's messages went to (ReadTopic), against
 // the outcomes: every delivered message is there exactly once, at the topic, partition and offset of
-// its delivery, and each key's delivered messages are in id order; a message that failed with a
+// its delivery (in its partition, for a delivery without an offset: librdkafka reports -1001 for
+// messages a retry found already written, DUPLICATE_SEQUENCE_NUMBER, which it counts as delivered),
+// and each key's delivered messages are in id order; a message that failed with a
 // definite error is not there; one whose outcome is unknown is there at most once; a refused one is
 // not there; records without a ledger id number o.Foreign. It returns what it counted, and one error
 // naming the first violations. Call it after Settle.
@@ -479,7 +481,12 @@ func (l *Ledger) CheckLog(recs []Record, o LogCheck) (LogSummary, error) {
 	if o.Foreign >= 0 && s.Foreign != o.Foreign {
 		add("%d records without a ledger id in the log, %d expected", s.Foreign, o.Foreign)
 	}
-	lastOfKey := map[[2]int32]int{} // topic and key → the last delivered id, in id order
+	type placed struct {
+		id        int
+		partition int32
+		offset    int64 // in the log
+	}
+	lastOfKey := map[[2]int32]placed{} // topic and key → the last delivered message, in id order
 	for id, e := range l.entries {
 		c := len(found[id])
 		err := l.errs[id]
@@ -492,7 +499,7 @@ func (l *Ledger) CheckLog(recs []Record, o LogCheck) (LogSummary, error) {
 		case err == nil:
 			at := -1
 			for i, r := range found[id] {
-				if r.Topic == d.Topic && r.Partition == d.Partition && r.Offset == d.Offset {
+				if r.Topic == d.Topic && r.Partition == d.Partition && (r.Offset == d.Offset || d.Offset < 0) {
 					at = i
 				}
 			}
@@ -513,14 +520,15 @@ func (l *Ledger) CheckLog(recs []Record, o LogCheck) (LogSummary, error) {
 			if o.IgnoreOrder || e.key == noKey {
 				continue
 			}
-			k := [2]int32{e.topic, e.key}
-			if prev, ok := lastOfKey[k]; ok {
-				p := l.delivery(prev)
-				if p.Partition != d.Partition || p.Offset > d.Offset {
-					add("key %q: message %d at [%d]@%d, after message %d at [%d]@%d", l.keyOf(id), id, d.Partition, d.Offset, prev, p.Partition, p.Offset)
-				}
+			if at < 0 {
+				continue // reported above; no log offset to order it by
 			}
-			lastOfKey[k] = id
+			k := [2]int32{e.topic, e.key}
+			cur := placed{id, d.Partition, found[id][at].Offset}
+			if prev, ok := lastOfKey[k]; ok && (prev.partition != cur.partition || prev.offset > cur.offset) {
+				add("key %q: message %d at [%d]@%d, after message %d at [%d]@%d", l.keyOf(id), id, cur.partition, cur.offset, prev.id, prev.partition, prev.offset)
+			}
+			lastOfKey[k] = cur
 		case aioproducer.IsOutcomeUnknown(err):
 			switch c {
 			case 0:

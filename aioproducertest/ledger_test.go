@@ -164,6 +164,30 @@ func TestLedgerSeesViolations(t *testing.T) {
 			assert.ErrorContains(t, err, tc.want)
 		})
 	}
+	t.Run("delivered without an offset", func(t *testing.T) {
+		// librdkafka reports -1001 for messages a retry found already written
+		// (DUPLICATE_SEQUENCE_NUMBER): such a message must be in its partition once, and in key order
+		// by where the log has it.
+		l := newLedger(2)
+		l.Report(0, d(0), nil)
+		l.Report(1, d(-1001), nil)
+		ls, err := l.CheckLog([]aioproducertest.Record{rec(0, 0), rec(1, 4)}, aioproducertest.LogCheck{})
+		require.NoError(t, err)
+		assert.Equal(t, 2, ls.DeliveredOnce)
+		_, err = l.CheckLog([]aioproducertest.Record{rec(0, 0)}, aioproducertest.LogCheck{})
+		assert.ErrorContains(t, err, "not in the log")
+		_, err = l.CheckLog([]aioproducertest.Record{rec(0, 0), rec(1, 4), rec(1, 5)}, aioproducertest.LogCheck{})
+		assert.ErrorContains(t, err, "2 times")
+		other := rec(1, 4)
+		other.Partition = 1
+		_, err = l.CheckLog([]aioproducertest.Record{rec(0, 0), other}, aioproducertest.LogCheck{})
+		assert.ErrorContains(t, err, "is in the log at")
+		l = newLedger(2)
+		l.Report(0, d(-1001), nil)
+		l.Report(1, d(3), nil)
+		_, err = l.CheckLog([]aioproducertest.Record{rec(0, 7), rec(1, 3)}, aioproducertest.LogCheck{})
+		assert.ErrorContains(t, err, "after message 0", "key order by the log's offset")
+	})
 	t.Run("relaxed", func(t *testing.T) {
 		l := newLedger(2)
 		l.Report(0, d(1), nil)
