@@ -2,7 +2,7 @@
 # and Maven (see scripts/README.md).
 GO ?= go
 
-.PHONY: all build test test-engines race vet fmt staticcheck lint tidy cover bench fuzz reliability flake quickstart ci
+.PHONY: all build test test-cgocheck race vet fmt staticcheck lint tidy cover bench fuzz reliability flake quickstart ci
 
 all: vet test
 
@@ -15,12 +15,10 @@ test:
 
 race: test
 
-## test-engines: the whole suite on the fallback engine (AIOPRODUCER_TEST_ENGINE=kafka; `make test` runs
-## it on the default, the batch engine), then on the batch engine with cgocheck2 (every pointer passed to
-## C checked).
-test-engines:
-	AIOPRODUCER_TEST_ENGINE=kafka $(GO) test -race -count=1 -timeout 15m ./...
-	GOEXPERIMENT=cgocheck2 AIOPRODUCER_TEST_ENGINE=batch $(GO) test -count=1 -timeout 15m ./...
+## test-cgocheck: the packages that call librdkafka through cgo (the root package and its binding,
+## internal/rdk) built with cgocheck2: every pointer passed to C is checked.
+test-cgocheck:
+	GOEXPERIMENT=cgocheck2 $(GO) test -count=1 -timeout 10m . ./internal/rdk
 
 vet:
 	$(GO) vet ./...

@@ -30,13 +30,12 @@
 // IsOutcomeUnknown tells the errors after which the message may still be in the log (it was sent but
 // timed out, or was purged in flight); IsRetriable and IsFatal tell the others apart.
 //
-// # Engines
+// # librdkafka
 //
-// The default engine, EngineBatch, drives its own librdkafka handle: one cgo call per batch and per
-// burst of delivery reports. EngineKafkaProducer (WithEngine) goes through confluent-kafka-go's
-// kafka.Producer instead: the same API and guarantees, 2 to 3 times slower on small messages, and
-// less precise about failures (it cannot tell a timed-out message that was never sent from one that
-// may be in the log).
+// The producer drives its own handle on the librdkafka that confluent-kafka-go bundles: one cgo call
+// enqueues a batch, one drains a burst of delivery reports, and each failed message says whether it
+// may be in the log (rd_kafka_message_status). It takes the kafka.ConfigMap, errors and types of
+// confluent-kafka-go, but not its kafka.Producer.
 //
 // # Buffering and backpressure
 //

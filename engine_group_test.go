@@ -151,7 +151,7 @@ func TestKeyHashesMatchLibrdkafka(t *testing.T) {
 func TestBatchEngineGroupedPartitionsKeepOrder(t *testing.T) {
 	mc := newMockCluster(t, 1)
 	require.NoError(t, mc.CreateTopic("grp", 4, 1))
-	p := newBatchTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 50}, WithBatchSize(200))
+	p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 50}, WithBatchSize(200))
 	ctx := ctxTimeout(t, 60*time.Second)
 	const n, bad = 3000, 1234
 	msgs := make([]*Message, n)
@@ -187,7 +187,7 @@ func TestBatchEngineKeyedMessagesGoWhereLibrdkafkaPutsThem(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			mc := newMockCluster(t, 1)
 			require.NoError(t, mc.CreateTopic("keyed", 6, 1))
-			p := newBatchTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 100, "partitioner": name}, WithBatchSize(300))
+			p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 100, "partitioner": name}, WithBatchSize(300))
 			_, kind := keyHashOf(kafka.ConfigMap{"partitioner": name})
 			ctx := ctxTimeout(t, 60*time.Second)
 			const n = 6000
@@ -223,7 +223,7 @@ func TestBatchEngineKeyedMessagesGoWhereLibrdkafkaPutsThem(t *testing.T) {
 				}
 				last[d.Partition] = d.Offset
 			}
-			assert.Positive(t, p.eng.(*batchEngine).partitioned.Load(), "the engine partitioned keyed messages itself")
+			assert.Positive(t, p.eng.(*librdkafkaEngine).partitioned.Load(), "the engine partitioned keyed messages itself")
 			assert.Positive(t, p.Stats().QueueFullWaits, "the small librdkafka queue filled")
 		})
 	}

@@ -1,9 +1,9 @@
 package aioproducer
 
 import (
-	"errors"
 	"hash/crc32"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -11,35 +11,52 @@ import (
 	"github.com/seed-f937cf20/aioproducer/internal/fakeengine"
 )
 
-// memEngine is an engine without librdkafka, behind aioproducertest.Fake: it takes every message at
-// once, assigns its partition (explicit, else the CRC-32 of a non-empty key modulo the topic's
-// partitions, round robin for a null or empty key, which librdkafka's default partitioner places at
-// random) and completes it, at once or when the test says so, with offsets counting from 0 per
-// partition. Like a real engine it reports from one goroutine of its own. Users reach it only through
-// package aioproducertest (see internal/fakeengine).
+// memEngine is an engine without librdkafka: an in-memory broker behind aioproducertest.Fake and the
+// package's own tests of the producer's logic. It takes messages at once, assigns each its partition
+// (explicit, else the CRC-32 of a non-empty key modulo the topic's partitions, round robin for a null
+// or empty key, which librdkafka's default partitioner places at random) and completes them, at once
+// (Auto) or when the test says so, with offsets counting from 0 per partition. Like the librdkafka
+// engine it reports from one goroutine of its own.
+//
+// For the package's tests it can also act as librdkafka does under stress: a queue of limited
+// capacity (errQueueFull), messages it refuses, a gate that holds enqueue calls, a fatal error.
 type memEngine struct {
-	cfg          fakeengine.Config
+	cfg memConfig
+
+	// Set by bind, before start.
 	sink         reportSink
 	stats        *counters
 	requestFlush func()
 
-	mu      sync.Mutex
-	pending []memPending // taken, not completed, oldest first
-	history []*fakeengine.Sent
-	taken   uint64
-	next    map[memPartition]int64 // the next offset of each partition
-	rr      map[string]int32       // the next partition of a null or empty key, per topic
-	changed chan struct{}          // closed and replaced whenever a message is taken or completed
+	mu       sync.Mutex
+	pending  []memPending // taken, not completed, oldest first
+	history  []*fakeengine.Sent[*Message]
+	calls    [][]*Message // the messages each enqueue call took, in call order
+	taken    uint64
+	next     map[memPartition]int64 // the next offset of each partition
+	rr       map[string]int32       // the next partition of a null or empty key, per topic
+	changed  chan struct{}          // closed and replaced whenever a message is taken or completed
+	capacity int                    // > 0: enqueue refuses with errQueueFull while this many are pending
+	refuse   map[*Message]error     // messages enqueue refuses, with their error
+	gate     chan struct{}          // non-nil: enqueue waits until it is closed
+	fatal    *kafka.Error           // raised by raiseFatal: enqueue refuses from then on
+	purges   int
+	txns     []memTxnCall
 
-	wake chan struct{} // auto mode: messages were taken
-	req  chan memReq
-	stop chan struct{}
-	done chan struct{}
+	flushCalls atomic.Int32
+	purgeReq   atomic.Bool   // a purge waits for the report goroutine
+	wake       chan struct{} // capacity 1: messages were taken (Auto), or a purge was asked for
+	req        chan memReq
+	stop       chan struct{}
+	done       chan struct{}
 }
+
+// memConfig is fakeengine.Config for aioproducer's messages.
+type memConfig = fakeengine.Config[*Message]
 
 type memPending struct {
 	rec   *record
-	sent  *fakeengine.Sent
+	sent  *fakeengine.Sent[*Message]
 	valid bool // the partition exists
 }
 
@@ -51,35 +68,54 @@ type memPartition struct {
 type memReq struct {
 	n     int
 	err   error
-	purge bool
+	fatal *kafka.Error
 	done  chan int
 }
 
-func init() { fakeengine.NewProducer = newMemProducer }
+// memTxnCall is a transactional call the engine took, and how many messages it had taken before.
+type memTxnCall struct {
+	op    int
+	taken uint64
+}
 
-// newMemProducer is fakeengine.NewProducer: a Producer built with opts ([]Option) over a memEngine.
-func newMemProducer(fc fakeengine.Config, opts any) (any, fakeengine.Engine, error) {
+func init() { fakeengine.Register(newMemProducer) }
+
+// newMemEngine returns an in-memory engine; newProducer binds it to its producer.
+func newMemEngine(cfg memConfig) *memEngine {
+	if cfg.Partitions == nil {
+		cfg.Partitions = func(string) int32 { return 1 }
+	}
+	return &memEngine{
+		cfg: cfg, next: map[memPartition]int64{}, rr: map[string]int32{}, refuse: map[*Message]error{},
+		changed: make(chan struct{}), wake: make(chan struct{}, 1), req: make(chan memReq),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+}
+
+// newMemProducer is the fakeengine.Opener package aioproducertest builds a Fake with: a Producer
+// with opts over a new memEngine.
+func newMemProducer(fc memConfig, opts []Option) (*Producer, fakeengine.Engine[*Message], error) {
 	cfg := defaultConfig()
-	for _, o := range opts.([]Option) {
+	for _, o := range opts {
 		o(&cfg)
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, nil, err
 	}
-	var me *memEngine
+	me := newMemEngine(fc)
 	p, err := newProducer(cfg, func(s reportSink) (engine, error) {
-		p := s.(*Producer)
-		me = &memEngine{
-			cfg: fc, sink: s, stats: &p.stats, requestFlush: p.requestFlush,
-			next: map[memPartition]int64{}, rr: map[string]int32{}, changed: make(chan struct{}),
-			wake: make(chan struct{}, 1), req: make(chan memReq), stop: make(chan struct{}), done: make(chan struct{}),
-		}
+		me.bind(s.(*Producer))
 		return me, nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	return p, me, nil
+}
+
+// bind makes p the engine's sink.
+func (e *memEngine) bind(p *Producer) {
+	e.sink, e.stats, e.requestFlush = p, &p.stats, p.requestFlush
 }
 
 func (e *memEngine) start() { go e.run() }
@@ -92,28 +128,54 @@ func (e *memEngine) changedLocked() {
 
 func (e *memEngine) enqueue(recs []*record) (int, error) {
 	e.mu.Lock()
+	gate := e.gate
+	e.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	e.mu.Lock()
+	n := 0
+	var err error
+	var took []*Message
 	for _, r := range recs {
-		n := max(e.cfg.Partitions(r.msg.Topic), 1)
+		if e.fatal != nil {
+			err = kafka.NewError(kafka.ErrFatal, "Local: Fatal error", false)
+			break
+		}
+		if e.capacity > 0 && len(e.pending) >= e.capacity {
+			err = errQueueFull
+			break
+		}
+		if rerr, ok := e.refuse[r.msg]; ok {
+			err = rerr
+			break
+		}
+		parts := max(e.cfg.Partitions(r.msg.Topic), 1)
 		part, explicit := r.msg.Partition.ID()
 		switch {
 		case explicit:
 		case len(r.msg.Key) > 0: // consistent_random hashes only a non-empty key
-			part = int32(crc32.ChecksumIEEE(r.msg.Key) % uint32(n))
+			part = int32(crc32.ChecksumIEEE(r.msg.Key) % uint32(parts))
 		default:
-			part = e.rr[r.msg.Topic] % n
+			part = e.rr[r.msg.Topic] % parts
 			e.rr[r.msg.Topic] = part + 1
 		}
-		s := &fakeengine.Sent{Msg: r.msg, Partition: part, Offset: -1}
+		s := &fakeengine.Sent[*Message]{Msg: r.msg, Partition: part, Offset: -1}
 		e.history = append(e.history, s)
-		e.pending = append(e.pending, memPending{rec: r, sent: s, valid: part >= 0 && part < n})
+		e.pending = append(e.pending, memPending{rec: r, sent: s, valid: part >= 0 && part < parts})
+		took = append(took, r.msg)
+		n++
 	}
-	e.taken += uint64(len(recs))
-	e.changedLocked()
+	if n > 0 {
+		e.calls = append(e.calls, took)
+		e.taken += uint64(n)
+		e.changedLocked()
+	}
 	e.mu.Unlock()
-	if e.cfg.Auto {
+	if e.cfg.Auto && n > 0 {
 		wakeUp(e.wake)
 	}
-	return len(recs), nil
+	return n, err
 }
 
 func (e *memEngine) run() {
@@ -121,9 +183,22 @@ func (e *memEngine) run() {
 	for {
 		select {
 		case <-e.wake:
-			e.report(-1, nil, false)
+			if e.purgeReq.Swap(false) {
+				e.report(-1, nil, true)
+			}
+			if e.cfg.Auto {
+				e.report(-1, nil, false)
+			}
 		case r := <-e.req:
-			n := e.report(r.n, r.err, r.purge)
+			n := 0
+			if r.fatal != nil {
+				e.mu.Lock()
+				e.fatal = r.fatal
+				e.mu.Unlock()
+				e.sink.onFatal(*r.fatal)
+			} else {
+				n = e.report(r.n, r.err, false)
+			}
 			if r.done != nil {
 				r.done <- n
 			}
@@ -214,10 +289,15 @@ const syncTimeout = 10 * time.Second
 // Complete is fakeengine.Engine's.
 func (e *memEngine) Complete(n int, err error) int {
 	e.Sync(syncTimeout)
-	done := make(chan int, 1)
+	return e.request(memReq{n: n, err: err})
+}
+
+// request has the report goroutine carry out r and returns what it reported, once the sink has it.
+func (e *memEngine) request(r memReq) int {
+	r.done = make(chan int, 1)
 	select {
-	case e.req <- memReq{n: n, err: err, done: done}:
-		return <-done
+	case e.req <- r:
+		return <-r.done
 	case <-e.done:
 		return 0
 	}
@@ -231,10 +311,10 @@ func (e *memEngine) Outstanding() int {
 }
 
 // History is fakeengine.Engine's.
-func (e *memEngine) History() []fakeengine.Sent {
+func (e *memEngine) History() []fakeengine.Sent[*Message] {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make([]fakeengine.Sent, len(e.history))
+	out := make([]fakeengine.Sent[*Message], len(e.history))
 	for i, s := range e.history {
 		out[i] = *s
 	}
@@ -248,20 +328,31 @@ func (e *memEngine) Clear() {
 	e.mu.Unlock()
 }
 
+// purge fails every pending message, on the report goroutine (it may be called from there, through
+// the sink's onFatal).
 func (e *memEngine) purge() error {
-	select {
-	case e.req <- memReq{n: -1, purge: true}:
-	case <-e.done:
-	}
+	e.mu.Lock()
+	e.purges++
+	e.mu.Unlock()
+	e.purgeReq.Store(true)
+	wakeUp(e.wake)
 	return nil
 }
 
 func (e *memEngine) purgeQueue() error { return e.purge() }
 
-func (e *memEngine) fatalError() (kafka.Error, bool) { return kafka.Error{}, false }
+func (e *memEngine) fatalError() (kafka.Error, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.fatal == nil {
+		return kafka.Error{}, false
+	}
+	return *e.fatal, true
+}
 
 // flush waits until no message is outstanding, up to timeoutMs, as rd_kafka_flush waits for the broker.
 func (e *memEngine) flush(timeoutMs int) bool {
+	e.flushCalls.Add(1)
 	t := time.NewTimer(time.Duration(timeoutMs) * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -281,12 +372,16 @@ func (e *memEngine) flush(timeoutMs int) bool {
 	}
 }
 
-var errMemNoTxn = errors.New("aioproducer: the fake engine of aioproducertest has no transactions")
-
-func (e *memEngine) txn(int, int) error { return errMemNoTxn }
+// txn records the call and succeeds.
+func (e *memEngine) txn(op, _ int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.txns = append(e.txns, memTxnCall{op: op, taken: e.taken})
+	return nil
+}
 
 func (e *memEngine) sendOffsets([]kafka.TopicPartition, *kafka.ConsumerGroupMetadata, int) error {
-	return errMemNoTxn
+	return nil
 }
 
 func (e *memEngine) setSaslCredentials(string, string) error { return nil }
@@ -294,4 +389,81 @@ func (e *memEngine) setSaslCredentials(string, string) error { return nil }
 func (e *memEngine) close() {
 	close(e.stop)
 	<-e.done
+}
+
+// What the package's tests ask of the engine.
+
+// deliver completes the n oldest pending messages as the configuration says (-1: all), and returns
+// once the sink has their reports.
+func (e *memEngine) deliver(n int) { e.request(memReq{n: n}) }
+
+// raiseFatal reports a fatal error, as librdkafka's error event does, and refuses every enqueue from
+// then on.
+func (e *memEngine) raiseFatal(err kafka.Error) { e.request(memReq{fatal: &err}) }
+
+// setGate makes enqueue calls wait until g is closed (nil: no gate).
+func (e *memEngine) setGate(g chan struct{}) {
+	e.mu.Lock()
+	e.gate = g
+	e.mu.Unlock()
+}
+
+// setCapacity makes enqueue refuse with errQueueFull while n messages are pending (0: no limit).
+func (e *memEngine) setCapacity(n int) {
+	e.mu.Lock()
+	e.capacity = n
+	e.mu.Unlock()
+}
+
+// refuseWith makes enqueue refuse m with err.
+func (e *memEngine) refuseWith(m *Message, err error) {
+	e.mu.Lock()
+	e.refuse[m] = err
+	e.mu.Unlock()
+}
+
+// callSizes returns how many messages each enqueue call took, in call order.
+func (e *memEngine) callSizes() []int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]int, len(e.calls))
+	for i, c := range e.calls {
+		out[i] = len(c)
+	}
+	return out
+}
+
+// callMessages returns the messages each enqueue call took, in call order.
+func (e *memEngine) callMessages() [][]*Message {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([][]*Message(nil), e.calls...)
+}
+
+// enqueued returns every message taken, in the order it took them.
+func (e *memEngine) enqueued() []*Message {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []*Message
+	for _, c := range e.calls {
+		out = append(out, c...)
+	}
+	return out
+}
+
+// pendingCount is Outstanding.
+func (e *memEngine) pendingCount() int { return e.Outstanding() }
+
+// purgeCount is how many times the engine was purged.
+func (e *memEngine) purgeCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.purges
+}
+
+// txnCalls returns the transactional calls taken, in order.
+func (e *memEngine) txnCalls() []memTxnCall {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]memTxnCall(nil), e.txns...)
 }

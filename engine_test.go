@@ -15,19 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// engines are the engines the engine-level tests run on, whatever AIOPRODUCER_TEST_ENGINE says.
-var engines = []Engine{EngineKafkaProducer, EngineBatch}
-
 func TestFatalLibrdkafkaErrorFailsOutstandingAndLaterMessages(t *testing.T) {
-	for _, e := range engines {
-		t.Run(e.String(), func(t *testing.T) { testFatalLibrdkafkaError(t, e) })
-	}
-}
-
-func testFatalLibrdkafkaError(t *testing.T, e Engine) {
 	mc := newMockCluster(t, 1)
 	require.NoError(t, mc.CreateTopic("t", 1, 1))
-	p := newTestProducer(t, mc.BootstrapServers(), nil, WithEngine(e))
+	p := newTestProducer(t, mc.BootstrapServers(), nil)
 	ctx := ctxTimeout(t, 30*time.Second)
 
 	// One delivered first, so the producer is known to work.
@@ -84,16 +75,10 @@ func (s *syncBuffer) String() string {
 }
 
 func TestLibrdkafkaLogsGoToTheLogger(t *testing.T) {
-	for _, e := range engines {
-		t.Run(e.String(), func(t *testing.T) { testLibrdkafkaLogs(t, e) })
-	}
-}
-
-func testLibrdkafkaLogs(t *testing.T, e Engine) {
 	var out syncBuffer
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	mc := newMockCluster(t, 1)
-	p, err := New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "debug": "msg"}, WithLogger(log), WithEngine(e))
+	p, err := New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "debug": "msg"}, WithLogger(log))
 	require.NoError(t, err)
 	ctx := ctxTimeout(t, 20*time.Second)
 	f, err := p.Produce(ctx, msg("logged", "a"))

@@ -79,7 +79,7 @@ func (e *ConfigError) Unwrap() []error { return []error{ErrInvalidConfig, e.Err}
 // librdkafka error; errors.As(err, &kafkaErr) finds it. A message failed because the producer hit a fatal
 // error also matches ErrFatal; one that a Close whose context ended purged from librdkafka's queue before
 // it was sent also matches ErrClosed (one purged in flight does not: IsOutcomeUnknown is true for it).
-// Its text says whether the message may be in the log, where librdkafka knows it (EngineBatch).
+// Its text says whether the message may be in the log, where librdkafka knows it.
 type DeliveryError struct {
 	Topic  string
 	Err    kafka.Error
@@ -93,7 +93,7 @@ type DeliveryError struct {
 type msgStatus int8
 
 const (
-	statusUnknown           msgStatus = iota // the engine cannot tell (EngineKafkaProducer)
+	statusUnknown           msgStatus = iota // the engine cannot tell (an error aioproducertest.Fake's FailWith chose)
 	statusNotPersisted                       // never sent, or refused by the broker: not in the log
 	statusPossiblyPersisted                  // sent without an answer: it may be in the log
 )
@@ -225,9 +225,10 @@ func IsFatal(err error) bool {
 
 // IsOutcomeUnknown reports whether err leaves open whether the message was written: it was sent but no
 // answer came, because it timed out (message.timeout.ms) or was purged while a request carrying it was
-// in flight. Such a message may be in the log; producing it again may duplicate it. EngineBatch asks
+// in flight. Such a message may be in the log; producing it again may duplicate it. The producer asks
 // librdkafka (rd_kafka_message_status), so a message that timed out before it was ever sent is not
-// outcome unknown; EngineKafkaProducer cannot ask, and counts every timeout as outcome unknown.
+// outcome unknown. For an error that does not say (a kafka.Error of a test's own), the code decides:
+// a timeout or a purge in flight is outcome unknown.
 func IsOutcomeUnknown(err error) bool {
 	var de *DeliveryError
 	if errors.As(err, &de) && de.status != statusUnknown {

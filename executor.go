@@ -10,68 +10,6 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
-// engine is the executor's one seam to librdkafka. Its contract is per batch, so an engine may cross cgo
-// once per batch; the first implementation (kafkaEngine) wraps kafka.Producer.
-type engine interface {
-	// start starts draining librdkafka's reports into the sink. Nothing is reported before.
-	start()
-	// enqueue hands recs to librdkafka in order and returns how many it accepted, n, and why it
-	// stopped: nil when it accepted all; errQueueFull when librdkafka's queue is full (recs[n:] are
-	// to be offered again once deliveries free space); any other error belongs to recs[n] alone,
-	// which librdkafka refused.
-	enqueue(recs []*record) (n int, err error)
-	// purge makes librdkafka fail every message it holds, queued or in flight; their reports still
-	// arrive through the sink. purgeQueue fails only the queued ones, never sent.
-	purge() error
-	purgeQueue() error
-	// fatalError returns the fatal error librdkafka raised, with its own code and text, and false if
-	// it raised none. An enqueue refused after a fatal error only says kafka.ErrFatal.
-	fatalError() (kafka.Error, bool)
-	// flush makes librdkafka send what it holds at once, ignoring linger.ms, for up to timeoutMs
-	// (rd_kafka_flush), and reports whether librdkafka then held nothing. It never delivers a report
-	// itself: those still come through the sink. It is not called once close has begun.
-	flush(timeoutMs int) bool
-	// txn runs a transactional operation (rdk.TxnInit, TxnBegin, TxnCommit, TxnAbort) for up to
-	// timeoutMs, and sendOffsets adds consumer offsets to the transaction. Their errors are *TxnError
-	// (Op left empty), with librdkafka's verdict on what may be done next.
-	txn(op, timeoutMs int) error
-	sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) error
-	// setSaslCredentials replaces the SASL username and password for new connections.
-	setSaslCredentials(username, password string) error
-	// close releases librdkafka and stops the engine's report goroutine, waiting for it. It is called
-	// once, after every message's outcome is known.
-	close()
-}
-
-// reportSink receives what an engine's report goroutine drains from librdkafka. Its methods are called
-// from that one goroutine and must not block on anything but short locks.
-type reportSink interface {
-	// onReports takes delivery reports, in the order librdkafka gave them. The slice is reused
-	// after the call.
-	onReports(rs []report)
-	// onFatal takes a fatal librdkafka error.
-	onFatal(err kafka.Error)
-	// onError takes a librdkafka error event that is not fatal (a broker connection failed, all
-	// brokers are down, ...): librdkafka goes on, and logs it itself.
-	onError(err kafka.Error)
-	// onStats takes one of librdkafka's statistics reports, the JSON document (the sink keeps it).
-	// Engines deliver them only when created to (a HookStats is registered).
-	onStats(raw []byte)
-}
-
-// report is the outcome of one message that librdkafka accepted.
-type report struct {
-	rec         *record
-	partition   int32
-	status      msgStatus // for a failure: whether it may be in the log, if the engine knows
-	offset      int64
-	logAppendMs int64 // the broker's LogAppendTime in ms, 0 if it did not give one
-	err         error // nil, or the librdkafka error (kafka.Error)
-}
-
-// errQueueFull is what engine.enqueue returns when librdkafka's queue is full.
-var errQueueFull = errors.New("aioproducer: librdkafka queue full")
-
 // executor is the worker pool that hands messageBatch values to librdkafka through the engine. Every
 // batch of a topic goes to the same worker, and a worker enqueues its batches one after the other, so
 // produce order per topic (and so per key and per partition) is librdkafka's enqueue order.

@@ -77,3 +77,21 @@ func ctxTimeout(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// newFakeProducer returns a producer over the in-memory engine me with opts, closed at cleanup.
+func newFakeProducer(t testing.TB, me *memEngine, opts ...Option) *Producer {
+	t.Helper()
+	cfg := defaultConfig()
+	cfg.logger = quietLogger
+	for _, o := range opts {
+		o(&cfg)
+	}
+	require.NoError(t, cfg.validate())
+	p, err := newProducer(cfg, func(s reportSink) (engine, error) {
+		me.bind(s.(*Producer))
+		return me, nil
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Close(ctxTimeout(t, 10*time.Second)) })
+	return p
+}

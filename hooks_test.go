@@ -280,7 +280,7 @@ func isDone(f *Future) bool {
 // returns the Futures of the messages it accepted; the rest are refused, each with one event at once,
 // and the accepted ones get theirs when delivered. A TryProduce that finds the buffer full too.
 func TestProduceBatchCutShortGivesTheMessagesItRefusedTheirEvents(t *testing.T) {
-	fe := newFakeEngine(false)
+	fe := newMemEngine(memConfig{})
 	rec := newRecorder()
 	p := newFakeProducer(t, fe, WithHooks(rec), WithMaxBuffered(2, 1<<20))
 	msgs := make([]*Message, 5)
@@ -501,67 +501,63 @@ func TestSlowDeliveryHookDelaysNoFutureAndMakesProduceWaitForRoom(t *testing.T) 
 // TestHookStatsGetsLibrdkafkasStatisticsParsed runs on both engines: with statistics.interval.ms set,
 // HookStats gets parsed reports that name the topic's partitions and the broker.
 func TestHookStatsGetsLibrdkafkasStatisticsParsed(t *testing.T) {
-	for _, e := range engines {
-		t.Run(e.String(), func(t *testing.T) {
-			mc := newMockCluster(t, 1)
-			require.NoError(t, mc.CreateTopic("stats", 2, 1))
-			rec := newRecorder()
-			p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"statistics.interval.ms": 100, "client.id": "hooks-test"},
-				WithEngine(e), WithHooks(rec))
-			rec.inCallback = p.callbacks.inCallback
-			ctx := ctxTimeout(t, 30*time.Second)
-			const n = 20
-			for i := range n {
-				_, err := p.Produce(ctx, &Message{Topic: "stats", Value: []byte("hello"), Partition: ExplicitPartition(int32(i % 2))})
-				require.NoError(t, err)
-			}
-			require.NoError(t, p.Flush(ctx))
-			var s *LibrdkafkaStats
-			require.Eventually(t, func() bool {
-				s = rec.lastStats()
-				if s == nil {
-					return false
-				}
-				ts, ok := s.Topics["stats"]
-				return ok && ts.Partitions[0].TxMessages+ts.Partitions[1].TxMessages == n && s.TxMessages == n
-			}, 20*time.Second, 20*time.Millisecond, "a report with both partitions' messages sent")
-			require.Equal(t, "hooks-test", s.ClientID)
-			require.NotEmpty(t, s.Name)
-			require.NotEmpty(t, s.Raw)
-			require.WithinDuration(t, time.Now(), s.Time, time.Minute)
-			require.EqualValues(t, n, s.TxMessages)
-			ts := s.Topics["stats"]
-			require.Equal(t, "stats", ts.Topic)
-			require.Len(t, ts.Partitions, 2, "the two partitions; the empty UA partition is left out")
-			for id, ps := range ts.Partitions {
-				require.Equal(t, id, ps.Partition)
-				require.EqualValues(t, 1, ps.Leader)
-				require.EqualValues(t, n/2, ps.TxMessages)
-				require.EqualValues(t, n/2*len("hello"), ps.TxBytes)
-			}
-			var up *BrokerStats
-			for name, b := range s.Brokers {
-				require.Equal(t, name, b.Name)
-				if b.NodeID == 1 {
-					up = &b
-				}
-			}
-			require.NotNil(t, up, "broker 1 in %v", s.Brokers)
-			require.Equal(t, "UP", up.State)
-			require.Positive(t, up.Requests)
-			require.Positive(t, up.Connects)
-			rec.mu.Lock()
-			assert.Empty(t, rec.offGor, "OnStats ran off the callback goroutine")
-			rec.mu.Unlock()
-		})
+	mc := newMockCluster(t, 1)
+	require.NoError(t, mc.CreateTopic("stats", 2, 1))
+	rec := newRecorder()
+	p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"statistics.interval.ms": 100, "client.id": "hooks-test"},
+		WithHooks(rec))
+	rec.inCallback = p.callbacks.inCallback
+	ctx := ctxTimeout(t, 30*time.Second)
+	const n = 20
+	for i := range n {
+		_, err := p.Produce(ctx, &Message{Topic: "stats", Value: []byte("hello"), Partition: ExplicitPartition(int32(i % 2))})
+		require.NoError(t, err)
 	}
+	require.NoError(t, p.Flush(ctx))
+	var s *LibrdkafkaStats
+	require.Eventually(t, func() bool {
+		s = rec.lastStats()
+		if s == nil {
+			return false
+		}
+		ts, ok := s.Topics["stats"]
+		return ok && ts.Partitions[0].TxMessages+ts.Partitions[1].TxMessages == n && s.TxMessages == n
+	}, 20*time.Second, 20*time.Millisecond, "a report with both partitions' messages sent")
+	require.Equal(t, "hooks-test", s.ClientID)
+	require.NotEmpty(t, s.Name)
+	require.NotEmpty(t, s.Raw)
+	require.WithinDuration(t, time.Now(), s.Time, time.Minute)
+	require.EqualValues(t, n, s.TxMessages)
+	ts := s.Topics["stats"]
+	require.Equal(t, "stats", ts.Topic)
+	require.Len(t, ts.Partitions, 2, "the two partitions; the empty UA partition is left out")
+	for id, ps := range ts.Partitions {
+		require.Equal(t, id, ps.Partition)
+		require.EqualValues(t, 1, ps.Leader)
+		require.EqualValues(t, n/2, ps.TxMessages)
+		require.EqualValues(t, n/2*len("hello"), ps.TxBytes)
+	}
+	var up *BrokerStats
+	for name, b := range s.Brokers {
+		require.Equal(t, name, b.Name)
+		if b.NodeID == 1 {
+			up = &b
+		}
+	}
+	require.NotNil(t, up, "broker 1 in %v", s.Brokers)
+	require.Equal(t, "UP", up.State)
+	require.Positive(t, up.Requests)
+	require.Positive(t, up.Connects)
+	rec.mu.Lock()
+	assert.Empty(t, rec.offGor, "OnStats ran off the callback goroutine")
+	rec.mu.Unlock()
 }
 
 // TestHookErrorGetsErrorEventsBoundedAndTheFatalError: error events reach HookError on the callback
 // goroutine; while it is busy, at most maxErrorEvents wait and the rest are dropped; the fatal error
 // comes once, as the error messages fail with.
 func TestHookErrorGetsErrorEventsBoundedAndTheFatalError(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	rec := newRecorder()
 	p := newFakeProducer(t, fe, WithHooks(rec))
 	rec.inCallback = p.callbacks.inCallback

@@ -69,8 +69,8 @@ type Delivery struct {
 	Offset    int64
 	// Timestamp is the record's timestamp in the log, in milliseconds: the CreateTime it was sent with
 	// (Message.Timestamp, or the time Produce accepted it), or, on a topic with
-	// message.timestamp.type=LogAppendTime, the broker's append time, which EngineBatch reports and
-	// EngineKafkaProducer cannot (confluent-kafka-go does not pass it on).
+	// message.timestamp.type=LogAppendTime, the broker's append time (confluent-kafka-go's
+	// kafka.Producer does not pass that one on).
 	Timestamp time.Time
 }
 

@@ -39,7 +39,6 @@ type config struct {
 	maxMsgs       int
 	maxBytes      int64
 	logger        *slog.Logger
-	engine        Engine
 	kafka         kafkaSettings // from the librdkafka configuration
 	tokens        TokenProvider
 	hookList      []Hook  // as WithHooks got them
@@ -54,7 +53,6 @@ func defaultConfig() config {
 		maxMsgs:       DefaultMaxBufferedMsgs,
 		maxBytes:      DefaultMaxBufferedSize,
 		logger:        slog.Default(),
-		engine:        defaultEngine,
 		kafka:         defaultKafkaSettings,
 	}
 }
@@ -96,8 +94,8 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // secret.
 type TokenProvider func(ctx context.Context, config string) (kafka.OAuthBearerToken, error)
 
-// WithOAuthBearerTokenProvider makes the producer get its SASL/OAUTHBEARER tokens from fn, on both
-// engines (the application's own token, as confluent-kafka-go's OAuthBearerTokenRefresh event and
+// WithOAuthBearerTokenProvider makes the producer get its SASL/OAUTHBEARER tokens from fn (the
+// application's own token, as confluent-kafka-go's OAuthBearerTokenRefresh event and
 // SetOAuthBearerToken give it). It needs sasl.mechanism=OAUTHBEARER, and neither
 // sasl.oauthbearer.method=oidc (librdkafka's built-in OIDC client) nor
 // enable.sasl.oauthbearer.unsecure.jwt=true. fn runs on a goroutine of its own, one call at a time;
@@ -113,56 +111,6 @@ func WithHooks(hooks ...Hook) Option {
 	return func(c *config) { c.hookList = append(c.hookList, hooks...) }
 }
 
-// Engine selects how the producer talks to librdkafka (WithEngine).
-type Engine int
-
-const (
-	// EngineKafkaProducer hands messages to confluent-kafka-go's kafka.Producer, one Produce call
-	// per message, and reads its Events channel. It is the fallback: every test runs on it too, but it
-	// is 2 to 3 times slower than EngineBatch (BENCHMARKS.md), and its failed messages cannot say
-	// whether they reached the broker (a timed-out message is always outcome unknown), nor does its
-	// Delivery carry a broker's LogAppendTime.
-	EngineKafkaProducer Engine = iota + 1
-	// EngineBatch uses the producer's own librdkafka handle (the librdkafka confluent-kafka-go
-	// bundles): one cgo call enqueues a whole batch and one cgo call drains thousands of delivery
-	// reports. Same guarantees as EngineKafkaProducer, fewer cgo crossings and allocations. The
-	// default.
-	EngineBatch
-)
-
-// DefaultEngine is the engine when WithEngine is not given: EngineBatch, the fast one.
-const DefaultEngine = EngineBatch
-
-// defaultEngine is DefaultEngine; the tests switch it to run the whole suite on either engine.
-var defaultEngine = DefaultEngine
-
-func (e Engine) String() string {
-	switch e {
-	case EngineKafkaProducer:
-		return "kafka"
-	case EngineBatch:
-		return "batch"
-	}
-	return fmt.Sprintf("Engine(%d)", int(e))
-}
-
-// ParseEngine returns the engine named s, the name its String method gives: "kafka" for
-// EngineKafkaProducer, "batch" for EngineBatch. It suits flags and environment variables.
-func ParseEngine(s string) (Engine, error) {
-	switch s {
-	case "kafka":
-		return EngineKafkaProducer, nil
-	case "batch":
-		return EngineBatch, nil
-	}
-	return 0, fmt.Errorf("aioproducer: unknown engine %q: want kafka or batch", s)
-}
-
-// WithEngine selects the engine that hands messages to librdkafka: EngineBatch (the default,
-// DefaultEngine) or EngineKafkaProducer. The public API and every guarantee (order, exactly one outcome,
-// backpressure, Close, fatal errors, headers, timestamps) are the same with both.
-func WithEngine(e Engine) Option { return func(c *config) { c.engine = e } }
-
 func (c *config) validate() error {
 	switch {
 	case c.batchSize < 1:
@@ -177,8 +125,6 @@ func (c *config) validate() error {
 		return &ConfigError{Key: "WithMaxBuffered", Err: fmt.Errorf("byte limit %d is less than 1", c.maxBytes)}
 	case c.logger == nil:
 		return &ConfigError{Key: "WithLogger", Err: errors.New("nil logger")}
-	case c.engine != EngineKafkaProducer && c.engine != EngineBatch:
-		return &ConfigError{Key: "WithEngine", Err: fmt.Errorf("unknown engine %v", c.engine)}
 	}
 	hooks, err := newHookSet(c.hookList)
 	if err != nil {
@@ -210,8 +156,7 @@ var defaultKafkaSettings = kafkaSettings{messageTimeout: defaultMessageTimeout, 
 
 // kafkaConfig checks the user's librdkafka configuration and returns the one the producer uses: a copy
 // with safe defaults (acks=all and enable.idempotence=true unless the user chose otherwise) and the
-// settings the producer manages. Every key is checked here, the same way for both engines: its value
-// must be a string, bool or int (what confluent-kafka-go takes), and librdkafka must accept it; the
+// settings the producer manages. Every key is checked here, one at a time: its value must be a string, bool or int (what confluent-kafka-go takes), and librdkafka must accept it; the
 // *ConfigError names the key as the user wrote it (librdkafka's own text may name the property an alias
 // stands for, as queue.buffering.max.ms for linger.ms). librdkafka checks how the settings combine in New.
 func kafkaConfig(user kafka.ConfigMap) (kafka.ConfigMap, kafkaSettings, error) {
@@ -247,12 +192,6 @@ func kafkaConfig(user kafka.ConfigMap) (kafka.ConfigMap, kafkaSettings, error) {
 	if !idemSet && ackAll {
 		cm["enable.idempotence"] = true
 	}
-
-	cm["go.delivery.reports"] = true
-	cm["go.delivery.report.fields"] = "none"
-	cm["go.events.channel.size"] = 4096
-	cm["go.produce.channel.size"] = 0
-	cm["go.logs.channel.enable"] = true
 	return cm, ks, nil
 }
 
@@ -262,7 +201,7 @@ func checkSettings(cm kafka.ConfigMap, ks *kafkaSettings) error {
 	for _, k := range sortedKeys(cm) {
 		v := cm[k]
 		if strings.HasPrefix(k, "go.") || slices.Contains(managedKeys, k) {
-			return &ConfigError{Key: k, Err: errors.New("set by aioproducer itself (it reads librdkafka's reports and logs on its own); remove it")}
+			return &ConfigError{Key: k, Err: errors.New("set by aioproducer itself (it reads librdkafka's reports and logs on its own; go.* keys are confluent-kafka-go's channel settings, which it does not use); remove it")}
 		}
 		if sub, ok := v.(kafka.ConfigMap); ok && k == "default.topic.config" {
 			if err := checkSettings(sub, ks); err != nil {
@@ -305,8 +244,8 @@ func sortedKeys(cm kafka.ConfigMap) []string {
 }
 
 // settingValue is v as librdkafka takes it, converted as confluent-kafka-go converts it (a string, bool
-// or int, a fmt.Stringer, or a list of those joined by commas), so that both engines take and refuse
-// the same values.
+// or int, a fmt.Stringer, or a list of those joined by commas), so that a ConfigMap written for
+// confluent-kafka-go's kafka.Producer means the same here.
 func settingValue(v kafka.ConfigValue) (string, error) {
 	switch x := v.(type) {
 	case string:

@@ -9,7 +9,7 @@ import (
 	"github.com/seed-f937cf20/aioproducer/internal/rdk"
 )
 
-// keyHashOf returns the batch engine's Go copy of librdkafka's partitioner for keyed messages, as cm
+// keyHashOf returns the engine's Go copy of librdkafka's partitioner for keyed messages, as cm
 // configures it ("partitioner", default consistent_random), and its rdk kind; nil and
 // rdk.PartitionerNone for the partitioners it does not copy (random, consistent, murmur2, fnv1a:
 // librdkafka treats those three specially for null keys when it sees their addresses, so the engine

@@ -94,14 +94,7 @@ func New(cm kafka.ConfigMap, opts ...Option) (*Producer, error) {
 		}
 	}
 	return newProducer(cfg, func(sink reportSink) (engine, error) {
-		if cfg.engine == EngineBatch {
-			e, err := newBatchEngine(kcm, sink, cfg.logger, cfg.tokens, len(cfg.hooks.stats) > 0)
-			if err != nil {
-				return nil, newKafkaConfigError(err, cm)
-			}
-			return e, nil
-		}
-		e, err := newKafkaEngine(kcm, sink, cfg.logger, cfg.tokens, len(cfg.hooks.stats) > 0)
+		e, err := newLibrdkafkaEngine(kcm, sink, cfg.logger, cfg.tokens, len(cfg.hooks.stats) > 0)
 		if err != nil {
 			return nil, newKafkaConfigError(err, cm)
 		}

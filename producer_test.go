@@ -21,7 +21,7 @@ func msg(topic, key string) *Message {
 
 func TestLoneMessageOnIdleProducerIsSentAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(true)
+		fe := newMemEngine(memConfig{Auto: true})
 		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour))
 		start := time.Now()
 		f, err := p.Produce(t.Context(), msg("t", "a"))
@@ -38,7 +38,7 @@ func TestLoneMessageOnIdleProducerIsSentAtOnce(t *testing.T) {
 
 func TestBatchIsSentWhenItsOldestMessageHasWaitedTheBufferTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(true)
+		fe := newMemEngine(memConfig{Auto: true})
 		p := newFakeProducer(t, fe, WithBufferTimeout(10*time.Millisecond), WithBatchSize(100), WithWorkers(1))
 		gate := make(chan struct{})
 		fe.setGate(gate)
@@ -71,7 +71,7 @@ func TestBatchIsSentWhenItsOldestMessageHasWaitedTheBufferTimeout(t *testing.T) 
 
 func TestFullBatchIsSentWithoutWaitingForTheTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(true)
+		fe := newMemEngine(memConfig{Auto: true})
 		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour), WithBatchSize(3), WithWorkers(1))
 		gate := make(chan struct{})
 		fe.setGate(gate)
@@ -97,7 +97,7 @@ func TestFullBatchIsSentWithoutWaitingForTheTimeout(t *testing.T) {
 
 func TestBatchesGroupMessagesByTopic(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(true)
+		fe := newMemEngine(memConfig{Auto: true})
 		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour), WithWorkers(1))
 		gate := make(chan struct{})
 		fe.setGate(gate)
@@ -114,22 +114,20 @@ func TestBatchesGroupMessagesByTopic(t *testing.T) {
 			require.NoError(t, err)
 		}
 		var got [][]string
-		fe.mu.Lock()
-		for _, c := range fe.calls {
+		for _, c := range fe.callMessages() {
 			var keys []string
 			for _, m := range c {
 				keys = append(keys, m.Topic+string(m.Key))
 			}
 			got = append(got, keys)
 		}
-		fe.mu.Unlock()
 		// x0 went alone; then a's batch and b's batch (each in produce order), oldest first.
 		assert.Equal(t, [][]string{{"x0"}, {"a1", "a3", "a5"}, {"b2", "b4"}}, got)
 	})
 }
 
 func TestOrderPerKeyHoldsWithManyWorkersAndConcurrentProducers(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe, WithWorkers(8), WithBatchSize(7), WithBufferTimeout(time.Millisecond))
 	const producers, perProducer, topics = 6, 2000, 16
 	var wg sync.WaitGroup
@@ -166,7 +164,7 @@ func TestOrderPerKeyHoldsWithManyWorkersAndConcurrentProducers(t *testing.T) {
 
 func TestProduceBlocksWhileTheBufferIsFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(false)
+		fe := newMemEngine(memConfig{})
 		p := newFakeProducer(t, fe, WithMaxBuffered(2, 1<<20))
 		for i := range 2 {
 			_, err := p.Produce(t.Context(), msg("t", fmt.Sprint(i)))
@@ -208,7 +206,7 @@ func TestProduceBlocksWhileTheBufferIsFull(t *testing.T) {
 // buffer's limits bound it.
 func TestProduceWaitsForTheLoopOnceTheIntakeQueueIsFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(true)
+		fe := newMemEngine(memConfig{Auto: true})
 		gate := make(chan struct{})
 		fe.setGate(gate) // the worker's first enqueue call waits: the loop soon waits on the worker
 		opened := false
@@ -262,7 +260,7 @@ func TestProduceWaitsForTheLoopOnceTheIntakeQueueIsFull(t *testing.T) {
 
 func TestByteLimitBoundsTheBufferAndRefusesWhatCanNeverFit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(false)
+		fe := newMemEngine(memConfig{})
 		p := newFakeProducer(t, fe, WithMaxBuffered(100, 10))
 		_, err := p.Produce(t.Context(), &Message{Topic: "t", Value: make([]byte, 11)})
 		require.ErrorIs(t, err, ErrInvalidMessage)
@@ -279,8 +277,8 @@ func TestByteLimitBoundsTheBufferAndRefusesWhatCanNeverFit(t *testing.T) {
 
 func TestFullLibrdkafkaQueueWaitsForDeliveriesAndKeepsOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(false)
-		fe.capacity = 5
+		fe := newMemEngine(memConfig{})
+		fe.setCapacity(5)
 		p := newFakeProducer(t, fe, WithBatchSize(50))
 		var msgs []*Message
 		for i := range 23 {
@@ -304,13 +302,13 @@ func TestFullLibrdkafkaQueueWaitsForDeliveriesAndKeepsOrder(t *testing.T) {
 }
 
 func TestMessageRefusedByLibrdkafkaFailsAloneInItsBatch(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe)
 	var msgs []*Message
 	for i := range 6 {
 		msgs = append(msgs, msg("t", fmt.Sprint(i)))
 	}
-	fe.refuse[msgs[3]] = kafka.NewError(kafka.ErrMsgSizeTooLarge, "too large", false)
+	fe.refuseWith(msgs[3], kafka.NewError(kafka.ErrMsgSizeTooLarge, "too large", false))
 	futs, err := p.ProduceBatch(ctxTimeout(t, 5*time.Second), msgs)
 	require.NoError(t, err)
 	for i, f := range futs {
@@ -332,7 +330,7 @@ func TestMessageRefusedByLibrdkafkaFailsAloneInItsBatch(t *testing.T) {
 
 func TestFlushWaitsForMessagesAcceptedBeforeItOnly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(false)
+		fe := newMemEngine(memConfig{})
 		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour))
 		before, err := p.Produce(t.Context(), msg("t", "before"))
 		require.NoError(t, err)
@@ -365,7 +363,7 @@ func TestFlushWaitsForMessagesAcceptedBeforeItOnly(t *testing.T) {
 
 func TestFlushSendsBufferedMessagesWithoutWaitingForTheTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(true)
+		fe := newMemEngine(memConfig{Auto: true})
 		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour), WithWorkers(1))
 		gate := make(chan struct{})
 		fe.setGate(gate)
@@ -383,7 +381,7 @@ func TestFlushSendsBufferedMessagesWithoutWaitingForTheTimeout(t *testing.T) {
 
 func TestCloseWhoseContextEndsFailsEveryMessageWithAClearError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(false)
+		fe := newMemEngine(memConfig{})
 		p := newFakeProducer(t, fe, WithWorkers(1), WithBufferTimeout(time.Hour))
 		gate := make(chan struct{})
 		fe.setGate(gate)
@@ -413,7 +411,7 @@ func TestCloseWhoseContextEndsFailsEveryMessageWithAClearError(t *testing.T) {
 		assert.Equal(t, kafka.ErrPurgeQueue, ke.Code())
 		_, err = futs[1].Wait(t.Context())
 		assert.False(t, errors.As(err, &ke), "never sent, so no librdkafka error: %v", err)
-		assert.Equal(t, 1, fe.purged)
+		assert.Equal(t, 1, fe.purgeCount())
 
 		again := p.Close(t.Context())
 		require.ErrorIs(t, again, context.DeadlineExceeded, "Close is idempotent: a second call returns the first one's result")
@@ -421,7 +419,7 @@ func TestCloseWhoseContextEndsFailsEveryMessageWithAClearError(t *testing.T) {
 }
 
 func TestProduceAfterCloseFailsWithErrClosed(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe)
 	require.NoError(t, p.Close(ctxTimeout(t, 5*time.Second)))
 	require.NoError(t, p.Close(ctxTimeout(t, 5*time.Second)))
@@ -439,7 +437,7 @@ func TestProduceAfterCloseFailsWithErrClosed(t *testing.T) {
 
 func TestCloseWakesProduceCallsBlockedOnAFullBuffer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(false)
+		fe := newMemEngine(memConfig{})
 		p := newFakeProducer(t, fe, WithMaxBuffered(1, 1<<20))
 		_, err := p.Produce(t.Context(), msg("t", "held"))
 		require.NoError(t, err)
@@ -459,7 +457,7 @@ func TestCloseWakesProduceCallsBlockedOnAFullBuffer(t *testing.T) {
 
 func TestFatalErrorFailsOutstandingAndLaterMessages(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(false)
+		fe := newMemEngine(memConfig{})
 		p := newFakeProducer(t, fe, WithWorkers(1))
 		var futs []*Future
 		for i := range 3 {
@@ -484,7 +482,7 @@ func TestFatalErrorFailsOutstandingAndLaterMessages(t *testing.T) {
 }
 
 func TestCallbacksRunOneAtATimeInOutcomeOrder(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe, WithWorkers(4))
 	var active, maxActive atomic.Int32
 	var mu sync.Mutex
@@ -514,7 +512,7 @@ func TestCallbacksRunOneAtATimeInOutcomeOrder(t *testing.T) {
 }
 
 func TestPanickingCallbackCostsNoOtherOutcome(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe)
 	var called atomic.Int32
 	ctx := ctxTimeout(t, 10*time.Second)
@@ -537,7 +535,7 @@ func TestPanickingCallbackCostsNoOtherOutcome(t *testing.T) {
 }
 
 func TestBlockedCallbackDoesNotDelayFutures(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe)
 	ctx := ctxTimeout(t, 10*time.Second)
 	release := make(chan struct{})
@@ -551,7 +549,7 @@ func TestBlockedCallbackDoesNotDelayFutures(t *testing.T) {
 }
 
 func TestProduceChanSendsAResultNamingItsMessage(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe)
 	ctx := ctxTimeout(t, 10*time.Second)
 	ch := make(chan Result, 3)
@@ -570,7 +568,7 @@ func TestProduceChanSendsAResultNamingItsMessage(t *testing.T) {
 }
 
 func TestProduceBatchAcceptsMoreThanTheBufferHoldsAsRoomFrees(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe, WithMaxBuffered(10, 1<<20), WithBatchSize(4))
 	var msgs []*Message
 	for i := range 95 {
@@ -589,7 +587,7 @@ func TestProduceBatchAcceptsMoreThanTheBufferHoldsAsRoomFrees(t *testing.T) {
 }
 
 func TestProduceBatchWithAnInvalidMessageAcceptsNone(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe)
 	futs, err := p.ProduceBatch(ctxTimeout(t, 5*time.Second), []*Message{msg("t", "a"), {Topic: "bad topic"}})
 	require.ErrorIs(t, err, ErrInvalidMessage)
@@ -600,7 +598,7 @@ func TestProduceBatchWithAnInvalidMessageAcceptsNone(t *testing.T) {
 
 func TestProduceBatchReturnsTheAcceptedPrefixWhenItsContextEnds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(false)
+		fe := newMemEngine(memConfig{})
 		p := newFakeProducer(t, fe, WithMaxBuffered(3, 1<<20), WithBatchSize(2))
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
@@ -617,7 +615,7 @@ func TestProduceBatchReturnsTheAcceptedPrefixWhenItsContextEnds(t *testing.T) {
 }
 
 func TestInvalidMessageFailsItsOwnCallOnly(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe)
 	ctx := ctxTimeout(t, 5*time.Second)
 	_, err := p.Produce(ctx, nil)
@@ -634,7 +632,7 @@ func TestInvalidMessageFailsItsOwnCallOnly(t *testing.T) {
 }
 
 func TestStatsCountOutcomesAndBatches(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe)
 	ctx := ctxTimeout(t, 5*time.Second)
 	futs, err := p.ProduceBatch(ctx, []*Message{msg("t", "a"), msg("t", "b"), msg("u", "c")})

@@ -30,7 +30,6 @@ import (
 
 	"github.com/seed-f937cf20/aioproducer"
 	"github.com/seed-f937cf20/aioproducer/aioproducertest"
-	"github.com/seed-f937cf20/aioproducer/internal/testenv"
 )
 
 // scaled returns full without -short, else short.
@@ -47,12 +46,11 @@ func relCluster(t testing.TB, topic string, partitions int) *aioproducertest.Clu
 	return aioproducertest.NewCluster(t, aioproducertest.WithTopic(topic, partitions))
 }
 
-// relProducer creates a producer for c with extra settings, the engine AIOPRODUCER_TEST_ENGINE names
-// and a quiet logger (opts may set another). The test closes it; at cleanup it is closed again
+// relProducer creates a producer for c with extra settings and a quiet logger (opts may set another). The test closes it; at cleanup it is closed again
 // (idempotent) in case the test stopped early.
 func relProducer(t testing.TB, c *aioproducertest.Cluster, extra kafka.ConfigMap, opts ...aioproducer.Option) *aioproducer.Producer {
 	t.Helper()
-	return c.NewProducer(t, extra, append([]aioproducer.Option{testenv.Engine(t), aioproducer.WithLogger(itLogger)}, opts...)...)
+	return c.NewProducer(t, extra, append([]aioproducer.Option{aioproducer.WithLogger(itLogger)}, opts...)...)
 }
 
 // tagCounter is a slog handler that counts librdkafka's log lines at info level and above by their
@@ -526,12 +524,8 @@ func TestReliabilityBrokerStaysDownEveryMessageTimesOut(t *testing.T) {
 	took := time.Since(start)
 	s := l.verify(t)
 	require.Equal(t, n, s.Failed, "%v", s)
-	if testenv.EngineOf(t) == aioproducer.EngineBatch {
-		// It asks librdkafka: none was ever sent with the broker down.
-		require.Zero(t, s.Unknown, "no timeout is outcome unknown: %v", s)
-	} else {
-		require.Equal(t, n, s.Unknown, "every timeout is outcome unknown: %v", s)
-	}
+	// The producer asks librdkafka: none was ever sent with the broker down.
+	require.Zero(t, s.Unknown, "no timeout is outcome unknown: %v", s)
 	require.Equal(t, map[string]int{"local_message_timed_out": n}, s.Failures)
 
 	// Broker back; the producer stays open: no timed-out message may come back delivered. The

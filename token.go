@@ -9,7 +9,7 @@ import (
 )
 
 // tokenRefresher answers librdkafka's OAUTHBEARER token refresh requests with the application's
-// TokenProvider, for either engine. Each request runs the provider on a goroutine of its own (librdkafka
+// TokenProvider. Each request runs the provider on a goroutine of its own (librdkafka
 // asks again only after an answer, so there is one at a time), so that a slow token endpoint never
 // delays the draining of delivery reports; close cancels the provider's ctx and waits for it.
 type tokenRefresher struct {

@@ -14,29 +14,27 @@ import (
 // librdkafka asks for an OAUTHBEARER token before it connects: the provider gets the request, with
 // sasl.oauthbearer.config, on both engines; its ctx ends when the producer closes.
 func TestTokenProviderAnswersLibrdkafkasRefreshRequest(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
-		mc := newMockCluster(t, 1)
-		asked := make(chan string, 4)
-		provider := func(ctx context.Context, config string) (kafka.OAuthBearerToken, error) {
-			select {
-			case asked <- config:
-			default:
-			}
-			return kafka.OAuthBearerToken{TokenValue: "header.payload.", Principal: "alice", Expiration: time.Now().Add(time.Hour)}, nil
-		}
-		p, err := New(kafka.ConfigMap{
-			"bootstrap.servers": mc.BootstrapServers(), "security.protocol": "SASL_PLAINTEXT",
-			"sasl.mechanism": "OAUTHBEARER", "sasl.oauthbearer.config": "principal=alice scope=test",
-		}, WithEngine(e), WithLogger(quietLogger), WithOAuthBearerTokenProvider(provider))
-		require.NoError(t, err)
+	mc := newMockCluster(t, 1)
+	asked := make(chan string, 4)
+	provider := func(ctx context.Context, config string) (kafka.OAuthBearerToken, error) {
 		select {
-		case config := <-asked:
-			assert.Equal(t, "principal=alice scope=test", config)
-		case <-time.After(10 * time.Second):
-			t.Fatal("the token provider was never asked")
+		case asked <- config:
+		default:
 		}
-		require.NoError(t, p.Close(ctxTimeout(t, 10*time.Second)))
-	})
+		return kafka.OAuthBearerToken{TokenValue: "header.payload.", Principal: "alice", Expiration: time.Now().Add(time.Hour)}, nil
+	}
+	p, err := New(kafka.ConfigMap{
+		"bootstrap.servers": mc.BootstrapServers(), "security.protocol": "SASL_PLAINTEXT",
+		"sasl.mechanism": "OAUTHBEARER", "sasl.oauthbearer.config": "principal=alice scope=test",
+	}, WithLogger(quietLogger), WithOAuthBearerTokenProvider(provider))
+	require.NoError(t, err)
+	select {
+	case config := <-asked:
+		assert.Equal(t, "principal=alice scope=test", config)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the token provider was never asked")
+	}
+	require.NoError(t, p.Close(ctxTimeout(t, 10*time.Second)))
 }
 
 // A provider still running when the producer closes sees its ctx end, and Close waits for it.
@@ -83,11 +81,9 @@ func TestTokenProviderNeedsOAuthBearerAndNoOtherTokenSource(t *testing.T) {
 
 // Credentials can be replaced on a live producer, on both engines.
 func TestSetSaslCredentialsOnALiveProducer(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
-		p := newTestProducer(t, "127.0.0.1:1", kafka.ConfigMap{"security.protocol": "SASL_PLAINTEXT",
-			"sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "alice", "sasl.password": "old"}, WithEngine(e))
-		require.NoError(t, p.SetSaslCredentials("alice", "new"))
-		require.NoError(t, p.Close(ctxTimeout(t, 10*time.Second)))
-		assert.ErrorIs(t, p.SetSaslCredentials("alice", "newer"), ErrClosed)
-	})
+	p := newTestProducer(t, "127.0.0.1:1", kafka.ConfigMap{"security.protocol": "SASL_PLAINTEXT",
+		"sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "alice", "sasl.password": "old"})
+	require.NoError(t, p.SetSaslCredentials("alice", "new"))
+	require.NoError(t, p.Close(ctxTimeout(t, 10*time.Second)))
+	assert.ErrorIs(t, p.SetSaslCredentials("alice", "newer"), ErrClosed)
 }

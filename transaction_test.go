@@ -15,13 +15,13 @@ import (
 	"github.com/seed-f937cf20/aioproducer/internal/rdk"
 )
 
-// withTransactions makes a producer over the fake engine transactional, as transactional.id does.
+// withTransactions makes a producer over the in-memory engine transactional, as transactional.id does.
 func withTransactions() Option { return func(c *config) { c.kafka.transactional = true } }
 
-// newTxnProducer is a transactional producer with transactional.id id on engine e, initialized.
-func newTxnProducer(t *testing.T, bootstrap, id string, e Engine, opts ...Option) *Producer {
+// newTxnProducer is a transactional producer with transactional.id id, initialized.
+func newTxnProducer(t *testing.T, bootstrap, id string, opts ...Option) *Producer {
 	t.Helper()
-	p := newTestProducer(t, bootstrap, kafka.ConfigMap{"transactional.id": id}, append([]Option{WithEngine(e)}, opts...)...)
+	p := newTestProducer(t, bootstrap, kafka.ConfigMap{"transactional.id": id}, opts...)
 	require.NoError(t, p.InitTransactions(ctxTimeout(t, 30*time.Second)))
 	return p
 }
@@ -83,79 +83,75 @@ func values(prefix string, n int) []string {
 // librdkafka's mock cluster does not hide aborted messages from read_committed consumers, nor fence an
 // older producer: kafkatest checks those against a real broker.
 func TestTransactionsCommitAndAbort(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
-		mc := newMockCluster(t, 1)
-		require.NoError(t, mc.CreateTopic("txn", 1, 1))
-		p := newTxnProducer(t, mc.BootstrapServers(), "txn-"+e.String(), e)
-		ctx := ctxTimeout(t, 30*time.Second)
-		const m = 50
-		var want []string
-		for i, commit := range []bool{true, false, true} {
-			prefix := fmt.Sprintf("t%d", i)
-			require.NoError(t, p.BeginTransaction())
-			futs := produceTxn(t, p, "txn", prefix, m)
-			if commit {
-				require.NoError(t, p.CommitTransaction(ctx))
-				want = append(want, values(prefix, m)...)
-			} else {
-				// Never sent: the abort fails them in the producer or purges them from librdkafka.
-				require.NoError(t, p.AbortTransaction(ctx))
-			}
-			for j, f := range futs {
-				select {
-				case <-f.Done(): // every future of the transaction is resolved when the call returns
-				default:
-					t.Fatalf("transaction %d, message %d: future not done", i, j)
-				}
+	mc := newMockCluster(t, 1)
+	require.NoError(t, mc.CreateTopic("txn", 1, 1))
+	p := newTxnProducer(t, mc.BootstrapServers(), "txn")
+	ctx := ctxTimeout(t, 30*time.Second)
+	const m = 50
+	var want []string
+	for i, commit := range []bool{true, false, true} {
+		prefix := fmt.Sprintf("t%d", i)
+		require.NoError(t, p.BeginTransaction())
+		futs := produceTxn(t, p, "txn", prefix, m)
+		if commit {
+			require.NoError(t, p.CommitTransaction(ctx))
+			want = append(want, values(prefix, m)...)
+		} else {
+			// Never sent: the abort fails them in the producer or purges them from librdkafka.
+			require.NoError(t, p.AbortTransaction(ctx))
+		}
+		for j, f := range futs {
+			select {
+			case <-f.Done(): // every future of the transaction is resolved when the call returns
+			default:
+				t.Fatalf("transaction %d, message %d: future not done", i, j)
 			}
 		}
-		assert.Equal(t, want, readTopic(t, mc.BootstrapServers(), "txn", "read_committed"))
-		assert.Equal(t, want, readTopic(t, mc.BootstrapServers(), "txn", "read_uncommitted"),
-			"the aborted transaction's messages were never written")
-	})
+	}
+	assert.Equal(t, want, readTopic(t, mc.BootstrapServers(), "txn", "read_committed"))
+	assert.Equal(t, want, readTopic(t, mc.BootstrapServers(), "txn", "read_uncommitted"),
+		"the aborted transaction's messages were never written")
 }
 
 // A message that fails inside a transaction makes Commit refuse and name it; Abort then succeeds and
 // the next transaction commits.
 func TestFailedMessageMakesCommitRefuseUntilAborted(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
-		mc := newMockCluster(t, 1)
-		require.NoError(t, mc.CreateTopic("txnfail", 1, 1))
-		p := newTxnProducer(t, mc.BootstrapServers(), "txnfail-"+e.String(), e)
-		ctx := ctxTimeout(t, 30*time.Second)
+	mc := newMockCluster(t, 1)
+	require.NoError(t, mc.CreateTopic("txnfail", 1, 1))
+	p := newTxnProducer(t, mc.BootstrapServers(), "txnfail")
+	ctx := ctxTimeout(t, 30*time.Second)
 
-		require.NoError(t, p.BeginTransaction())
-		produceTxn(t, p, "txnfail", "lost", 5)
-		bad, err := p.Produce(ctx, &Message{Topic: "txnfail", Value: []byte("nowhere"), Partition: ExplicitPartition(9)})
-		require.NoError(t, err)
-		err = p.CommitTransaction(ctx)
-		require.Error(t, err)
-		assert.True(t, TxnRequiresAbort(err), "%v", err)
-		assert.False(t, IsFatal(err))
-		assert.Contains(t, err.Error(), `"txnfail"`)
-		_, berr := bad.Wait(ctx)
-		var ke kafka.Error
-		require.ErrorAs(t, berr, &ke)
-		assert.Equal(t, kafka.ErrUnknownPartition, ke.Code())
-		require.ErrorAs(t, err, &ke, "the commit's error carries the message's")
-		assert.Equal(t, kafka.ErrUnknownPartition, ke.Code())
-		assert.True(t, TxnRequiresAbort(p.CommitTransaction(ctx)), "Commit again still refuses")
+	require.NoError(t, p.BeginTransaction())
+	produceTxn(t, p, "txnfail", "lost", 5)
+	bad, err := p.Produce(ctx, &Message{Topic: "txnfail", Value: []byte("nowhere"), Partition: ExplicitPartition(9)})
+	require.NoError(t, err)
+	err = p.CommitTransaction(ctx)
+	require.Error(t, err)
+	assert.True(t, TxnRequiresAbort(err), "%v", err)
+	assert.False(t, IsFatal(err))
+	assert.Contains(t, err.Error(), `"txnfail"`)
+	_, berr := bad.Wait(ctx)
+	var ke kafka.Error
+	require.ErrorAs(t, berr, &ke)
+	assert.Equal(t, kafka.ErrUnknownPartition, ke.Code())
+	require.ErrorAs(t, err, &ke, "the commit's error carries the message's")
+	assert.Equal(t, kafka.ErrUnknownPartition, ke.Code())
+	assert.True(t, TxnRequiresAbort(p.CommitTransaction(ctx)), "Commit again still refuses")
 
-		require.NoError(t, p.AbortTransaction(ctx))
-		require.NoError(t, p.BeginTransaction())
-		produceTxn(t, p, "txnfail", "kept", 5)
-		require.NoError(t, p.CommitTransaction(ctx))
-		// The mock cluster shows read_committed consumers the aborted "lost" messages too (kafkatest
-		// checks that a real broker does not): only the committed ones' presence is checked here.
-		got := readTopic(t, mc.BootstrapServers(), "txnfail", "read_committed")
-		require.GreaterOrEqual(t, len(got), 5)
-		assert.Equal(t, values("kept", 5), got[len(got)-5:])
-	})
+	require.NoError(t, p.AbortTransaction(ctx))
+	require.NoError(t, p.BeginTransaction())
+	produceTxn(t, p, "txnfail", "kept", 5)
+	require.NoError(t, p.CommitTransaction(ctx))
+	// The mock cluster shows read_committed consumers the aborted "lost" messages too (kafkatest
+	// checks that a real broker does not): only the committed ones' presence is checked here.
+	got := readTopic(t, mc.BootstrapServers(), "txnfail", "read_committed")
+	require.GreaterOrEqual(t, len(got), 5)
+	assert.Equal(t, values("kept", 5), got[len(got)-5:])
 }
 
 // Produce on a transactional producer outside a transaction accepts nothing.
 func TestProduceOutsideATransactionFails(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe, withTransactions())
 	ctx := t.Context()
 	try := func(when string) {
@@ -181,17 +177,17 @@ func TestProduceOutsideATransactionFails(t *testing.T) {
 	assert.EqualValues(t, 1, p.stats.accepted.Load(), "only the message inside the transaction")
 
 	var te *TxnError
-	plain := newFakeProducer(t, newFakeEngine(true))
+	plain := newFakeProducer(t, newMemEngine(memConfig{Auto: true}))
 	require.ErrorAs(t, plain.BeginTransaction(), &te)
 	assert.ErrorIs(t, te, ErrNotTransactional)
 }
 
-// gatedTxnProducer is a transactional producer over the fake engine, in a transaction, with one worker
+// gatedTxnProducer is a transactional producer over the in-memory engine, in a transaction, with one worker
 // whose first enqueue waits until gate is closed: the messages produced after the first stay in the
 // producer's buffer meanwhile.
-func gatedTxnProducer(t *testing.T) (p *Producer, fe *fakeEngine, gate chan struct{}) {
+func gatedTxnProducer(t *testing.T) (p *Producer, fe *memEngine, gate chan struct{}) {
 	t.Helper()
-	fe = newFakeEngine(true)
+	fe = newMemEngine(memConfig{Auto: true})
 	gate = make(chan struct{})
 	fe.setGate(gate)
 	p = newFakeProducer(t, fe, withTransactions(), WithWorkers(1), WithBufferTimeout(time.Hour))
@@ -228,7 +224,7 @@ func TestCommitSendsWhatTheBufferHoldsFirst(t *testing.T) {
 		calls := fe.txnCalls()
 		require.Len(t, calls, 3) // init, begin, commit
 		assert.Equal(t, rdk.TxnCommit, calls[2].op)
-		assert.Equal(t, 20, calls[2].enqueued, "every message was handed over before the commit")
+		assert.Equal(t, 20, int(calls[2].taken), "every message was handed over before the commit")
 	})
 }
 
@@ -271,25 +267,23 @@ func TestAbortFailsBufferedMessagesWithoutSendingThem(t *testing.T) {
 
 // Close during a transaction aborts it; every future resolves.
 func TestCloseDuringATransactionAbortsIt(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
-		mc := newMockCluster(t, 1)
-		require.NoError(t, mc.CreateTopic("txnclose", 1, 1))
-		p, err := New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "transactional.id": "close-" + e.String()},
-			WithEngine(e), WithLogger(quietLogger))
-		require.NoError(t, err)
-		ctx := ctxTimeout(t, 30*time.Second)
-		require.NoError(t, p.InitTransactions(ctx))
-		require.NoError(t, p.BeginTransaction())
-		futs := produceTxn(t, p, "txnclose", "open", 20)
-		require.NoError(t, p.Close(ctx))
-		for i, f := range futs {
-			select {
-			case <-f.Done():
-			default:
-				t.Fatalf("message %d: future not done after Close", i)
-			}
+	mc := newMockCluster(t, 1)
+	require.NoError(t, mc.CreateTopic("txnclose", 1, 1))
+	p, err := New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "transactional.id": "close"},
+		WithLogger(quietLogger))
+	require.NoError(t, err)
+	ctx := ctxTimeout(t, 30*time.Second)
+	require.NoError(t, p.InitTransactions(ctx))
+	require.NoError(t, p.BeginTransaction())
+	futs := produceTxn(t, p, "txnclose", "open", 20)
+	require.NoError(t, p.Close(ctx))
+	for i, f := range futs {
+		select {
+		case <-f.Done():
+		default:
+			t.Fatalf("message %d: future not done after Close", i)
 		}
-	})
+	}
 }
 
 // Produce, Commit, Abort and Close from several goroutines: every accepted message gets one outcome,

@@ -60,7 +60,7 @@ func failingOn(bad string) Serializer[string] {
 }
 
 func TestTypedProducerSerializesKeyAndValueInEveryVariant(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	tp := NewTyped(newFakeProducer(t, fe), StringSerializer{}, JSONSerializer[order]{})
 	ctx := ctxTimeout(t, 10*time.Second)
 	tm := func(i int) *TypedMessage[string, order] {
@@ -104,12 +104,7 @@ func TestTypedProducerSerializesKeyAndValueInEveryVariant(t *testing.T) {
 	}
 	require.NoError(t, tp.Flush(ctx))
 
-	var got []*Message
-	fe.mu.Lock()
-	for _, c := range fe.calls {
-		got = append(got, c...)
-	}
-	fe.mu.Unlock()
+	got := fe.enqueued()
 	require.Len(t, got, 6)
 	for i, m := range got {
 		k, v := want(i)
@@ -121,7 +116,7 @@ func TestTypedProducerSerializesKeyAndValueInEveryVariant(t *testing.T) {
 }
 
 func TestSerializersSeeTopicFieldAndHeadersAndMayAddHeaders(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	tp := NewTyped(newFakeProducer(t, fe), headerAdder, headerAdder)
 	ctx := ctxTimeout(t, 10*time.Second)
 	own := make([]Header, 1, 4) // room to append: the serializers must not write into it
@@ -146,7 +141,7 @@ func TestSerializersSeeTopicFieldAndHeadersAndMayAddHeaders(t *testing.T) {
 func TestSerializationErrorFailsOnlyItsCall(t *testing.T) {
 	for _, field := range []Field{FieldKey, FieldValue} {
 		t.Run(field.String(), func(t *testing.T) {
-			fe := newFakeEngine(true)
+			fe := newMemEngine(memConfig{Auto: true})
 			keys, values := failingOn("-"), failingOn("-")
 			if field == FieldKey {
 				keys = failingOn("bad")
@@ -199,7 +194,7 @@ func TestSerializationErrorFailsOnlyItsCall(t *testing.T) {
 }
 
 func TestProduceBatchWithAMessageThatFailsSerializationAcceptsNone(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	values := &countingSerializer[string]{s: failingOn("bad")}
 	tp := NewTyped(newFakeProducer(t, fe), StringSerializer{}, Serializer[string](values))
 	ctx := ctxTimeout(t, 10*time.Second)
@@ -225,7 +220,7 @@ func TestProduceBatchWithAMessageThatFailsSerializationAcceptsNone(t *testing.T)
 }
 
 func TestInvalidMessageOrClosedProducerFailsBeforeSerializing(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe)
 	keys := &countingSerializer[string]{s: StringSerializer{}}
 	values := &countingSerializer[string]{s: StringSerializer{}}
@@ -265,7 +260,7 @@ func TestInvalidMessageOrClosedProducerFailsBeforeSerializing(t *testing.T) {
 }
 
 func TestTypedProduceFuncAndChanRefuseNilTargets(t *testing.T) {
-	tp := NewTyped(newFakeProducer(t, newFakeEngine(true)), StringSerializer{}, StringSerializer{})
+	tp := NewTyped(newFakeProducer(t, newMemEngine(memConfig{Auto: true})), StringSerializer{}, StringSerializer{})
 	ctx := ctxTimeout(t, 10*time.Second)
 	err := tp.ProduceFunc(ctx, &TypedMessage[string, string]{Topic: "t"}, nil)
 	assert.ErrorContains(t, err, "nil callback")
@@ -276,7 +271,7 @@ func TestTypedProduceFuncAndChanRefuseNilTargets(t *testing.T) {
 
 func TestTypedTryProduceFailsWithErrBufferFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fe := newFakeEngine(false) // nothing is delivered until the test says so
+		fe := newMemEngine(memConfig{}) // nothing is delivered until the test says so
 		tp := NewTyped(newFakeProducer(t, fe, WithMaxBuffered(1, 1<<20)), StringSerializer{}, StringSerializer{})
 		f, err := tp.TryProduce(&TypedMessage[string, string]{Topic: "t", Value: "1"})
 		require.NoError(t, err)
@@ -290,7 +285,7 @@ func TestTypedTryProduceFailsWithErrBufferFull(t *testing.T) {
 }
 
 func TestNewTypedPanicsOnNil(t *testing.T) {
-	p := newFakeProducer(t, newFakeEngine(true))
+	p := newFakeProducer(t, newMemEngine(memConfig{Auto: true}))
 	assert.PanicsWithValue(t, "aioproducer: NewTyped called with a nil *Producer", func() {
 		NewTyped[string, string](nil, StringSerializer{}, StringSerializer{})
 	})
@@ -303,7 +298,7 @@ func TestNewTypedPanicsOnNil(t *testing.T) {
 }
 
 func TestTypedProducerIsSafeForConcurrentUse(t *testing.T) {
-	fe := newFakeEngine(true)
+	fe := newMemEngine(memConfig{Auto: true})
 	tp := NewTyped(newFakeProducer(t, fe), Nullable(StringSerializer{}), JSONSerializer[*order]{})
 	ctx := ctxTimeout(t, 20*time.Second)
 	var wg sync.WaitGroup
@@ -428,44 +423,42 @@ func TestBuiltinSerializers(t *testing.T) {
 // A typed producer over a transactional Producer writes in its transactions; outside one it fails
 // before serializing, and a message that fails serialization does not stop the commit.
 func TestTypedProducerInATransaction(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, e Engine) {
-		mc := newMockCluster(t, 1)
-		require.NoError(t, mc.CreateTopic("typed-txn", 1, 1))
-		p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"transactional.id": "typed-txn-" + e.String()}, WithEngine(e))
-		values := &countingSerializer[string]{s: failingOn("bad")}
-		tp := NewTyped(p, StringSerializer{}, Serializer[string](values))
-		ctx := ctxTimeout(t, 30*time.Second)
+	mc := newMockCluster(t, 1)
+	require.NoError(t, mc.CreateTopic("typed-txn", 1, 1))
+	p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"transactional.id": "typed-txn"})
+	values := &countingSerializer[string]{s: failingOn("bad")}
+	tp := NewTyped(p, StringSerializer{}, Serializer[string](values))
+	ctx := ctxTimeout(t, 30*time.Second)
 
-		_, err := tp.Produce(ctx, &TypedMessage[string, string]{Topic: "typed-txn", Value: "early"})
-		require.ErrorIs(t, err, ErrNotInTransaction)
-		require.NoError(t, tp.InitTransactions(ctx))
-		_, err = tp.Produce(ctx, &TypedMessage[string, string]{Topic: "typed-txn", Value: "early"})
-		require.ErrorIs(t, err, ErrNotInTransaction)
-		assert.Zero(t, values.calls.Load(), "serialized outside a transaction")
+	_, err := tp.Produce(ctx, &TypedMessage[string, string]{Topic: "typed-txn", Value: "early"})
+	require.ErrorIs(t, err, ErrNotInTransaction)
+	require.NoError(t, tp.InitTransactions(ctx))
+	_, err = tp.Produce(ctx, &TypedMessage[string, string]{Topic: "typed-txn", Value: "early"})
+	require.ErrorIs(t, err, ErrNotInTransaction)
+	assert.Zero(t, values.calls.Load(), "serialized outside a transaction")
 
-		require.NoError(t, tp.BeginTransaction())
-		var futs []*Future
-		for _, v := range []string{"a", "bad", "b"} {
-			f, err := tp.Produce(ctx, &TypedMessage[string, string]{Topic: "typed-txn", Key: v, Value: v})
-			if v == "bad" {
-				var se *SerializationError
-				require.ErrorAs(t, err, &se)
-				continue
-			}
-			require.NoError(t, err)
-			futs = append(futs, f)
+	require.NoError(t, tp.BeginTransaction())
+	var futs []*Future
+	for _, v := range []string{"a", "bad", "b"} {
+		f, err := tp.Produce(ctx, &TypedMessage[string, string]{Topic: "typed-txn", Key: v, Value: v})
+		if v == "bad" {
+			var se *SerializationError
+			require.ErrorAs(t, err, &se)
+			continue
 		}
-		require.NoError(t, tp.CommitTransaction(ctx), "a serialization failure is no failed message of the transaction")
-		for _, f := range futs {
-			_, err := f.Wait(ctx)
-			require.NoError(t, err)
-		}
-
-		require.NoError(t, tp.BeginTransaction())
-		_, err = tp.Produce(ctx, &TypedMessage[string, string]{Topic: "typed-txn", Key: "c", Value: "c"})
 		require.NoError(t, err)
-		require.NoError(t, tp.AbortTransaction(ctx))
-		assert.Equal(t, []string{"a", "b"}, readTopic(t, mc.BootstrapServers(), "typed-txn", "read_uncommitted"),
-			"the committed messages, and not the aborted one (never sent)")
-	})
+		futs = append(futs, f)
+	}
+	require.NoError(t, tp.CommitTransaction(ctx), "a serialization failure is no failed message of the transaction")
+	for _, f := range futs {
+		_, err := f.Wait(ctx)
+		require.NoError(t, err)
+	}
+
+	require.NoError(t, tp.BeginTransaction())
+	_, err = tp.Produce(ctx, &TypedMessage[string, string]{Topic: "typed-txn", Key: "c", Value: "c"})
+	require.NoError(t, err)
+	require.NoError(t, tp.AbortTransaction(ctx))
+	assert.Equal(t, []string{"a", "b"}, readTopic(t, mc.BootstrapServers(), "typed-txn", "read_uncommitted"),
+		"the committed messages, and not the aborted one (never sent)")
 }

@@ -20,21 +20,15 @@ import (
 
 // A real Producer on librdkafka's mock cluster with both hooks: one span per message, the child of the
 // span in Produce's ctx, ended with its offset or its error; the traceparent read back from the broker
-// is the message's span; the metrics count the same run. On both engines.
+// is the message's span; the metrics count the same run.
 func TestProducerOnMockClusterTracesAndMeasures(t *testing.T) {
-	for _, e := range []aioproducer.Engine{aioproducer.EngineBatch, aioproducer.EngineKafkaProducer} {
-		t.Run(e.String(), func(t *testing.T) { testTracesAndMeasures(t, e) })
-	}
-}
-
-func testTracesAndMeasures(t *testing.T, engine aioproducer.Engine) {
 	const topic, delivered, failed, refused = "orders", 10, 2, 1
 	c := aioproducertest.NewCluster(t, aioproducertest.WithTopic(topic, 1))
 
 	tp, sr := newTracing(t)
 	mp, reader := newMetrics(t)
 	tr := NewTracer(WithTracerProvider(tp), WithPropagator(propagation.TraceContext{}))
-	p := c.NewProducer(t, nil, aioproducer.WithHooks(tr, NewMeter(WithMeterProvider(mp))), aioproducer.WithEngine(engine))
+	p := c.NewProducer(t, nil, aioproducer.WithHooks(tr, NewMeter(WithMeterProvider(mp))))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -13,12 +13,11 @@ import (
 
 	"github.com/seed-f937cf20/aioproducer"
 	"github.com/seed-f937cf20/aioproducer/aioproducertest"
-	"github.com/seed-f937cf20/aioproducer/internal/testenv"
 )
 
 func TestClusterReadsBackWhatWasProduced(t *testing.T) {
 	c := aioproducertest.NewCluster(t, aioproducertest.WithTopic("orders", 2))
-	p := c.NewProducer(t, nil, testenv.Engine(t))
+	p := c.NewProducer(t, nil)
 	ctx := ctxFor(t, 30*time.Second)
 	ts := time.UnixMilli(1_700_000_000_000)
 	var ds []aioproducer.Delivery
@@ -72,7 +71,7 @@ func TestClusterReadTopic(t *testing.T) {
 
 func TestClusterWaitRecordsWaitsForTheTopic(t *testing.T) {
 	c := aioproducertest.NewCluster(t)
-	p := c.NewProducer(t, nil, testenv.Engine(t))
+	p := c.NewProducer(t, nil)
 	ctx := ctxFor(t, 30*time.Second)
 	got := make(chan []aioproducertest.Record, 1)
 	go func() {
@@ -94,7 +93,7 @@ func TestClusterWaitRecordsWaitsForTheTopic(t *testing.T) {
 
 func TestClusterBrokerDownAndUp(t *testing.T) {
 	c := aioproducertest.NewCluster(t, aioproducertest.WithTopic("t", 1))
-	p := c.NewProducer(t, nil, testenv.Engine(t))
+	p := c.NewProducer(t, nil)
 	ctx := ctxFor(t, 60*time.Second)
 	fut, err := p.Produce(ctx, &aioproducer.Message{Topic: "t", Value: []byte("warm-up")})
 	require.NoError(t, err)
@@ -118,7 +117,7 @@ func TestClusterBrokerDownAndUp(t *testing.T) {
 
 func TestClusterRoundTripDelay(t *testing.T) {
 	c := aioproducertest.NewCluster(t, aioproducertest.WithTopic("t", 1))
-	p := c.NewProducer(t, nil, testenv.Engine(t))
+	p := c.NewProducer(t, nil)
 	ctx := ctxFor(t, 60*time.Second)
 	produce := func() time.Duration {
 		start := time.Now()
@@ -149,7 +148,7 @@ func TestClusterConfigAndStartCluster(t *testing.T) {
 func TestFakePartitionsKeysAsLibrdkafka(t *testing.T) {
 	const partitions = 5
 	c := aioproducertest.NewCluster(t, aioproducertest.WithTopic("t", partitions))
-	p := c.NewProducer(t, nil, testenv.Engine(t))
+	p := c.NewProducer(t, nil)
 	ctx := ctxFor(t, 30*time.Second)
 	for i := range 40 {
 		key := []byte("key-" + strconv.Itoa(i))

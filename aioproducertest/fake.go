@@ -30,7 +30,7 @@ import (
 // (the transactional methods fail), fatal errors, a full librdkafka queue, timeouts.
 type Fake struct {
 	*aioproducer.Producer
-	eng    fakeengine.Engine
+	eng    fakeengine.Engine[*aioproducer.Message]
 	manual bool
 }
 
@@ -66,7 +66,7 @@ func WithPartitions(topic string, n int) FakeOption {
 }
 
 // WithProducerOptions passes options to the Producer inside the Fake (WithMaxBuffered, WithLogger,
-// WithBatchSize, ...). WithEngine has no effect there.
+// WithBatchSize, ...).
 func WithProducerOptions(opts ...aioproducer.Option) FakeOption {
 	return func(c *fakeConfig) { c.opts = append(c.opts, opts...) }
 }
@@ -100,7 +100,7 @@ func StartFake(opts ...FakeOption) (*Fake, error) {
 	for _, o := range opts {
 		o(&c)
 	}
-	fc := fakeengine.Config{
+	fc := fakeengine.Config[*aioproducer.Message]{
 		Auto: !c.manual,
 		Partitions: func(topic string) int32 {
 			if n, ok := c.partitions[topic]; ok {
@@ -108,15 +108,13 @@ func StartFake(opts ...FakeOption) (*Fake, error) {
 			}
 			return 1
 		},
+		Fail: c.fail,
 	}
-	if c.fail != nil {
-		fc.Fail = func(m any) error { return c.fail(m.(*aioproducer.Message)) }
-	}
-	p, eng, err := fakeengine.NewProducer(fc, c.opts)
+	p, eng, err := fakeengine.Open[*aioproducer.Producer](fc, c.opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Fake{Producer: p.(*aioproducer.Producer), eng: eng, manual: c.manual}, nil
+	return &Fake{Producer: p, eng: eng, manual: c.manual}, nil
 }
 
 // syncTimeout bounds how long the Fake waits for the producer to hand its broker what it accepted.
@@ -144,7 +142,7 @@ func (f *Fake) History() []Sent {
 	h := f.eng.History()
 	out := make([]Sent, len(h))
 	for i, s := range h {
-		out[i] = Sent{Message: s.Msg.(*aioproducer.Message), Partition: s.Partition, Offset: s.Offset, Err: s.Err, Completed: s.Done}
+		out[i] = Sent{Message: s.Msg, Partition: s.Partition, Offset: s.Offset, Err: s.Err, Completed: s.Done}
 	}
 	return out
 }

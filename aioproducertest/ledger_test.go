@@ -13,13 +13,12 @@ import (
 
 	"github.com/seed-f937cf20/aioproducer"
 	"github.com/seed-f937cf20/aioproducer/aioproducertest"
-	"github.com/seed-f937cf20/aioproducer/internal/testenv"
 )
 
 // The ledger against the mock cluster: every way of producing, then the log checked.
 func TestLedgerAgainstTheCluster(t *testing.T) {
 	c := aioproducertest.NewCluster(t, aioproducertest.WithTopic("t", 3))
-	p := c.NewProducer(t, nil, testenv.Engine(t))
+	p := c.NewProducer(t, nil)
 	ctx := ctxFor(t, 60*time.Second)
 	l := aioproducertest.NewLedger()
 	for i := range 30 {

@@ -66,14 +66,8 @@ next:
 
 // A known workload through a real Producer on librdkafka's mock cluster, scraped over HTTP: 20
 // delivered, 3 failed (a partition the topic does not have), 2 refused (an invalid topic name), and
-// the statistics gauges. On both engines.
+// the statistics gauges.
 func TestProducerOnMockClusterScrapedOverHTTP(t *testing.T) {
-	for _, e := range []aioproducer.Engine{aioproducer.EngineBatch, aioproducer.EngineKafkaProducer} {
-		t.Run(e.String(), func(t *testing.T) { testProducerScraped(t, e) })
-	}
-}
-
-func testProducerScraped(t *testing.T, engine aioproducer.Engine) {
 	const topic, delivered, failed, refused = "orders", 20, 3, 2
 	c := aioproducertest.NewCluster(t, aioproducertest.WithTopic(topic, 2))
 
@@ -83,7 +77,7 @@ func testProducerScraped(t *testing.T, engine aioproducer.Engine) {
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError}))
 	defer srv.Close()
 
-	p := c.NewProducer(t, kafka.ConfigMap{"statistics.interval.ms": 100}, aioproducer.WithHooks(m), aioproducer.WithEngine(engine))
+	p := c.NewProducer(t, kafka.ConfigMap{"statistics.interval.ms": 100}, aioproducer.WithHooks(m))
 	m.WatchStats(p)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,5 +1,5 @@
-// Command bench runs side-by-side producer benchmarks: raw confluent-kafka-go, aioproducer on each
-// engine, franz-go, and a C loop over the same librdkafka as the ceiling. The clients of one
+// Command bench runs side-by-side producer benchmarks: raw confluent-kafka-go, aioproducer,
+// franz-go, and a C loop over the same librdkafka as the ceiling. The clients of one
 // configuration run interleaved, rep after rep, and the tables report medians.
 //
 // Without -broker, everything runs in one process and every run gets a fresh librdkafka mock cluster:
@@ -185,15 +185,8 @@ func rawThroughput(bootstrap string, w workload) (time.Duration, uint64, error) 
 	return d, m, nil
 }
 
-func aioProducer(bootstrap, comp string, eng aioproducer.Engine) (*aioproducer.Producer, error) {
-	return aioproducer.New(configMap(bootstrap, comp), aioproducer.WithLogger(quiet), aioproducer.WithEngine(eng))
-}
-
-// aioThroughput is Produce + futures from g goroutines, or ProduceBatch (g == 0).
-func aioThroughput(eng aioproducer.Engine, g int) throughputFn {
-	return func(bootstrap string, w workload) (time.Duration, uint64, error) {
-		return aioThroughputWith(func() (*aioproducer.Producer, error) { return aioProducer(bootstrap, w.comp, eng) }, g, w)
-	}
+func aioProducer(bootstrap, comp string) (*aioproducer.Producer, error) {
+	return aioproducer.New(configMap(bootstrap, comp), aioproducer.WithLogger(quiet))
 }
 
 func aioThroughputWith(open func() (*aioproducer.Producer, error), g int, w workload) (time.Duration, uint64, error) {
@@ -229,13 +222,13 @@ func aioThroughputWith(open func() (*aioproducer.Producer, error), g int, w work
 	return d, m, nil
 }
 
-// aioDefaults is aioproducer as a user gets it: no WithEngine (the batch engine today), producing as g
-// says (aioPass): aioDefaults(1) is Produce + futures from one goroutine, aioDefaults(produceFunc) is
-// ProduceFunc.
+// aioDefaults is aioproducer as a user gets it, with no option, producing as g says (aioPass):
+// aioDefaults(1) is Produce + futures from one goroutine, aioDefaults(0) ProduceBatch,
+// aioDefaults(produceFunc) ProduceFunc.
 func aioDefaults(g int) func(bootstrap string, w workload) (time.Duration, uint64, error) {
 	return func(bootstrap string, w workload) (time.Duration, uint64, error) {
 		return aioThroughputWith(func() (*aioproducer.Producer, error) {
-			return aioproducer.New(configMap(bootstrap, w.comp), aioproducer.WithLogger(quiet))
+			return aioProducer(bootstrap, w.comp)
 		}, g, w)
 	}
 }
@@ -560,35 +553,26 @@ var mockCluster = true
 // process of its own (-child NAME), so that RSS is per client and no client inherits another's heap.
 var goClients = []client{
 	{"raw confluent-kafka-go", rawThroughput},
-	{"aio kafka engine Produce 1g", aioThroughput(aioproducer.EngineKafkaProducer, 1)},
-	{"aio kafka engine Produce 8g", aioThroughput(aioproducer.EngineKafkaProducer, 8)},
-	{"aio kafka engine ProduceBatch", aioThroughput(aioproducer.EngineKafkaProducer, 0)},
-	{"aio batch engine Produce 1g", aioThroughput(aioproducer.EngineBatch, 1)},
-	{"aio batch engine Produce 8g", aioThroughput(aioproducer.EngineBatch, 8)},
-	{"aio batch engine ProduceBatch", aioThroughput(aioproducer.EngineBatch, 0)},
 	{"aio defaults Produce 1g", aioDefaults(1)},
+	{"aio defaults Produce 8g", aioDefaults(8)},
+	{"aio defaults ProduceBatch", aioDefaults(0)},
 	{aioKeepMalloc, aioKeepMallocThroughput},
 	{"aio defaults ProduceFunc 1g", aioDefaults(produceFunc)},
 	{"franz-go kgo", franzThroughput},
 	{"C loop (librdkafka)", cThroughput},
 }
 
-// mockClients are the clients of a mock-cluster run (the "aio defaults" row is the batch engine's).
+// mockClients are the clients of a mock-cluster run.
 var mockClients = []string{
 	"raw confluent-kafka-go",
-	"aio kafka engine Produce 1g", "aio kafka engine Produce 8g", "aio kafka engine ProduceBatch",
-	"aio batch engine Produce 1g", "aio batch engine Produce 8g", "aio batch engine ProduceBatch",
+	"aio defaults Produce 1g", "aio defaults Produce 8g", "aio defaults ProduceBatch",
 	"franz-go kgo", "C loop (librdkafka)",
 }
 
 var lats = []latClient{
 	{"raw confluent-kafka-go", newRawSender},
-	{"aio kafka engine", func(bs string) (sender, error) {
-		p, err := aioProducer(bs, "none", aioproducer.EngineKafkaProducer)
-		return aioSender{p}, err
-	}},
-	{"aio batch engine", func(bs string) (sender, error) {
-		p, err := aioProducer(bs, "none", aioproducer.EngineBatch)
+	{"aio defaults", func(bs string) (sender, error) {
+		p, err := aioProducer(bs, "none")
 		return aioSender{p}, err
 	}},
 	{"franz-go kgo", func(bs string) (sender, error) {

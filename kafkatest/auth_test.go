@@ -23,7 +23,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-f937cf20/aioproducer"
-	"github.com/seed-f937cf20/aioproducer/internal/testenv"
 )
 
 // authBroker is the secure broker of `kafka.sh up-secure`, from the secure.json that KAFKA_SECURE_CONFIG
@@ -45,7 +44,7 @@ func authBroker(t *testing.T) map[string]string {
 func authProducer(t *testing.T, cm kafka.ConfigMap, out *lockedBuffer, opts ...aioproducer.Option) *aioproducer.Producer {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(log), testenv.Engine(t)}, opts...)...)
+	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(log)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -213,7 +212,7 @@ func TestExpiredTokenFailsPromptly(t *testing.T) {
 }
 
 // librdkafka's built-in OIDC client fetches the token from a token endpoint (here an HTTP server on
-// 127.0.0.1 that hands out unsigned JWTs); the producer needs no code of its own for it, on either engine.
+// 127.0.0.1 that hands out unsigned JWTs); the producer needs no code of its own for it.
 func TestOAuthBearerOIDCMethod(t *testing.T) {
 	s := authBroker(t)
 	topic := topicName(t, "")

@@ -22,7 +22,6 @@ import (
 
 	"github.com/seed-f937cf20/aioproducer"
 	"github.com/seed-f937cf20/aioproducer/aioproducertest"
-	"github.com/seed-f937cf20/aioproducer/internal/testenv"
 )
 
 // Environment set by scripts/test-kafka.sh.
@@ -231,7 +230,7 @@ func newProducer(t *testing.T, bootstrap string, extra kafka.ConfigMap, opts ...
 	lw := &logWriter{t: t, max: 40}
 	var out io.Writer = lw
 	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(logger), testenv.Engine(t)}, opts...)...)
+	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(logger)}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -22,11 +22,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/seed-f937cf20/aioproducer"
-	"github.com/seed-f937cf20/aioproducer/internal/testenv"
 )
 
-// The secure broker of scripts/kafka.sh up-secure: TLS and SASL against a real broker, on the engine
-// AIOPRODUCER_TEST_ENGINE selects.
+// The secure broker of scripts/kafka.sh up-secure: TLS and SASL against a real broker.
 
 // envSecureConfig names secure.json, written by scripts/kafka.sh up-secure (test-kafka.sh sets it).
 const envSecureConfig = "KAFKA_SECURE_CONFIG"
@@ -266,7 +264,7 @@ func logLines(logs string, subs ...string) []string {
 	return out
 }
 
-// TestSecureFailuresObserved pins what the producer reports today, on both engines, when it cannot
+// TestSecureFailuresObserved pins what the producer reports today when it cannot
 // authenticate or does not trust the broker's certificate: one message with message.timeout.ms=10s, then
 // Close with a deadline. This is the behaviour observed, not the behaviour wanted (failing fast with a
 // typed authentication error): the assertions marked "today" are the ones to change with it.
@@ -412,7 +410,6 @@ func TestSecureNoSecretInLogsOrErrors(t *testing.T) {
 		logs      *lockedBuffer
 	}
 	obs := make([]observed, len(cases))
-	engine := testenv.Engine(t)
 	var wg sync.WaitGroup
 	for i, c := range cases {
 		wg.Add(1)
@@ -422,7 +419,7 @@ func TestSecureNoSecretInLogsOrErrors(t *testing.T) {
 			cfg := with(c.base, "sasl.password", c.secret, "debug", "all", "message.timeout.ms", 5000)
 			logger, logs := capturingLogger()
 			o.logs = logs
-			p, err := aioproducer.New(cfg, aioproducer.WithLogger(logger), engine)
+			p, err := aioproducer.New(cfg, aioproducer.WithLogger(logger))
 			if o.newErr = err; err != nil {
 				return
 			}
@@ -475,7 +472,7 @@ func TestSecureNoSecretInLogsOrErrors(t *testing.T) {
 				t.Skip(c.skip)
 			}
 			logger, logs := capturingLogger()
-			p, err := aioproducer.New(c.cfg, aioproducer.WithLogger(logger), testenv.Engine(t))
+			p, err := aioproducer.New(c.cfg, aioproducer.WithLogger(logger))
 			if p != nil {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()

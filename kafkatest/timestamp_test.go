@@ -15,37 +15,29 @@ import (
 )
 
 // On a topic with message.timestamp.type=LogAppendTime the broker replaces the CreateTime with its own
-// clock. The batch engine reports the broker's time in Delivery.Timestamp, the time the log holds; the
-// kafka engine cannot (confluent-kafka-go does not pass it on) and reports the CreateTime it sent.
-// librdkafka's mock cluster answers a fake LogAppendTime, so only a real broker can show this.
+// clock. The producer reports the broker's time in Delivery.Timestamp, the time the log holds (the raw
+// kafka.Producer of confluent-kafka-go does not pass it on). librdkafka's mock cluster answers a fake
+// LogAppendTime, so only a real broker can show this.
 func TestDeliveryTimestampIsTheBrokersLogAppendTime(t *testing.T) {
 	bs := singleBroker(t)
-	for _, e := range []aioproducer.Engine{aioproducer.EngineBatch, aioproducer.EngineKafkaProducer} {
-		t.Run(e.String(), func(t *testing.T) {
-			topic := topicName(t, "")
-			createTopic(t, bs, topic, 1, 1, map[string]string{"message.timestamp.type": "LogAppendTime"})
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			p := newProducer(t, bs, nil, aioproducer.WithEngine(e))
+	topic := topicName(t, "")
+	createTopic(t, bs, topic, 1, 1, map[string]string{"message.timestamp.type": "LogAppendTime"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := newProducer(t, bs, nil)
 
-			sent := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
-			before := time.Now().Add(-time.Minute) // the broker's clock is this machine's
-			f, err := p.Produce(ctx, &aioproducer.Message{Topic: topic, Value: []byte("stamped"), Timestamp: sent})
-			require.NoError(t, err)
-			d, err := f.Wait(ctx)
-			require.NoError(t, err)
+	sent := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	before := time.Now().Add(-time.Minute) // the broker's clock is this machine's
+	f, err := p.Produce(ctx, &aioproducer.Message{Topic: topic, Value: []byte("stamped"), Timestamp: sent})
+	require.NoError(t, err)
+	d, err := f.Wait(ctx)
+	require.NoError(t, err)
 
-			got := consumeAll(t, bs, topic, time.Minute)
-			require.Len(t, got, 1)
-			require.Equal(t, kafka.TimestampLogAppendTime, got[0].TimestampType)
-			logTime := got[0].Timestamp
-			assert.True(t, logTime.After(before), "the log holds the broker's time, %v", logTime)
-			if e == aioproducer.EngineBatch {
-				assert.Equal(t, logTime.UnixMilli(), d.Timestamp.UnixMilli(), "Delivery.Timestamp is what the log holds")
-			} else {
-				assert.True(t, d.Timestamp.Equal(sent), "the kafka engine reports the CreateTime sent: %v", d.Timestamp)
-			}
-			require.NoError(t, p.Close(ctx))
-		})
-	}
+	got := consumeAll(t, bs, topic, time.Minute)
+	require.Len(t, got, 1)
+	require.Equal(t, kafka.TimestampLogAppendTime, got[0].TimestampType)
+	logTime := got[0].Timestamp
+	assert.True(t, logTime.After(before), "the log holds the broker's time, %v", logTime)
+	assert.Equal(t, logTime.UnixMilli(), d.Timestamp.UnixMilli(), "Delivery.Timestamp is what the log holds")
+	require.NoError(t, p.Close(ctx))
 }

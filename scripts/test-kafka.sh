@@ -10,8 +10,7 @@
 #   go test -race -tags kafka -count=1 -timeout 30m ./kafkatest/... [flags]
 # with KAFKA_BOOTSTRAP, KAFKA_CLUSTER3_BOOTSTRAP, KAFKA_CLUSTER3_STATE_DIR,
 # KAFKA_SECURE_STATE_DIR, KAFKA_SECURE_CONFIG (its secure.json) and KAFKA_SCRIPT
-# set, once per engine (AIOPRODUCER_TEST_ENGINE; KAFKA_TEST_ENGINES, default
-# "kafka batch", lists them), then the serde module's read-back tests on the
+# set, then the serde module's read-back tests on the
 # single broker (KAFKA_TEST_SERDE=0 skips them), then a smoke run of bench/ -broker
 # on it (KAFKA_TEST_BENCH=0 skips it). Exits non-zero if any run
 # failed; on a failure, Ctrl-C or SIGTERM the brokers are stopped all the same.
@@ -137,10 +136,8 @@ run_go() {
   log "go test $what exited with $erc after $(($(date +%s) - t1))s"
   if ((erc != 0)); then rc=$erc; fi
 }
-for engine in ${KAFKA_TEST_ENGINES:-kafka batch}; do
-  run_go "on the $engine engine" "$REPO_ROOT" AIOPRODUCER_TEST_ENGINE="$engine" -- \
-    -race -tags kafka -count=1 -timeout "${KAFKA_TEST_TIMEOUT:-30m}" ./kafkatest/... "$@"
-done
+run_go "of ./kafkatest" "$REPO_ROOT" -- \
+  -race -tags kafka -count=1 -timeout "${KAFKA_TEST_TIMEOUT:-30m}" ./kafkatest/... "$@"
 # The serde module's read-back tests on the single broker: Avro, Protobuf and JSON Schema from the
 # typed producer, decoded by confluent-kafka-go's deserializers, and by the Python client when the venv
 # of `make serde-py` is there (the test skips otherwise). KAFKA_TEST_SERDE=0 skips them.

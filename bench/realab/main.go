@@ -2,7 +2,7 @@
 // one-line format as bench/rkexp, so bench/rkexp/ab.sh can interleave it with the C experiments and
 // with a realab built at another commit (A/B of an engine change). See bench/rkexp/README.md.
 //
-//	realab -b BOOTSTRAP [-t topic] [-n count] [-s size] [-z codec] [-mode produce|batch|func] [-parts N] [-keys N] [-copies N] [-window N] [-engine batch|kafka] [-malloc-trim N -malloc-pad N] [-X k=v]...
+//	realab -b BOOTSTRAP [-t topic] [-n count] [-s size] [-z codec] [-mode produce|batch|func] [-parts N] [-keys N] [-copies N] [-window N] [-malloc-trim N -malloc-pad N] [-X k=v]...
 //
 // One pass of count messages after a warm-up pass of count/10, from the first produce to the last
 // delivery. Values are bench/'s: one pseudo-random 16-letter payload for every message (-copies N:
@@ -58,7 +58,6 @@ func main() {
 	parts := flag.Int("parts", 0, "give message i ExplicitPartition(i % parts); 0: no partition (the partitioner's choice)")
 	keys := flag.Int("keys", 0, "give message i the key \"key-<i % keys>\"; 0: no key")
 	copies := flag.Int("copies", 0, "give message i its own copy of the value, copy i % copies; 0: one shared value")
-	engine := flag.String("engine", "batch", "batch or kafka")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the measured pass")
 	window := flag.Int("window", 0, "produce mode: wait for (and drop) message i-window's Future before producing message i, so at most window Futures are held, as a service would (0: hold every Future until the end)")
 	mallocTrim := flag.Int("malloc-trim", 0, "if > 0: aioproducer.TuneMalloc with this TrimThreshold (bytes) before New")
@@ -78,11 +77,7 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	eng := aioproducer.EngineBatch
-	if *engine == "kafka" {
-		eng = aioproducer.EngineKafkaProducer
-	}
-	p, err := aioproducer.New(cm, aioproducer.WithEngine(eng))
+	p, err := aioproducer.New(cm)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "realab:", err)
 		os.Exit(2)

@@ -3,10 +3,10 @@
 // and a final table of throughput and produce→delivered latency percentiles followed by a memory
 // line, and can write the per-message latencies as CSV and a latency-over-time plot as PNG.
 //
-//	go run ./cmd/aioperf -count 1000000 -size 100 -engine batch
+//	go run ./cmd/aioperf -count 1000000 -size 100
 //	go run ./cmd/aioperf -broker localhost:9092 -topic perf -rate 50000 -compression lz4 -csv lat.csv
-//	go run ./cmd/aioperf -count 10000000 -engine batch -rss-every 1000000
-//	go run ./cmd/aioperf -count 300000 -engine batch -png lat.png
+//	go run ./cmd/aioperf -count 10000000 -rss-every 1000000
+//	go run ./cmd/aioperf -count 300000 -png lat.png
 //
 // Without -broker it starts librdkafka's in-process mock cluster. With -broker, -partitions N (when given)
 // creates the topic with N partitions first if it does not exist.
@@ -70,7 +70,6 @@ func run() error {
 	rate := flag.Int("rate", 0, "messages per second, all goroutines together (0: as fast as possible)")
 	acks := flag.String("acks", "all", "acks: all, 1 or 0 (idempotence only with all)")
 	compression := flag.String("compression", "none", "compression.type: none, gzip, snappy, lz4, zstd")
-	engine := flag.String("engine", aioproducer.DefaultEngine.String(), "engine: batch (the default) or kafka (kafka.Producer, the fallback)")
 	concurrency := flag.Int("concurrency", 1, "producing goroutines")
 	linger := flag.Int("linger", 5, "linger.ms")
 	csvPath := flag.String("csv", "", "write every message's produce→delivered latency (µs) to this CSV file (costs 8 bytes per message)")
@@ -83,10 +82,6 @@ func run() error {
 		if err := aioproducer.TuneMalloc(aioproducer.KeepMallocMemory); err != nil {
 			return fmt.Errorf("-keep-malloc-memory: %w", err)
 		}
-	}
-	eng, err := aioproducer.ParseEngine(*engine)
-	if err != nil {
-		return fmt.Errorf("-engine: %w", err)
 	}
 	if *count < 1 || *size < 0 || *concurrency < 1 || *rate < 0 || *rssEvery < 0 {
 		return fmt.Errorf("-count, -concurrency must be positive, -size, -rate and -rss-every not negative")
@@ -116,7 +111,7 @@ func run() error {
 	if *acks != "all" && *acks != "-1" {
 		cm["enable.idempotence"] = false
 	}
-	p, err := aioproducer.New(cm, aioproducer.WithEngine(eng),
+	p, err := aioproducer.New(cm,
 		aioproducer.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	if err != nil {
 		return err
@@ -254,8 +249,8 @@ func run() error {
 
 	pct := hist.QuantileDuration
 	n := delivered.Load()
-	fmt.Printf("engine %s, %d × %d B, compression %s, acks %s, concurrency %d, rate %s, broker %s\n\n",
-		eng, *count, *size, *compression, *acks, *concurrency, rateName(*rate), brokerName(*broker))
+	fmt.Printf("%d × %d B, compression %s, acks %s, concurrency %d, rate %s, broker %s\n\n",
+		*count, *size, *compression, *acks, *concurrency, rateName(*rate), brokerName(*broker))
 	fmt.Printf("| delivered | failed | seconds | msgs/s | MB/s | p50 | p95 | p99 | p99.9 | max |\n")
 	fmt.Printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	fmt.Printf("| %d | %d | %.2f | %.0f | %.1f | %v | %v | %v | %v | %v |\n", n, failed.Load(), elapsed.Seconds(),

@@ -398,32 +398,6 @@ func (p *Producer) TestFatalError(code kafka.ErrorCode, reason string) kafka.Err
 // for its message count to drop to zero). It reports whether that happened.
 func (p *Producer) Flush(timeoutMs int) bool { return C.aiop_flush(p.h, C.int(timeoutMs)) == 0 }
 
-// Handle is a librdkafka handle that another package owns: the one inside a confluent-kafka-go
-// kafka.Producer. It is valid until that producer is closed.
-type Handle struct{ rk *C.aiop_rk_t }
-
-// HandleOf returns kp's librdkafka handle. confluent-kafka-go does not export it; HandleOf reads the
-// unexported field kp.handle.rk by reflection, and fails, instead of guessing, if that field is not there
-// with a pointer type (a confluent-kafka-go whose layout differs from v2.15's).
-func HandleOf(kp *kafka.Producer) (Handle, error) {
-	if kp == nil {
-		return Handle{}, errors.New("rdk: nil kafka.Producer")
-	}
-	h := reflect.ValueOf(kp).Elem().FieldByName("handle")
-	if h.Kind() != reflect.Struct {
-		return Handle{}, errors.New("rdk: kafka.Producer has no handle field: confluent-kafka-go's layout changed")
-	}
-	rk := h.FieldByName("rk")
-	if rk.Kind() != reflect.Pointer || rk.IsNil() {
-		return Handle{}, errors.New("rdk: kafka.Producer's handle has no rk pointer: confluent-kafka-go's layout changed")
-	}
-	return Handle{rk: (*C.aiop_rk_t)(rk.UnsafePointer())}, nil
-}
-
-// Flush is Producer.Flush for a handle another package owns; it must not be called once that package
-// has destroyed the handle.
-func (h Handle) Flush(timeoutMs int) bool { return C.rd_kafka_flush(h.rk, C.int(timeoutMs)) == 0 }
-
 // Close destroys the handle. Poll must have returned for good; Close is called once.
 func (p *Producer) Close() {
 	if p.h != nil {

@@ -135,3 +135,32 @@ func TestTuneMallocRejectsValuesMalloptCannotTake(t *testing.T) {
 		require.Contains(t, err.Error(), "must be in [0, 2147483647]")
 	}
 }
+
+// GroupMetadataBytes is the one place that reads confluent-kafka-go by reflection: the serialized
+// consumer group metadata it keeps in an unexported field. This pins that layout: the bytes it reads
+// are what librdkafka's rd_kafka_consumer_group_metadata_read takes, and a layout it does not know
+// fails with an error instead of a guess.
+func TestGroupMetadataBytesReadsWhatLibrdkafkaWrote(t *testing.T) {
+	cgm, err := kafka.NewTestConsumerGroupMetadata("pinned-group")
+	require.NoError(t, err)
+	md, err := GroupMetadataBytes(cgm)
+	require.NoError(t, err, "confluent-kafka-go's ConsumerGroupMetadata no longer keeps its bytes in field serialized")
+	require.Contains(t, string(md), "pinned-group")
+
+	p, err := New([][2]string{{"bootstrap.servers", "127.0.0.1:1"}}, Options{})
+	require.NoError(t, err)
+	defer p.Close()
+	topic := "t"
+	offsets := []kafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: 1}}
+	// librdkafka reads the metadata, then refuses the call: the producer is not transactional.
+	te := p.SendOffsets(offsets, cgm, 100)
+	require.NotNil(t, te)
+	require.NotEqual(t, kafka.ErrBadMsg, te.Code, "librdkafka could not read the metadata: %v", te)
+	t.Logf("refused as expected: %v (%v)", te.Code, te)
+
+	// A zero ConsumerGroupMetadata is refused before librdkafka is called.
+	_, err = GroupMetadataBytes(&kafka.ConsumerGroupMetadata{})
+	require.ErrorContains(t, err, "empty")
+	_, err = GroupMetadataBytes(nil)
+	require.Error(t, err)
+}

@@ -261,9 +261,9 @@ func TestAckDelayedPastMessageTimeoutFailsOutcomeUnknown(t *testing.T) {
 		var ke kafka.Error
 		require.True(t, errors.As(err, &ke), "message %d: %v", i, err)
 		require.Equal(t, kafka.ErrMsgTimedOut, ke.Code(), "message %d: %v", i, err)
-		// The held request's messages were sent: outcome unknown. The batch engine knows that the
-		// ones queued behind it that timed out before they were sent are not in the log (checkLog
-		// below holds it to that); the kafka engine cannot tell, and says outcome unknown for all.
+		// The held request's messages were sent: outcome unknown. The producer knows that the ones
+		// queued behind it that timed out before they were sent are not in the log (checkLog below
+		// holds it to that).
 		if !aioproducer.IsOutcomeUnknown(err) {
 			require.Contains(t, err.Error(), "not persisted", "message %d", i)
 		}

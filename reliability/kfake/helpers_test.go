@@ -25,7 +25,6 @@ import (
 
 	"github.com/seed-f937cf20/aioproducer"
 	"github.com/seed-f937cf20/aioproducer/aioproducertest"
-	"github.com/seed-f937cf20/aioproducer/internal/testenv"
 )
 
 // testLogger discards the producer's and librdkafka's log lines unless KFAKE_TEST_LOG is set.
@@ -65,7 +64,7 @@ func newProducer(t *testing.T, c *kfake.Cluster, extra kafka.ConfigMap, opts ...
 	for k, v := range extra {
 		cm[k] = v
 	}
-	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(testLogger()), testenv.Engine(t)}, opts...)...)
+	p, err := aioproducer.New(cm, append([]aioproducer.Option{aioproducer.WithLogger(testLogger())}, opts...)...)
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -1,8 +1,7 @@
 # reliability/kfake/kfake.mk - fault-injection tests against franz-go's in-process broker kfake;
 # `include reliability/kfake/kfake.mk` from the main Makefile.
 #
-#   make test-kfake        go test -race -count=1 in the test-only module reliability/kfake, once per
-#                          engine in KFAKE_ENGINES (default: kafka batch)
+#   make test-kfake        go test -race -count=1 in the test-only module reliability/kfake
 #                          (extra go test flags: make test-kfake KFAKE_TEST_FLAGS='-v -run TestX';
 #                          KFAKE_TEST_LOG=1 in the environment prints librdkafka's debug log)
 #
@@ -11,12 +10,8 @@
 KFAKE_DIR := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 GO ?= go
 KFAKE_TEST_FLAGS ?=
-KFAKE_ENGINES ?= kafka batch
 
 .PHONY: test-kfake
 
 test-kfake:
-	cd $(KFAKE_DIR) && for e in $(KFAKE_ENGINES); do \
-		echo "test-kfake: the $$e engine"; \
-		AIOPRODUCER_TEST_ENGINE=$$e $(GO) test -race -count=1 $(KFAKE_TEST_FLAGS) ./... || exit 1; \
-	done
+	cd $(KFAKE_DIR) && $(GO) test -race -count=1 $(KFAKE_TEST_FLAGS) ./...

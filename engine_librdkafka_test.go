@@ -3,7 +3,6 @@ package aioproducer
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -13,41 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// AIOPRODUCER_TEST_ENGINE=batch|kafka runs every test of this binary (the package's own and the
-// aioproducer_test ones) on that engine: it sets the default engine, so producers the tests create
-// without WithEngine use it too.
-func init() {
-	if v := os.Getenv("AIOPRODUCER_TEST_ENGINE"); v != "" {
-		e, err := ParseEngine(v)
-		if err != nil {
-			panic("AIOPRODUCER_TEST_ENGINE: " + err.Error())
-		}
-		defaultEngine = e
-	}
-}
-
-func newBatchTestProducer(t *testing.T, bootstrap string, extra kafka.ConfigMap, opts ...Option) *Producer {
-	t.Helper()
-	return newTestProducer(t, bootstrap, extra, append([]Option{WithEngine(EngineBatch)}, opts...)...)
-}
-
-func TestBatchEngineIsSelected(t *testing.T) {
-	mc := newMockCluster(t, 1)
-	p := newBatchTestProducer(t, mc.BootstrapServers(), nil)
-	_, ok := p.eng.(*batchEngine)
-	require.True(t, ok, "engine %T", p.eng)
-}
-
-func TestWithEngineRefusesAnUnknownEngine(t *testing.T) {
-	_, err := New(kafka.ConfigMap{"bootstrap.servers": "127.0.0.1:1"}, WithEngine(Engine(42)))
-	var ce *ConfigError
-	require.ErrorAs(t, err, &ce)
-	assert.Equal(t, "WithEngine", ce.Key)
-}
-
-func TestBatchEngineNamesTheRefusedKey(t *testing.T) {
+func TestLibrdkafkaEngineNamesTheRefusedKey(t *testing.T) {
 	for key, v := range map[string]any{"no.such.key": 1, "batch.num.messages": "many"} {
-		_, err := New(kafka.ConfigMap{"bootstrap.servers": "127.0.0.1:1", key: v}, WithEngine(EngineBatch))
+		_, err := New(kafka.ConfigMap{"bootstrap.servers": "127.0.0.1:1", key: v})
 		var ce *ConfigError
 		require.ErrorAs(t, err, &ce, key)
 		assert.Equal(t, key, ce.Key)
@@ -57,10 +24,10 @@ func TestBatchEngineNamesTheRefusedKey(t *testing.T) {
 	}
 }
 
-func TestBatchEngineDeliversHeadersKeysAndTimestamps(t *testing.T) {
+func TestLibrdkafkaEngineDeliversHeadersKeysAndTimestamps(t *testing.T) {
 	mc := newMockCluster(t, 1)
 	require.NoError(t, mc.CreateTopic("hk", 3, 1))
-	p := newBatchTestProducer(t, mc.BootstrapServers(), nil)
+	p := newTestProducer(t, mc.BootstrapServers(), nil)
 	ctx := ctxTimeout(t, 30*time.Second)
 	ts := time.UnixMilli(1_700_000_000_123)
 	msgs := []*Message{
@@ -93,10 +60,10 @@ func TestBatchEngineDeliversHeadersKeysAndTimestamps(t *testing.T) {
 	assert.Equal(t, int32(2), byValue["no key"].Partition)
 }
 
-func TestBatchEngineQueueFullKeepsOrder(t *testing.T) {
+func TestLibrdkafkaEngineQueueFullKeepsOrder(t *testing.T) {
 	mc := newMockCluster(t, 1)
 	require.NoError(t, mc.CreateTopic("qf", 1, 1))
-	p := newBatchTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 50}, WithBatchSize(200))
+	p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 50}, WithBatchSize(200))
 	ctx := ctxTimeout(t, 60*time.Second)
 	const n = 2000
 	msgs := make([]*Message, n)
@@ -115,17 +82,17 @@ func TestBatchEngineQueueFullKeepsOrder(t *testing.T) {
 	assert.Positive(t, p.Stats().QueueFullWaits, "the small librdkafka queue filled")
 }
 
-// TestBatchEngineSteadyStateAllocations: in steady state, the batch engine makes at most 0.1 heap
+// TestLibrdkafkaEngineSteadyStateAllocations: in steady state, the batch engine makes at most 0.1 heap
 // allocations per message with Produce + Future.Wait (issue #5's target: the Futures, 16 to a block),
 // and at most 0.02 with ProduceFunc or ProduceChan, which allocate nothing per message (what is left is
 // per batch), measured over bursts of 1000.
-func TestBatchEngineSteadyStateAllocations(t *testing.T) {
+func TestLibrdkafkaEngineSteadyStateAllocations(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("allocation measurement: not in -short, and meaningless under -race")
 	}
 	mc := newMockCluster(t, 1)
 	require.NoError(t, mc.CreateTopic("alloc", 1, 1))
-	p := newBatchTestProducer(t, mc.BootstrapServers(), nil)
+	p := newTestProducer(t, mc.BootstrapServers(), nil)
 	ctx := context.Background()
 	const burst = 1000
 	msgs := make([]Message, burst)
@@ -170,32 +137,23 @@ func TestBatchEngineSteadyStateAllocations(t *testing.T) {
 	} {
 		tc.run() // warm the pools
 		perMsg := testing.AllocsPerRun(20, tc.run) / burst
-		t.Logf("batch engine, %s: %.3f allocs per message", tc.name, perMsg)
+		t.Logf("%s: %.3f allocs per message", tc.name, perMsg)
 		assert.LessOrEqual(t, perMsg, tc.max, "%s: heap allocations per message", tc.name)
 	}
 }
 
-// raiseTestFatal raises a fatal librdkafka error in p's engine, whichever it is: tests that raise one
-// should call it instead of asserting p.eng to *kafkaEngine, so that they run on both engines.
+// raiseTestFatal raises a fatal librdkafka error in p's engine, as librdkafka raises one.
 func raiseTestFatal(p *Producer, code kafka.ErrorCode, reason string) {
-	switch e := p.eng.(type) {
-	case *kafkaEngine:
-		e.kp.TestFatalError(code, reason)
-	case *batchEngine:
-		e.testFatalError(code, reason)
-	default:
-		panic(fmt.Sprintf("raiseTestFatal: engine %T", p.eng))
-	}
+	p.eng.(*librdkafkaEngine).testFatalError(code, reason)
 }
 
-// The batch engine hands librdkafka the strings New checked, converted as confluent-kafka-go converts
-// them: a list joined by commas, the go.* keys left out, default.topic.config flattened.
+// The engine hands librdkafka the strings New checked, converted as confluent-kafka-go converts them:
+// a list joined by commas, default.topic.config flattened.
 func TestLibrdkafkaSettingsConvertValuesAsTheyWereChecked(t *testing.T) {
 	kv := librdkafkaSettings(kafka.ConfigMap{
 		"bootstrap.servers":    []kafka.ConfigValue{"127.0.0.1:1", "127.0.0.1:2"},
 		"enable.idempotence":   true,
 		"linger.ms":            5,
-		"go.delivery.reports":  true,
 		"default.topic.config": kafka.ConfigMap{"message.timeout.ms": "3000"},
 	})
 	assert.Equal(t, [][2]string{

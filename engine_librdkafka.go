@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -13,7 +12,7 @@ import (
 	"github.com/seed-f937cf20/aioproducer/internal/rdk"
 )
 
-// drainBurst is the most delivery reports the batch engine copies out of librdkafka per cgo call.
+// drainBurst is the most delivery reports the engine copies out of librdkafka per cgo call.
 const drainBurst = 4096
 
 // minLogAppendTime is the earliest LogAppendTime a Delivery reports (2011-01-01, before Kafka's first
@@ -21,10 +20,10 @@ const drainBurst = 4096
 // whatever the topic's message.timestamp.type; the Delivery then keeps the CreateTime it was sent with.
 const minLogAppendTime = 1293840000000
 
-// batchEngine is the engine over the producer's own librdkafka handle (package internal/rdk): one cgo
+// librdkafkaEngine is the engine over the producer's own librdkafka handle (package internal/rdk): one cgo
 // call enqueues a whole batch, one cgo call drains up to drainBurst delivery reports. A message's opaque
 // in librdkafka is its index in the engine's slot table, never a Go pointer.
-type batchEngine struct {
+type librdkafkaEngine struct {
 	p      *rdk.Producer
 	sink   reportSink
 	log    *slog.Logger
@@ -44,29 +43,29 @@ type batchEngine struct {
 	done        chan struct{}
 }
 
-// newBatchEngine creates the librdkafka producer for cm (the go.* keys, which are confluent-kafka-go's,
+// newLibrdkafkaEngine creates the librdkafka producer for cm (the go.* keys, which are confluent-kafka-go's,
 // are left out), whose reports go to sink once started; with stats, librdkafka's statistics reports
 // too (when statistics.interval.ms is set). It starts nothing of its own; a setting librdkafka refuses
 // comes back as *rdk.ConfigError, whose text names the key.
-func newBatchEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger, tokens TokenProvider, stats bool) (*batchEngine, error) {
+func newLibrdkafkaEngine(cm kafka.ConfigMap, sink reportSink, log *slog.Logger, tokens TokenProvider, stats bool) (*librdkafkaEngine, error) {
 	keyHash, kind := keyHashOf(cm)
 	p, err := rdk.New(librdkafkaSettings(cm), rdk.Options{TokenRefresh: tokens != nil, Stats: stats, Partitioner: kind})
 	if err != nil {
 		return nil, err
 	}
-	e := &batchEngine{p: p, sink: sink, log: log, keyHash: keyHash, done: make(chan struct{})}
+	e := &librdkafkaEngine{p: p, sink: sink, log: log, keyHash: keyHash, done: make(chan struct{})}
 	e.tokens = newTokenRefresher(tokens, log, p.SetOAuthBearerToken, p.SetOAuthBearerTokenFailure)
 	e.scratch.New = func() any { return new(enqueueScratch) }
 	return e, nil
 }
 
-func (e *batchEngine) start() {
+func (e *librdkafkaEngine) start() {
 	e.started = true
 	go e.run()
 }
 
-// librdkafkaSettings turns cm into librdkafka's name/value strings, sorted by name, without the go.*
-// keys, converting each value with settingValue: the strings New checked, and those confluent-kafka-go
+// librdkafkaSettings turns cm into librdkafka's name/value strings, sorted by name, converting each
+// value with settingValue: the strings New checked, and those confluent-kafka-go
 // passes. A nested ConfigMap (default.topic.config) is flattened: librdkafka takes topic settings at
 // the top level.
 func librdkafkaSettings(cm kafka.ConfigMap) [][2]string {
@@ -74,9 +73,6 @@ func librdkafkaSettings(cm kafka.ConfigMap) [][2]string {
 	var add func(m kafka.ConfigMap)
 	add = func(m kafka.ConfigMap) {
 		for k, v := range m {
-			if strings.HasPrefix(k, "go.") {
-				continue
-			}
 			if sub, ok := v.(kafka.ConfigMap); ok {
 				add(sub)
 				continue
@@ -221,7 +217,7 @@ func groupRun(recs []*record, eff []int32, sc *enqueueScratch) {
 // (rdk.Batch.PartitionCount), and the rest of the batch is partitioned with that count, the same
 // function, and therefore to the same partitions librdkafka would pick. While librdkafka does not know
 // the topic's partitions yet, its partitioner is not called and the batch goes as it is.
-func (e *batchEngine) enqueue(recs []*record) (int, error) {
+func (e *librdkafkaEngine) enqueue(recs []*record) (int, error) {
 	sc := e.scratch.Get().(*enqueueScratch)
 	defer e.scratch.Put(sc)
 	keyed, explicit := -1, false // the first keyed record without a partition; any with one?
@@ -244,7 +240,7 @@ func (e *batchEngine) enqueue(recs []*record) (int, error) {
 }
 
 // enqueueKeyed is enqueue for a batch whose record j is the first with a key and no partition.
-func (e *batchEngine) enqueueKeyed(recs []*record, j int, sc *enqueueScratch) (int, error) {
+func (e *librdkafkaEngine) enqueueKeyed(recs []*record, j int, sc *enqueueScratch) (int, error) {
 	topic := recs[j].msg.Topic // recs[:j+1] are librdkafka's once handed over: their reports may recycle them
 	n, err := e.produce(recs[:j+1], nil, sc)
 	if n <= j {
@@ -264,7 +260,7 @@ func (e *batchEngine) enqueueKeyed(recs []*record, j int, sc *enqueueScratch) (i
 
 // produce hands recs to librdkafka in one call, telling it eff[i] as record i's partition (-1: its
 // partitioner decides; eff nil: each record's ExplicitPartition or -1).
-func (e *batchEngine) produce(recs []*record, eff []int32, sc *enqueueScratch) (int, error) {
+func (e *librdkafkaEngine) produce(recs []*record, eff []int32, sc *enqueueScratch) (int, error) {
 	b := &sc.b
 	defer b.Reset() // unpins its large values; keeps PartitionCount
 	e.mu.Lock()
@@ -303,13 +299,13 @@ func (e *batchEngine) produce(recs []*record, eff []int32, sc *enqueueScratch) (
 	return n, err
 }
 
-func (e *batchEngine) flush(timeoutMs int) bool { return e.p.Flush(timeoutMs) }
+func (e *librdkafkaEngine) flush(timeoutMs int) bool { return e.p.Flush(timeoutMs) }
 
-func (e *batchEngine) txn(op, timeoutMs int) error {
+func (e *librdkafkaEngine) txn(op, timeoutMs int) error {
 	return txnErrorOf(e.p.Txn(op, timeoutMs))
 }
 
-func (e *batchEngine) sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) error {
+func (e *librdkafkaEngine) sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) error {
 	return txnErrorOf(e.p.SendOffsets(offsets, cgm, timeoutMs))
 }
 
@@ -321,15 +317,15 @@ func txnErrorOf(te *rdk.TxnError) error {
 	return &TxnError{Err: kafka.NewError(te.Code, te.Str, te.Fatal), retriable: te.Retriable, requiresAbort: te.Abortable, fatal: te.Fatal}
 }
 
-func (e *batchEngine) purgeQueue() error {
+func (e *librdkafkaEngine) purgeQueue() error {
 	return e.p.Purge(rdk.PurgeQueue | rdk.PurgeNonBlocking)
 }
 
-func (e *batchEngine) purge() error {
+func (e *librdkafkaEngine) purge() error {
 	return e.p.Purge(rdk.PurgeQueue | rdk.PurgeInFlight | rdk.PurgeNonBlocking)
 }
 
-func (e *batchEngine) close() {
+func (e *librdkafkaEngine) close() {
 	if e.started {
 		e.stop.Store(true)
 		e.p.Wake()
@@ -339,19 +335,19 @@ func (e *batchEngine) close() {
 	e.p.Close()
 }
 
-func (e *batchEngine) setSaslCredentials(username, password string) error {
+func (e *librdkafkaEngine) setSaslCredentials(username, password string) error {
 	return e.p.SetSaslCredentials(username, password)
 }
 
-func (e *batchEngine) fatalError() (kafka.Error, bool) { return e.p.FatalError() }
+func (e *librdkafkaEngine) fatalError() (kafka.Error, bool) { return e.p.FatalError() }
 
 // testFatalError raises a fatal error in librdkafka, for tests.
-func (e *batchEngine) testFatalError(code kafka.ErrorCode, reason string) {
+func (e *librdkafkaEngine) testFatalError(code kafka.ErrorCode, reason string) {
 	e.p.TestFatalError(code, reason)
 }
 
 // run drains delivery reports, errors and log lines until close.
-func (e *batchEngine) run() {
+func (e *librdkafkaEngine) run() {
 	defer close(e.done)
 	out := make([]rdk.Report, drainBurst)
 	reps := make([]report, 0, drainBurst)
@@ -389,7 +385,7 @@ func (e *batchEngine) run() {
 	}
 }
 
-func (e *batchEngine) handle(ev *rdk.Event) {
+func (e *librdkafkaEngine) handle(ev *rdk.Event) {
 	switch ev.Type {
 	case rdk.EventLog:
 		e.log.Log(context.Background(), syslogLevel(ev.Level), "librdkafka: "+ev.Str, "tag", ev.Tag, "client", e.p.Name())
