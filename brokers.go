@@ -152,15 +152,15 @@ const authGrace = time.Second
 // One goroutine, owned by the Producer, asleep while authentication works.
 type authWatch struct {
 	brokers *brokerState
-	purge   func() error
+	eng     engine // purgeQueue
 	log     *slog.Logger
 	kick    chan struct{} // capacity 1: an authentication failure began, or librdkafka failed to reconnect during one
 	stop    chan struct{}
 	done    chan struct{}
 }
 
-func newAuthWatch(b *brokerState, purge func() error, log *slog.Logger) *authWatch {
-	return &authWatch{brokers: b, purge: purge, log: log, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+func newAuthWatch(b *brokerState, eng engine, log *slog.Logger) *authWatch {
+	return &authWatch{brokers: b, eng: eng, log: log, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (w *authWatch) start() { go w.run() }
@@ -207,7 +207,7 @@ func (w *authWatch) run() {
 }
 
 func (w *authWatch) purgeQueue() {
-	if err := w.purge(); err != nil {
+	if err := w.eng.purgeQueue(); err != nil {
 		w.log.Error("aioproducer: purge failed", "error", err)
 	}
 }

@@ -34,11 +34,9 @@ type callbackManager struct {
 	limit   *limiter.Limiter
 	records *pool[record]
 	stats   *counters
-	cause   func(err error) error // the reason behind failures, if the producer was aborted
-	maxMsg  int64                 // message.max.bytes, for the error of a message too large
-	// onFailure, if set, is told of every failed message (a transaction must not commit then).
-	onFailure func(topic string, err error)
-	hooks     *hookSet
+	state   *producerState // the reason behind failures; a transaction's first failure
+	maxMsg  int64          // message.max.bytes, for the error of a message too large
+	hooks   *hookSet
 
 	// The callback goroutine's id, and whether it runs a callback now: Flush and Close called from a
 	// callback must not wait for the goroutine they run on.
@@ -62,9 +60,9 @@ type callbackManager struct {
 // counted in the log) until the hooks catch up.
 const maxErrorEvents = 64
 
-func newCallbackManager(log *slog.Logger, limit *limiter.Limiter, records *pool[record], stats *counters, cause func(error) error, maxMsg int64, hooks *hookSet) *callbackManager {
+func newCallbackManager(log *slog.Logger, limit *limiter.Limiter, records *pool[record], stats *counters, state *producerState, maxMsg int64, hooks *hookSet) *callbackManager {
 	return &callbackManager{
-		log: log, limit: limit, records: records, stats: stats, cause: cause, maxMsg: maxMsg, hooks: hooks,
+		log: log, limit: limit, records: records, stats: stats, state: state, maxMsg: maxMsg, hooks: hooks,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -98,9 +96,7 @@ func (cm *callbackManager) deliver(rs []report) {
 		} else {
 			err = cm.deliveryError(rec, r.err, r.status)
 			failed++
-			if cm.onFailure != nil {
-				cm.onFailure(rec.msg.Topic, err)
-			}
+			cm.state.onFailure(rec.msg.Topic, err)
 		}
 		if rec.fut != nil {
 			rec.fut.resolve(d, err)
@@ -160,9 +156,7 @@ func (cm *callbackManager) fail(rec *record, err error) {
 	if errors.As(err, &ke) {
 		err = cm.deliveryError(rec, err, statusNotPersisted)
 	}
-	if cm.onFailure != nil {
-		cm.onFailure(rec.msg.Topic, err)
-	}
+	cm.state.onFailure(rec.msg.Topic, err)
 	hooked := len(cm.hooks.delivery) > 0
 	if hooked {
 		rec.took = time.Since(rec.start)
@@ -184,7 +178,7 @@ func (cm *callbackManager) deliveryError(rec *record, err error, status msgStatu
 	if !errors.As(err, &ke) {
 		return err
 	}
-	de := &DeliveryError{Topic: rec.msg.Topic, Err: ke, status: status, cause: cm.cause(err)}
+	de := &DeliveryError{Topic: rec.msg.Topic, Err: ke, status: status, cause: cm.state.cause(err)}
 	if ke.Code() == kafka.ErrMsgSizeTooLarge {
 		de.hint = fmt.Sprintf("the record has %d bytes of key, value and headers, with librdkafka's framing more than "+
 			"message.max.bytes (%d) or than the topic's max.message.bytes on the broker", rec.size, cm.maxMsg)
@@ -331,3 +325,47 @@ func (cm *callbackManager) call(rec *record) {
 		rec.ch <- Result{Message: rec.msg, Delivery: rec.d, Err: rec.err}
 	}
 }
+
+// reportRouter is the engine's reportSink: it routes what the engine's report goroutine drains to the
+// parts of the producer that want it. Delivery reports go to the callbackManager (Futures, callbacks,
+// channels, hooks) and free room in librdkafka's queue for a waiting worker; error events to the hooks
+// and the brokers' state; a fatal error to the executor, which stops the producer.
+type reportRouter struct {
+	callbacks *callbackManager
+	brokers   *brokerState
+	auth      *authWatch
+	exec      *executor
+	stats     *counters
+	log       *slog.Logger
+}
+
+func (r *reportRouter) onReports(rs []report) {
+	if r.brokers.down.Load() || r.brokers.auth.Load() != nil {
+		for _, rep := range rs {
+			if rep.err == nil {
+				r.brokers.delivered()
+				break
+			}
+		}
+	}
+	r.callbacks.deliver(rs)
+	r.exec.space.notify()
+}
+
+func (r *reportRouter) onFatal(err kafka.Error) { r.exec.failFatal(err) }
+
+func (r *reportRouter) onError(err kafka.Error) {
+	r.callbacks.postError(err)
+	if r.brokers.onError(err) {
+		r.log.Warn("aioproducer: authentication failed: if it lasts, the messages librdkafka holds, and those "+
+			"produced while it fails, fail with ErrAuthentication", "reason", err.Error())
+	}
+	if r.brokers.auth.Load() != nil && (isAuthFailure(err) || err.Code() == kafka.ErrAllBrokersDown) {
+		r.auth.poke()
+	}
+}
+
+func (r *reportRouter) onStats(raw []byte) { r.callbacks.postStats(raw) }
+
+// counters gives the in-memory engine the producer's counts (memEngine.Sync).
+func (r *reportRouter) counters() *counters { return r.stats }

@@ -55,13 +55,15 @@ func TestCloseAndFlushFromACallbackReturn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fe := newMemEngine(memConfig{Auto: true})
 		p := newFakeProducer(t, fe)
-		var flushErr, closeErr error
+		var flushErr, closeErr, lateErr error
 		var callbacks atomic.Int32
 		returned := make(chan struct{})
 		require.NoError(t, p.ProduceFunc(t.Context(), msg("t", "first"), func(Delivery, error) {
 			callbacks.Add(1)
 			flushErr = p.Flush(context.Background())
 			closeErr = p.Close(context.Background())
+			// Close has returned: intake is closed, even though the shutdown goes on by itself.
+			_, lateErr = p.Produce(context.Background(), msg("t", "after Close returned"))
 			close(returned)
 		}))
 		for i := range 10 { // the callbacks behind the one that closes
@@ -70,6 +72,7 @@ func TestCloseAndFlushFromACallbackReturn(t *testing.T) {
 		<-returned
 		require.ErrorIs(t, flushErr, ErrInCallback)
 		require.NoError(t, closeErr)
+		require.ErrorIs(t, lateErr, ErrClosed, "a Produce after Close returned was accepted")
 
 		// Close from another goroutine waits for the shutdown the callback began.
 		require.NoError(t, p.Close(t.Context()))
@@ -101,19 +104,19 @@ func TestCloseFromACallbackLeavesNoGoroutine(t *testing.T) {
 }
 
 // TryProduce fails with ErrBufferFull only when the WithMaxBuffered limits are reached (franz-go's
-// TryProduce contract), however far behind the producer's loop is.
+// TryProduce contract), however far behind the producer's workers are.
 func TestTryProduceFailsOnlyAtTheBufferLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fe := newMemEngine(memConfig{Auto: true})
 		gate := make(chan struct{})
-		fe.setGate(gate) // the worker's first enqueue waits: the loop falls far behind
+		fe.setGate(gate) // the worker's first enqueue waits: everything else waits in the producer
 		opened := false
 		defer func() { // a failing check must not leave Close waiting on the gate
 			if !opened {
 				close(gate)
 			}
 		}()
-		const limit = 5 * intakeCap
+		const limit = 5000
 		p := newFakeProducer(t, fe, WithWorkers(1), WithBatchSize(10), WithMaxBuffered(limit, 1<<30))
 		for i := range limit {
 			_, err := p.TryProduce(msg("t", fmt.Sprint(i)))

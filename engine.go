@@ -11,12 +11,14 @@ import (
 // production, memEngine (engine_mem.go) behind aioproducertest.Fake and the package's own tests. Its
 // contract is per batch, so an engine crosses cgo once per batch, and its reports come in bursts.
 type engine interface {
-	// start starts draining the engine's reports into the sink. Nothing is reported before.
-	start()
-	// enqueue hands recs to librdkafka in order and returns how many it accepted, n, and why it
-	// stopped: nil when it accepted all; errQueueFull when librdkafka's queue is full (recs[n:] are
-	// to be offered again once deliveries free space); any other error belongs to recs[n] alone,
-	// which librdkafka refused.
+	// start starts draining the engine's reports into sink. Nothing is reported before.
+	start(sink reportSink)
+	// enqueue hands recs (runs of one topic each, in produce order) to librdkafka and returns how
+	// many it accepted, n, and why it stopped: nil when it accepted all; errQueueFull when
+	// librdkafka's queue is full (recs[n:] are to be offered again once deliveries free space); any
+	// other error belongs to recs[n] alone, which librdkafka refused. It may reorder recs in place
+	// within each topic's run, keeping the order of each partition's records: n counts the reordered
+	// slice, and recs[n:] is to be offered again in its new order.
 	enqueue(recs []*record) (n int, err error)
 	// purge makes librdkafka fail every message it holds, queued or in flight; their reports still
 	// arrive through the sink. purgeQueue fails only the queued ones, never sent.
@@ -36,6 +38,10 @@ type engine interface {
 	sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) error
 	// setSaslCredentials replaces the SASL username and password for new connections.
 	setSaslCredentials(username, password string) error
+	// forget drops what the engine keeps for topics (a librdkafka topic handle): the dispatcher has
+	// seen no message for them for a while. A later message to one of them is welcome all the same.
+	// It is called by the worker whose topics they are, never while that worker calls enqueue.
+	forget(topics []string)
 	// close releases librdkafka and stops the engine's report goroutine, waiting for it. It is called
 	// once, after every message's outcome is known.
 	close()

@@ -2,8 +2,6 @@ package aioproducer
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 
@@ -14,141 +12,29 @@ import (
 	"github.com/seed-f937cf20/aioproducer/internal/rdk"
 )
 
-func groupRecs(parts []int32, anyAt int) []*record {
-	recs := make([]*record, len(parts))
-	for i, p := range parts {
-		m := &Message{Topic: "t", Value: []byte{byte(i), byte(i >> 8)}}
-		if i != anyAt {
-			m.Partition = ExplicitPartition(p)
-		}
-		recs[i] = &record{msg: m}
+// The partitioners the engine places keyed messages with itself are librdkafka's *_random ones; the
+// others it leaves to librdkafka.
+func TestPartitionerOfNamesTheOnesTheEngineCanCall(t *testing.T) {
+	for name, want := range map[string]int{
+		"consistent_random": rdk.PartitionerConsistentRandom,
+		"murmur2_random":    rdk.PartitionerMurmur2Random,
+		"fnv1a_random":      rdk.PartitionerFNV1aRandom,
+		"random":            rdk.PartitionerNone,
+		"consistent":        rdk.PartitionerNone,
+		"murmur2":           rdk.PartitionerNone,
+		"fnv1a":             rdk.PartitionerNone,
+	} {
+		assert.Equal(t, want, partitionerOf(kafka.ConfigMap{"partitioner": name}), name)
+		assert.Equal(t, want, partitionerOf(kafka.ConfigMap{"default.topic.config": kafka.ConfigMap{"partitioner": name}}), name)
 	}
-	return recs
+	assert.Equal(t, rdk.PartitionerConsistentRandom, partitionerOf(kafka.ConfigMap{}), "the default")
 }
 
-// TestGroupByPartition checks that groupByPartition makes each partition's records adjacent within
-// each run between records without a partition, keeps their order within the partition, never moves a
-// record without a partition, loses and duplicates nothing, and leaves alone runs of too many
-// partitions and batches of several topics.
-func TestGroupByPartition(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	var sc enqueueScratch
-	for iter := range 3000 {
-		n := 1 + rng.IntN(300)
-		np := 1 + rng.IntN(10)
-		if iter%50 == 0 {
-			np = maxGroupedPartitions + 1 + rng.IntN(10)
-		}
-		parts := make([]int32, n)
-		for i := range parts {
-			parts[i] = int32(rng.IntN(np))
-		}
-		recs := groupRecs(parts, -1)
-		for i := range recs {
-			if iter%3 == 1 && rng.IntN(40) == 0 {
-				recs[i].msg.Partition = Partition{} // a barrier
-			}
-		}
-		orig := slices.Clone(recs)
-		require.True(t, effectivePartitions(recs, nil, 0, &sc))
-		origEff := slices.Clone(sc.eff)
-		groupByPartition(recs, sc.eff, &sc)
-		for i, r := range recs {
-			id, ok := r.msg.Partition.ID()
-			if !ok {
-				id = -1
-			}
-			require.Equal(t, id, sc.eff[i], "iter %d: eff out of step with recs at %d", iter, i)
-		}
-		// Check run by run, between barriers, which must not move.
-		for lo := 0; lo < n; {
-			if origEff[lo] < 0 {
-				require.Same(t, orig[lo], recs[lo], "iter %d: barrier %d moved", iter, lo)
-				lo++
-				continue
-			}
-			hi := lo + 1
-			for hi < n && origEff[hi] >= 0 {
-				hi++
-			}
-			distinct := map[int32]bool{}
-			for _, p := range origEff[lo:hi] {
-				distinct[p] = true
-			}
-			if len(distinct) > maxGroupedPartitions {
-				require.Equal(t, orig[lo:hi], recs[lo:hi], "iter %d: run of too many partitions reordered", iter)
-				lo = hi
-				continue
-			}
-			want := map[int32][]*record{}
-			for k, r := range orig[lo:hi] {
-				want[origEff[lo+k]] = append(want[origEff[lo+k]], r)
-			}
-			got := map[int32][]*record{}
-			seen := map[int32]bool{}
-			last := int32(-1)
-			for k, r := range recs[lo:hi] {
-				id := sc.eff[lo+k]
-				if id != last {
-					require.False(t, seen[id], "iter %d: partition %d in two runs", iter, id)
-					seen[id], last = true, id
-				}
-				got[id] = append(got[id], r)
-			}
-			require.Equal(t, len(want), len(got), "iter %d", iter)
-			for id, w := range want {
-				require.Equal(t, w, got[id], "iter %d: partition %d order changed", iter, id)
-			}
-			lo = hi
-		}
-	}
-
-	// A batch of several topics is not grouped at all.
-	recs := groupRecs([]int32{0, 1, 0, 1, 2, 0}, -1)
-	recs[3].msg.Topic = "other"
-	require.False(t, effectivePartitions(recs, nil, 0, &sc))
-	if len(sc.recs) > 0 && sc.recs[0] != nil {
-		t.Fatal("scratch keeps records reachable")
-	}
-}
-
-// TestKeyHashesMatchLibrdkafka: the engine's Go copies of librdkafka's partitioners put every key where
-// librdkafka's own code (rd_kafka_msg_partitioner_*) does, for many keys and partition counts.
-func TestKeyHashesMatchLibrdkafka(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	for _, name := range []string{"consistent_random", "murmur2_random", "fnv1a_random"} {
-		hash, kind := keyHashOf(kafka.ConfigMap{"default.topic.config": kafka.ConfigMap{"partitioner": name}})
-		require.NotNil(t, hash, name)
-		for i := range 200000 {
-			key := make([]byte, 1+rng.IntN(40))
-			for k := range key {
-				key[k] = byte(rng.IntN(256))
-			}
-			if i%4 == 0 {
-				key = fmt.Appendf(nil, "user-%d", i)
-			}
-			cnt := int32(1 + rng.IntN(300))
-			want := rdk.Partition(kind, key, cnt)
-			if got := int32(hash(key) % uint32(cnt)); got != want {
-				t.Fatalf("%s: key %q, %d partitions: %d, librdkafka %d", name, key, cnt, got, want)
-			}
-		}
-	}
-	for _, name := range []string{"random", "consistent", "murmur2", "fnv1a"} {
-		hash, kind := keyHashOf(kafka.ConfigMap{"partitioner": name})
-		require.Nil(t, hash, name)
-		require.Equal(t, rdk.PartitionerNone, kind, name)
-	}
-	hash, kind := keyHashOf(kafka.ConfigMap{})
-	require.NotNil(t, hash, "the default")
-	require.Equal(t, rdk.PartitionerConsistentRandom, kind)
-}
-
-// TestBatchEngineGroupedPartitionsKeepOrder: messages that alternate between explicit partitions,
+// TestLibrdkafkaEngineGroupedPartitionsKeepOrder: messages that alternate between explicit partitions,
 // through a librdkafka queue small enough to fill many times, and one message for a partition the
 // topic lacks in the middle: every message gets its outcome, only that one fails, and each partition's
 // offsets follow the produce order.
-func TestBatchEngineGroupedPartitionsKeepOrder(t *testing.T) {
+func TestLibrdkafkaEngineGroupedPartitionsKeepOrder(t *testing.T) {
 	mc := newMockCluster(t, 1)
 	require.NoError(t, mc.CreateTopic("grp", 4, 1))
 	p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 50}, WithBatchSize(200))
@@ -178,17 +64,17 @@ func TestBatchEngineGroupedPartitionsKeepOrder(t *testing.T) {
 	assert.Positive(t, p.Stats().QueueFullWaits, "the small librdkafka queue filled")
 }
 
-// TestBatchEngineKeyedMessagesGoWhereLibrdkafkaPutsThem: keyed messages the engine partitions itself
+// TestLibrdkafkaEngineKeyedMessagesGoWhereLibrdkafkaPutsThem: keyed messages the engine partitions itself
 // land where librdkafka's partitioner puts them, each partition's offsets follow the produce order (so
 // each key's do), null and empty keys still go where librdkafka decides, through a librdkafka queue
 // that fills many times; for the default partitioner and murmur2_random.
-func TestBatchEngineKeyedMessagesGoWhereLibrdkafkaPutsThem(t *testing.T) {
+func TestLibrdkafkaEngineKeyedMessagesGoWhereLibrdkafkaPutsThem(t *testing.T) {
 	for _, name := range []string{"consistent_random", "murmur2_random"} {
 		t.Run(name, func(t *testing.T) {
 			mc := newMockCluster(t, 1)
 			require.NoError(t, mc.CreateTopic("keyed", 6, 1))
 			p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 100, "partitioner": name}, WithBatchSize(300))
-			_, kind := keyHashOf(kafka.ConfigMap{"partitioner": name})
+			kind := partitionerOf(kafka.ConfigMap{"partitioner": name})
 			ctx := ctxTimeout(t, 60*time.Second)
 			const n = 6000
 			msgs := make([]*Message, n)
@@ -227,4 +113,55 @@ func TestBatchEngineKeyedMessagesGoWhereLibrdkafkaPutsThem(t *testing.T) {
 			assert.Positive(t, p.Stats().QueueFullWaits, "the small librdkafka queue filled")
 		})
 	}
+}
+
+// TestLibrdkafkaEngineKeyedMessagesOverManyTopicsInOneCall: one job carries keyed messages for many
+// topics with different partition counts, interleaved: each lands where librdkafka's partitioner puts
+// it for its own topic's count, and each partition's offsets follow the produce order.
+func TestLibrdkafkaEngineKeyedMessagesOverManyTopicsInOneCall(t *testing.T) {
+	mc := newMockCluster(t, 1)
+	const topics = 12
+	for i := range topics {
+		require.NoError(t, mc.CreateTopic(fmt.Sprintf("mt-%d", i), 1+i%5, 1))
+	}
+	p := newTestProducer(t, mc.BootstrapServers(), nil, WithWorkers(1), WithBatchSize(5000))
+	ctx := ctxTimeout(t, 60*time.Second)
+	// One keyed message per topic first, so librdkafka knows every topic's partitions.
+	var warm []*Message
+	for i := range topics {
+		warm = append(warm, &Message{Topic: fmt.Sprintf("mt-%d", i), Key: []byte("warm")})
+	}
+	fs, err := p.ProduceBatch(ctx, warm)
+	require.NoError(t, err)
+	for _, f := range fs {
+		_, err := f.Wait(ctx)
+		require.NoError(t, err)
+	}
+	const n = 4800
+	msgs := make([]*Message, n)
+	for i := range msgs {
+		msgs[i] = &Message{Topic: fmt.Sprintf("mt-%d", i%topics), Key: fmt.Appendf(nil, "key-%d", i%89), Value: []byte(fmt.Sprint(i))}
+	}
+	before := p.Stats().Batches
+	futs, err := p.ProduceBatch(ctx, msgs)
+	require.NoError(t, err)
+	type tp struct {
+		topic string
+		part  int32
+	}
+	last := map[tp]int64{}
+	for i, f := range futs {
+		d, err := f.Wait(ctx)
+		require.NoError(t, err, "message %d", i)
+		cnt := int32(1 + (i%topics)%5)
+		require.Equal(t, rdk.Partition(rdk.PartitionerConsistentRandom, msgs[i].Key, cnt), d.Partition, "message %d", i)
+		k := tp{d.Topic, d.Partition}
+		if l, ok := last[k]; ok {
+			require.Greater(t, d.Offset, l, "message %d out of order in %v", i, k)
+		}
+		last[k] = d.Offset
+	}
+	calls := p.Stats().Batches - before
+	assert.LessOrEqual(t, calls, uint64(n/100), "%d messages over %d topics took %d engine calls", n, topics, calls)
+	assert.Positive(t, p.eng.(*librdkafkaEngine).partitioned.Load(), "the engine partitioned keyed messages itself")
 }

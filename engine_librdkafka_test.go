@@ -163,3 +163,33 @@ func TestLibrdkafkaSettingsConvertValuesAsTheyWereChecked(t *testing.T) {
 		{"message.timeout.ms", "3000"},
 	}, kv)
 }
+
+// withIdleAfter makes topics idle for d forgotten (topicIdleAfter, shortened for a test).
+func withIdleAfter(d time.Duration) Option { return func(c *config) { c.idleAfter = d } }
+
+// The engine keeps a librdkafka topic handle per topic in use, and drops it when the topic went idle;
+// a topic used again gets a new one.
+func TestLibrdkafkaEngineDropsTheHandlesOfIdleTopics(t *testing.T) {
+	mc := newMockCluster(t, 1)
+	p := newTestProducer(t, mc.BootstrapServers(), nil, withIdleAfter(300*time.Millisecond))
+	eng := p.eng.(*librdkafkaEngine)
+	ctx := ctxTimeout(t, 30*time.Second)
+	var msgs []*Message
+	for i := range 40 {
+		msgs = append(msgs, &Message{Topic: fmt.Sprintf("idle-%d", i), Value: []byte("v")})
+	}
+	futs, err := p.ProduceBatch(ctx, msgs)
+	require.NoError(t, err)
+	for _, f := range futs {
+		_, err := f.Wait(ctx)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 40, eng.knownTopics())
+	require.Eventually(t, func() bool { return eng.knownTopics() == 0 && p.disp.topics() == 0 }, 10*time.Second, 20*time.Millisecond,
+		"handles kept: %d, dispatcher topics: %d", eng.knownTopics(), p.disp.topics())
+	f, err := p.Produce(ctx, msgs[0])
+	require.NoError(t, err)
+	_, err = f.Wait(ctx)
+	require.NoError(t, err, "a forgotten topic is welcome again")
+	assert.Equal(t, 1, eng.knownTopics())
+}

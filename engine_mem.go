@@ -23,10 +23,9 @@ import (
 type memEngine struct {
 	cfg memConfig
 
-	// Set by bind, before start.
-	sink         reportSink
-	stats        *counters
-	requestFlush func()
+	// Set by start.
+	sink  reportSink
+	stats *counters
 
 	mu       sync.Mutex
 	pending  []memPending // taken, not completed, oldest first
@@ -41,6 +40,7 @@ type memEngine struct {
 	gate     chan struct{}          // non-nil: enqueue waits until it is closed
 	fatal    *kafka.Error           // raised by raiseFatal: enqueue refuses from then on
 	purges   int
+	forgot   int
 	txns     []memTxnCall
 
 	flushCalls atomic.Int32
@@ -103,22 +103,33 @@ func newMemProducer(fc memConfig, opts []Option) (*Producer, fakeengine.Engine[*
 		return nil, nil, err
 	}
 	me := newMemEngine(fc)
-	p, err := newProducer(cfg, func(s reportSink) (engine, error) {
-		me.bind(s.(*Producer))
-		return me, nil
-	})
-	if err != nil {
-		return nil, nil, err
+	return newProducer(cfg, me), me, nil
+}
+
+// start makes sink the engine's and starts its report goroutine. The producer's sink gives it the
+// producer's counts too, for Sync.
+func (e *memEngine) start(sink reportSink) {
+	e.sink = sink
+	e.stats = new(counters)
+	if c, ok := sink.(interface{ counters() *counters }); ok {
+		e.stats = c.counters()
 	}
-	return p, me, nil
+	go e.run()
 }
 
-// bind makes p the engine's sink.
-func (e *memEngine) bind(p *Producer) {
-	e.sink, e.stats, e.requestFlush = p, &p.stats, p.requestFlush
+// forget counts the topics it is told to forget (forgotten).
+func (e *memEngine) forget(topics []string) {
+	e.mu.Lock()
+	e.forgot += len(topics)
+	e.mu.Unlock()
 }
 
-func (e *memEngine) start() { go e.run() }
+// forgotten is how many topics the dispatcher told the engine to forget.
+func (e *memEngine) forgotten() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.forgot
+}
 
 // changedLocked wakes whoever waits for a change.
 func (e *memEngine) changedLocked() {
@@ -263,7 +274,6 @@ func (e *memEngine) Sync(d time.Duration) bool {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
-		e.requestFlush()
 		e.mu.Lock()
 		ok := e.taken+e.stats.failedEarly.Load() >= e.stats.accepted.Load()
 		ch := e.changed

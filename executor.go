@@ -2,35 +2,33 @@ package aioproducer
 
 import (
 	"errors"
-	"hash/maphash"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/seed-f937cf20/aioproducer/internal/limiter"
 )
 
-// executor is the worker pool that hands messageBatch values to librdkafka through the engine. Every
-// batch of a topic goes to the same worker, and a worker enqueues its batches one after the other, so
-// produce order per topic (and so per key and per partition) is librdkafka's enqueue order.
+// executor hands jobs to librdkafka through the engine, for the dispatcher's workers (each calls
+// execute on its own goroutine, one job at a time). A message librdkafka refuses fails alone; a full
+// librdkafka queue waits for deliveries and offers the rest again, so nothing behind it overtakes it.
+// It also owns what stops messages from reaching librdkafka: an abort (a fatal error, or a Close whose
+// context ended) and a discard (a transaction being aborted).
 type executor struct {
-	eng     engine
-	workers []*worker
-	seed    maphash.Seed
-	ready   chan struct{} // a worker finished a batch: the loop may dispatch more
-	space   notifier      // deliveries have freed room in librdkafka's queue
+	eng       engine
+	state     *producerState
+	limit     *limiter.Limiter
+	callbacks *callbackManager
+	flusher   *flusher
+	space     *notifier // deliveries have freed room in librdkafka's queue
+	stats     *counters
+	hooks     *hookSet
+	log       *slog.Logger
 
-	// fail is the outcome for a record that never reached librdkafka (refused or aborted).
-	fail func(rec *record, err error)
-	// onFatal is told about a fatal error that enqueue returned.
-	onFatal func(err kafka.Error)
-	// enqueued is told that librdkafka was handed messages.
-	enqueued func()
-	bufs     *pool[recordBuf]
-	stats    *counters
-	hooks    *hookSet // for HookBatch; set before start
-
-	// mu is held shared by a worker while it calls enqueue; abort takes it to wait such calls out.
+	// mu is held shared while a worker calls enqueue; abort and discard take it to wait such calls out.
 	mu        sync.RWMutex
 	abortOnce sync.Once
 	aborted   chan struct{}
@@ -38,62 +36,15 @@ type executor struct {
 	// discardErr, while set, fails what the workers have not handed to librdkafka (a transaction
 	// being aborted).
 	discardErr atomic.Pointer[error]
-
-	wg sync.WaitGroup
 }
 
-type worker struct {
-	queue chan messageBatch // capacity 1: one batch waits while one is being enqueued
-	busy  atomic.Bool       // executing a batch
-}
-
-func newExecutor(eng engine, n int, bufs *pool[recordBuf], stats *counters, fail func(*record, error), onFatal func(kafka.Error), enqueued func()) *executor {
-	ex := &executor{
-		eng:      eng,
-		enqueued: enqueued,
-		seed:     maphash.MakeSeed(),
-		ready:    make(chan struct{}, 1),
-		fail:     fail,
-		onFatal:  onFatal,
-		bufs:     bufs,
-		stats:    stats,
-		aborted:  make(chan struct{}),
-	}
-	for range n {
-		ex.workers = append(ex.workers, &worker{queue: make(chan messageBatch, 1)})
-	}
-	return ex
-}
-
-// start starts the workers; stop (after closeQueues) waits for them.
-func (ex *executor) start() {
-	for _, w := range ex.workers {
-		ex.wg.Add(1)
-		go ex.run(w)
+func newExecutor(eng engine, state *producerState, limit *limiter.Limiter, callbacks *callbackManager, fl *flusher,
+	space *notifier, stats *counters, hooks *hookSet, log *slog.Logger) *executor {
+	return &executor{
+		eng: eng, state: state, limit: limit, callbacks: callbacks, flusher: fl, space: space, stats: stats,
+		hooks: hooks, log: log, aborted: make(chan struct{}),
 	}
 }
-
-// route returns the worker that executes every batch of topic.
-func (ex *executor) route(topic string) *worker {
-	if len(ex.workers) == 1 {
-		return ex.workers[0]
-	}
-	return ex.workers[maphash.String(ex.seed, topic)%uint64(len(ex.workers))]
-}
-
-// idle reports whether w is neither executing a batch nor has one waiting, so a batch sent to it now is
-// executed without delay.
-func (w *worker) idle() bool { return !w.busy.Load() && len(w.queue) == 0 }
-
-// closeQueues tells the workers no more batches come; they finish what they hold and exit.
-func (ex *executor) closeQueues() {
-	for _, w := range ex.workers {
-		close(w.queue)
-	}
-}
-
-// wait waits for the workers to exit.
-func (ex *executor) wait() { ex.wg.Wait() }
 
 // abort makes the workers fail, with err, every message they have not yet handed to librdkafka, now and
 // from then on. It returns once no enqueue call is in progress, so a purge after it reaches every
@@ -130,28 +81,34 @@ func (ex *executor) isAborted() bool {
 	}
 }
 
-func (ex *executor) run(w *worker) {
-	defer ex.wg.Done()
-	for b := range w.queue {
-		w.busy.Store(true)
-		ex.execute(b)
-		w.busy.Store(false)
-		wakeUp(ex.ready)
+// failFatal handles a fatal librdkafka error, from the engine's error event or from an enqueue that
+// librdkafka refused with it: from now on every Produce fails, and every outstanding message fails
+// with an error wrapping ErrFatal. Only the first one counts.
+func (ex *executor) failFatal(err kafka.Error) {
+	fe := &fatalError{err: err}
+	if !ex.state.fatal.CompareAndSwap(nil, fe) {
+		return
+	}
+	ex.log.Error("aioproducer: fatal error: failing every outstanding message", "error", err.Error())
+	ex.callbacks.postError(fe)
+	ex.limit.Close(fe)
+	ex.abort(fe)
+	if perr := ex.eng.purge(); perr != nil {
+		ex.log.Error("aioproducer: purge failed", "error", perr)
 	}
 }
 
-// execute hands one batch to librdkafka in order. A message librdkafka refuses fails alone; a full queue
-// waits for deliveries and offers the rest again, so nothing behind it overtakes it.
-func (ex *executor) execute(b messageBatch) {
-	recs := b.records()
+// execute hands one job to librdkafka. The engine may reorder the job's records within each topic
+// (grouping them by partition, each partition's in order): what it did not take is offered again in
+// its order.
+func (ex *executor) execute(j *job) {
+	recs := j.recs
 	backoff := minQueueFullBackoff
-	// For HookBatch: what librdkafka took, and since when.
 	hooked := len(ex.hooks.batch) > 0
 	var start time.Time
-	var took int
-	var tookBytes int64
 	if hooked {
 		start = time.Now()
+		j.beginHooks()
 	}
 	for len(recs) > 0 {
 		gen := ex.space.generation()
@@ -162,37 +119,20 @@ func (ex *executor) execute(b messageBatch) {
 		}
 		if d := ex.discardErr.Load(); d != nil {
 			ex.mu.RUnlock()
-			for _, r := range recs {
-				ex.stats.failedEarly.Add(1)
-				ex.fail(r, *d)
-			}
+			ex.failFrom(j, recs, *d, hooked)
 			recs = nil
 			break
 		}
 		// Counted before the call, so a report that comes before it returns never makes the in-flight
 		// gauge negative; what enqueue did not take is taken back.
 		ex.stats.enqueued.Add(uint64(len(recs)))
-		var size int64
-		if hooked {
-			// Summed before the call: what librdkafka takes may be delivered, and its record
-			// recycled, before enqueue returns. What it did not take stays ours.
-			for _, r := range recs {
-				size += r.size
-			}
-		}
 		n, err := ex.eng.enqueue(recs)
 		ex.mu.RUnlock()
 		if n < len(recs) {
 			ex.stats.enqueued.Add(-uint64(len(recs) - n))
 		}
-		if hooked {
-			for _, r := range recs[n:] {
-				size -= r.size
-			}
-			took, tookBytes = took+n, tookBytes+size
-		}
 		if n > 0 {
-			ex.enqueued()
+			ex.flusher.enqueued()
 		}
 		recs = recs[n:]
 		switch {
@@ -206,25 +146,37 @@ func (ex *executor) execute(b messageBatch) {
 				if cause, ok := ex.eng.fatalError(); ok {
 					ke = cause
 				}
-				ex.onFatal(ke)
+				ex.failFatal(ke)
 			}
-			ex.stats.failedEarly.Add(1)
-			ex.fail(recs[0], err)
+			ex.failFrom(j, recs[:1], err, hooked)
 			recs = recs[1:]
 		}
 	}
-	for _, r := range recs { // left over only when aborted
-		ex.stats.failedEarly.Add(1)
-		ex.fail(r, ex.abortErr)
+	if len(recs) > 0 { // left over only when aborted
+		ex.failFrom(j, recs, ex.abortErr, hooked)
 	}
-	if hooked && took > 0 {
-		ex.hooks.batched(BatchEvent{Topic: b.topic, Messages: took, Bytes: tookBytes, Took: time.Since(start)})
+	if hooked {
+		for i, b := range j.batches {
+			if j.hookMsgs[i] > 0 {
+				ex.hooks.batched(BatchEvent{Topic: b.topic, Messages: j.hookMsgs[i], Bytes: j.hookBytes[i], Took: time.Since(start)})
+			}
+		}
 	}
 	ex.stats.batches.Add(1)
-	ex.stats.batchedMsgs.Add(uint64(b.Len()))
-	clear(b.buf.recs)
-	b.buf.recs = b.buf.recs[:0]
-	ex.bufs.put(b.buf)
+	ex.stats.batchedMsgs.Add(uint64(len(j.recs)))
+}
+
+// failFrom hands over the outcome of recs, the records of job j from position len(j.recs)-len(recs)
+// on, which never reached librdkafka. With hooked, they are taken off their topics' BatchEvents first
+// (their outcome may recycle them).
+func (ex *executor) failFrom(j *job, recs []*record, err error, hooked bool) {
+	if hooked {
+		j.untake(len(j.recs)-len(recs), recs)
+	}
+	ex.stats.failedEarly.Add(uint64(len(recs)))
+	for _, r := range recs {
+		ex.callbacks.fail(r, err)
+	}
 }
 
 // The backoff of a worker whose librdkafka queue is full, between two offers that no delivery report

@@ -11,7 +11,7 @@ func RaiseTestFatal(p *Producer, code kafka.ErrorCode, reason string) {
 }
 
 // FatalRaised reports whether p has seen a fatal error.
-func FatalRaised(p *Producer) bool { return p.fatal.Load() != nil }
+func FatalRaised(p *Producer) bool { return p.state.fatal.Load() != nil }
 
 // MaxTimestamp is the latest Message.Timestamp that can be sent (validateMessage's bound).
 var MaxTimestamp = maxTimestamp

@@ -91,6 +91,14 @@ func (t *flushTracker) wait(ctx context.Context) error {
 	return nil
 }
 
+// flushAndWait is Flush's work: it keeps librdkafka flushing (fl) while it waits for the outcomes of
+// every message accepted before it (flushes), or for ctx to end.
+func flushAndWait(ctx context.Context, flushes *flushTracker, fl *flusher) error {
+	fl.begin()
+	defer fl.end()
+	return flushes.wait(ctx)
+}
+
 // flushSliceMs is how long one rd_kafka_flush call of the flusher lasts. It returns sooner when
 // librdkafka has nothing left; it bounds how long Close waits for the flusher to stop.
 const flushSliceMs = 100

@@ -87,11 +87,7 @@ func newFakeProducer(t testing.TB, me *memEngine, opts ...Option) *Producer {
 		o(&cfg)
 	}
 	require.NoError(t, cfg.validate())
-	p, err := newProducer(cfg, func(s reportSink) (engine, error) {
-		me.bind(s.(*Producer))
-		return me, nil
-	})
-	require.NoError(t, err)
+	p := newProducer(cfg, me)
 	t.Cleanup(func() { _ = p.Close(ctxTimeout(t, 10*time.Second)) })
 	return p
 }

@@ -572,7 +572,7 @@ func TestHookErrorGetsErrorEventsBoundedAndTheFatalError(t *testing.T) {
 	<-entered
 	transport := kafka.NewError(kafka.ErrTransport, "connection refused", false)
 	for range 3 * maxErrorEvents {
-		p.onError(transport) // as the engine's report goroutine does
+		fe.sink.onError(transport) // as the engine's report goroutine does
 	}
 	close(release)
 	require.Eventually(t, func() bool { return len(rec.errors()) == maxErrorEvents }, 10*time.Second, 5*time.Millisecond)

@@ -522,8 +522,8 @@ func TestFuturesResolveWithoutTheCallerPollingOrFlushing(t *testing.T) {
 		opts []aioproducer.Option
 	}{
 		{"default options", nil},
-		// An idle worker takes a batch at once, so a long buffer timeout strands nothing.
-		{"one hour buffer timeout", []aioproducer.Option{aioproducer.WithBufferTimeout(time.Hour)}},
+		// A free worker takes what waits at once, so large jobs strand nothing.
+		{"jobs of 10 000", []aioproducer.Option{aioproducer.WithBatchSize(10_000)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const topic, n = "no-poll", 200
@@ -676,8 +676,8 @@ func TestCloseWhoseContextEndsFailsEveryOutstandingMessageAndReturnsTheContextEr
 
 func TestFlushReturnsOnceEveryEarlierMessageHasItsOutcome(t *testing.T) {
 	mc := itCluster(t, 1, map[string]int{"flush-a": 2, "flush-b": 2})
-	// A long buffer timeout and big batches: Flush itself must send what is buffered.
-	p := itProducer(t, mc.BootstrapServers(), nil, aioproducer.WithBufferTimeout(time.Hour), aioproducer.WithBatchSize(10_000))
+	// Big jobs and a linger.ms far beyond the test's deadline: Flush itself must send what is buffered.
+	p := itProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"linger.ms": 60000}, aioproducer.WithBatchSize(10_000))
 	ctx := itCtx(t, 10*time.Second)
 
 	const n = 500

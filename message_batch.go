@@ -97,36 +97,77 @@ func validateTopic(t string) error {
 	return nil
 }
 
-// recordBuf is a pooled slice of records, the storage of one messageBatch.
-type recordBuf struct{ recs []*record }
-
-// messageBatch is an immutable run of accepted messages of one topic, in produce order: the unit the
-// batchManager hands to the executor. Nothing changes it after newMessageBatch; the executor gives its
-// slice back to the pool when every message in it has been handed to librdkafka or failed.
+// messageBatch is an immutable run of accepted messages of one topic, in produce order: what the
+// batchManager groups by topic. Nothing changes it after newMessageBatch.
 type messageBatch struct {
 	topic string
-	buf   *recordBuf
+	recs  []*record
+	bytes int64 // of keys, values and headers
 }
 
-// newMessageBatch is messageBatch's factory. It takes ownership of buf, whose records must be non-empty
-// and all of topic: a batch that breaks that is a bug in the caller, and it panics.
-func newMessageBatch(topic string, buf *recordBuf) messageBatch {
-	if len(buf.recs) == 0 {
+// newMessageBatch is messageBatch's factory. Its records must be non-empty and all of topic: a batch
+// that breaks that is a bug in the caller, and it panics.
+func newMessageBatch(topic string, recs []*record) messageBatch {
+	if len(recs) == 0 {
 		panic("aioproducer: empty messageBatch")
 	}
-	for _, r := range buf.recs {
+	var size int64
+	for _, r := range recs {
 		if r.msg.Topic != topic {
 			panic(fmt.Sprintf("aioproducer: messageBatch of %q holds a message of %q", topic, r.msg.Topic))
 		}
+		size += r.size
 	}
-	return messageBatch{topic: topic, buf: buf}
+	return messageBatch{topic: topic, recs: recs, bytes: size}
 }
-
-// records returns the batch's records in produce order; callers must not change the slice.
-func (b messageBatch) records() []*record { return b.buf.recs }
 
 // Topic is the topic of every message in the batch.
 func (b messageBatch) Topic() string { return b.topic }
 
 // Len is the number of messages in the batch.
-func (b messageBatch) Len() int { return len(b.buf.recs) }
+func (b messageBatch) Len() int { return len(b.recs) }
+
+// job is what a worker hands to the engine in one call: the messageBatches of one or more topics, their
+// records one after the other in recs (each topic's a run, in produce order). It is sized by messages
+// and bytes across topics, so a call stays large however widely the load is spread. Pooled.
+type job struct {
+	batches []messageBatch
+	recs    []*record
+	bytes   int64
+
+	// With a HookBatch: per batch, what librdkafka took of it.
+	hookMsgs  []int
+	hookBytes []int64
+	hookRun   int // the batch of the last untake
+	hookPos   int // the position in recs where that batch starts
+}
+
+// reset empties j for reuse.
+func (j *job) reset() {
+	clear(j.batches)
+	clear(j.recs)
+	j.batches, j.recs, j.bytes = j.batches[:0], j.recs[:0], 0
+}
+
+// beginHooks counts every batch as taken whole; untake takes back what failed.
+func (j *job) beginHooks() {
+	j.hookMsgs, j.hookBytes = j.hookMsgs[:0], j.hookBytes[:0]
+	for _, b := range j.batches {
+		j.hookMsgs = append(j.hookMsgs, b.Len())
+		j.hookBytes = append(j.hookBytes, b.bytes)
+	}
+	j.hookRun, j.hookPos = 0, 0
+}
+
+// untake takes recs, at position pos of j.recs on, off their batches' counts. Positions only grow from
+// one call to the next, and the engine reorders records only within a batch.
+func (j *job) untake(pos int, recs []*record) {
+	for i, r := range recs {
+		for pos+i >= j.hookPos+j.batches[j.hookRun].Len() {
+			j.hookPos += j.batches[j.hookRun].Len()
+			j.hookRun++
+		}
+		j.hookMsgs[j.hookRun]--
+		j.hookBytes[j.hookRun] -= r.size
+	}
+}

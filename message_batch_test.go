@@ -73,11 +73,13 @@ func TestPartitionZeroValueMeansAny(t *testing.T) {
 func TestMessageBatchFactoryRefusesMixedOrEmptyBatches(t *testing.T) {
 	a := &record{msg: &Message{Topic: "a"}}
 	b := &record{msg: &Message{Topic: "b"}}
-	assert.Panics(t, func() { newMessageBatch("a", &recordBuf{}) })
-	assert.Panics(t, func() { newMessageBatch("a", &recordBuf{recs: []*record{a, b}}) })
-	mb := newMessageBatch("a", &recordBuf{recs: []*record{a, a}})
+	a.size = 5
+	assert.Panics(t, func() { newMessageBatch("a", nil) })
+	assert.Panics(t, func() { newMessageBatch("a", []*record{a, b}) })
+	mb := newMessageBatch("a", []*record{a, a})
 	assert.Equal(t, "a", mb.Topic())
 	assert.Equal(t, 2, mb.Len())
+	assert.EqualValues(t, 10, mb.bytes)
 }
 
 func FuzzValidateMessage(f *testing.F) {

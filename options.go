@@ -20,7 +20,6 @@ import (
 // Defaults of the options.
 const (
 	DefaultBatchSize       = 1000
-	DefaultBufferTimeout   = 5 * time.Millisecond
 	DefaultMaxBufferedMsgs = 100_000
 	DefaultMaxBufferedSize = 64 << 20
 	maxWorkers             = 256
@@ -33,44 +32,39 @@ func DefaultWorkers() int { return min(runtime.GOMAXPROCS(0), 4) }
 type Option func(*config)
 
 type config struct {
-	batchSize     int
-	bufferTimeout time.Duration
-	workers       int
-	maxMsgs       int
-	maxBytes      int64
-	logger        *slog.Logger
-	kafka         kafkaSettings // from the librdkafka configuration
-	tokens        TokenProvider
-	hookList      []Hook  // as WithHooks got them
-	hooks         hookSet // hookList sorted by interface, by validate
+	batchSize int
+	workers   int
+	maxMsgs   int
+	maxBytes  int64
+	logger    *slog.Logger
+	kafka     kafkaSettings // from the librdkafka configuration
+	tokens    TokenProvider
+	hookList  []Hook        // as WithHooks got them
+	hooks     hookSet       // hookList sorted by interface, by validate
+	idleAfter time.Duration // topicIdleAfter; tests shorten it
 }
 
 func defaultConfig() config {
 	return config{
-		batchSize:     DefaultBatchSize,
-		bufferTimeout: DefaultBufferTimeout,
-		workers:       DefaultWorkers(),
-		maxMsgs:       DefaultMaxBufferedMsgs,
-		maxBytes:      DefaultMaxBufferedSize,
-		logger:        slog.Default(),
-		kafka:         defaultKafkaSettings,
+		batchSize: DefaultBatchSize,
+		workers:   DefaultWorkers(),
+		maxMsgs:   DefaultMaxBufferedMsgs,
+		maxBytes:  DefaultMaxBufferedSize,
+		logger:    slog.Default(),
+		kafka:     defaultKafkaSettings,
+		idleAfter: topicIdleAfter,
 	}
 }
 
-// WithBatchSize sets how many messages of one topic the producer collects into a messageBatch before it
-// hands the batch to librdkafka at once. Default 1000; at least 1. This is the producer's own batching in
-// front of librdkafka; librdkafka still builds its own per-partition request batches (batch.size,
+// WithBatchSize sets the most messages a worker hands to librdkafka in one call, across topics (and at
+// most 4 MiB of keys, values and headers, but always at least one message). A worker takes what is
+// waiting whenever it is free, so calls grow with the load and nothing waits to fill one. Default 1000;
+// at least 1. librdkafka still builds its own per-partition request batches (batch.size,
 // batch.num.messages, linger.ms).
 func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
 
-// WithBufferTimeout sets the longest time a message waits in the producer's buffer: a batch goes out
-// when it is full or when its oldest message has waited d, whichever comes first. A batch whose worker is
-// idle goes out at once, without waiting. Default 5ms; more than 0. librdkafka's linger.ms (default 5ms)
-// comes on top of it.
-func WithBufferTimeout(d time.Duration) Option { return func(c *config) { c.bufferTimeout = d } }
-
-// WithWorkers sets the number of executor workers that hand batches to librdkafka. A topic always goes to
-// the same worker, so order per key and partition holds with any number. Default DefaultWorkers(); 1 to 256.
+// WithWorkers sets the number of workers that hand messages to librdkafka. A topic always goes to the
+// same worker, so order per key and partition holds with any number. Default DefaultWorkers(); 1 to 256.
 func WithWorkers(n int) Option { return func(c *config) { c.workers = n } }
 
 // WithMaxBuffered bounds the messages the producer holds, from Produce until their outcome is known
@@ -115,8 +109,6 @@ func (c *config) validate() error {
 	switch {
 	case c.batchSize < 1:
 		return &ConfigError{Key: "WithBatchSize", Err: fmt.Errorf("batch size %d is less than 1", c.batchSize)}
-	case c.bufferTimeout <= 0:
-		return &ConfigError{Key: "WithBufferTimeout", Err: fmt.Errorf("buffer timeout %v is not positive", c.bufferTimeout)}
 	case c.workers < 1 || c.workers > maxWorkers:
 		return &ConfigError{Key: "WithWorkers", Err: fmt.Errorf("%d workers is not within 1 to %d", c.workers, maxWorkers)}
 	case c.maxMsgs < 1:

@@ -3,7 +3,6 @@ package aioproducer
 import (
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/stretchr/testify/assert"
@@ -27,8 +26,6 @@ func TestNewRefusesInvalidConfigurationNamingTheKey(t *testing.T) {
 		{"managed go setting", kafka.ConfigMap{"bootstrap.servers": bs, "go.delivery.report.fields": "all"}, nil, "go.delivery.report.fields"},
 		{"experimental batch producer", kafka.ConfigMap{"bootstrap.servers": bs, "go.batch.producer": true}, nil, "go.batch.producer"},
 		{"batch size 0", kafka.ConfigMap{"bootstrap.servers": bs}, []Option{WithBatchSize(0)}, "WithBatchSize"},
-		{"zero buffer timeout", kafka.ConfigMap{"bootstrap.servers": bs}, []Option{WithBufferTimeout(0)}, "WithBufferTimeout"},
-		{"negative buffer timeout", kafka.ConfigMap{"bootstrap.servers": bs}, []Option{WithBufferTimeout(-time.Second)}, "WithBufferTimeout"},
 		{"no workers", kafka.ConfigMap{"bootstrap.servers": bs}, []Option{WithWorkers(0)}, "WithWorkers"},
 		{"too many workers", kafka.ConfigMap{"bootstrap.servers": bs}, []Option{WithWorkers(maxWorkers + 1)}, "WithWorkers"},
 		{"no buffered messages", kafka.ConfigMap{"bootstrap.servers": bs}, []Option{WithMaxBuffered(0, 1)}, "WithMaxBuffered"},
@@ -87,7 +84,6 @@ func TestOptionsDefaults(t *testing.T) {
 	c := defaultConfig()
 	require.NoError(t, c.validate())
 	assert.Equal(t, DefaultBatchSize, c.batchSize)
-	assert.Equal(t, DefaultBufferTimeout, c.bufferTimeout)
 	assert.Equal(t, DefaultWorkers(), c.workers)
 	assert.Equal(t, DefaultMaxBufferedMsgs, c.maxMsgs)
 	assert.EqualValues(t, DefaultMaxBufferedSize, c.maxBytes)

@@ -22,7 +22,7 @@ func msg(topic, key string) *Message {
 func TestLoneMessageOnIdleProducerIsSentAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fe := newMemEngine(memConfig{Auto: true})
-		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour))
+		p := newFakeProducer(t, fe)
 		start := time.Now()
 		f, err := p.Produce(t.Context(), msg("t", "a"))
 		require.NoError(t, err)
@@ -31,15 +31,18 @@ func TestLoneMessageOnIdleProducerIsSentAtOnce(t *testing.T) {
 		assert.Equal(t, "t", d.Topic)
 		assert.Zero(t, d.Offset)
 		assert.True(t, d.Timestamp.Equal(start.Truncate(time.Millisecond)), "timestamp %v, accepted at %v", d.Timestamp, start)
-		// In a bubble time only moves when every goroutine waits: any wait for the timer shows here.
-		assert.Zero(t, time.Since(start), "a lone message waited for the buffer timeout")
+		// In a bubble time only moves when every goroutine waits: any wait on a timer shows here.
+		assert.Zero(t, time.Since(start), "a lone message waited")
 	})
 }
 
-func TestBatchIsSentWhenItsOldestMessageHasWaitedTheBufferTimeout(t *testing.T) {
+// While its worker hands a job to librdkafka, messages wait in the producer; the worker takes all of
+// them as soon as it is free, in one job, however they trickled in: no timer, and no call smaller than
+// what is waiting.
+func TestMessagesWaitingForABusyWorkerGoInItsNextJob(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fe := newMemEngine(memConfig{Auto: true})
-		p := newFakeProducer(t, fe, WithBufferTimeout(10*time.Millisecond), WithBatchSize(100), WithWorkers(1))
+		p := newFakeProducer(t, fe, WithBatchSize(100), WithWorkers(1))
 		gate := make(chan struct{})
 		fe.setGate(gate)
 		var futs []*Future
@@ -48,31 +51,27 @@ func TestBatchIsSentWhenItsOldestMessageHasWaitedTheBufferTimeout(t *testing.T) 
 			require.NoError(t, err)
 			futs = append(futs, f)
 		}
-		produce("a") // the worker takes it and blocks in enqueue: from now on the worker is busy
+		produce("a") // the worker takes it and waits in enqueue: from now on the worker is busy
 		synctest.Wait()
-		// Messages trickle in every 4ms, below the batch size. The batch is due 10ms after its first
-		// message, however many arrive after it: b1..b3 go together, b4 after.
-		produce("b1")
-		time.Sleep(4 * time.Millisecond)
-		produce("b2")
-		time.Sleep(4 * time.Millisecond)
-		produce("b3")
-		time.Sleep(4 * time.Millisecond)
-		produce("b4")
-		synctest.Wait()
+		for _, k := range []string{"b1", "b2", "b3", "b4"} {
+			produce(k)
+			time.Sleep(4 * time.Millisecond)
+		}
+		start := time.Now()
 		close(gate)
 		for _, f := range futs {
 			_, err := f.Wait(t.Context())
 			require.NoError(t, err)
 		}
-		assert.Equal(t, []int{1, 3, 1}, fe.callSizes())
+		assert.Equal(t, []int{1, 4}, fe.callSizes())
+		assert.Zero(t, time.Since(start), "nothing waited once the worker was free")
 	})
 }
 
-func TestFullBatchIsSentWithoutWaitingForTheTimeout(t *testing.T) {
+func TestAJobHoldsAtMostBatchSizeMessages(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fe := newMemEngine(memConfig{Auto: true})
-		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour), WithBatchSize(3), WithWorkers(1))
+		p := newFakeProducer(t, fe, WithBatchSize(3), WithWorkers(1))
 		gate := make(chan struct{})
 		fe.setGate(gate)
 		var futs []*Future
@@ -88,17 +87,18 @@ func TestFullBatchIsSentWithoutWaitingForTheTimeout(t *testing.T) {
 			_, err := f.Wait(t.Context())
 			require.NoError(t, err)
 		}
-		// The first goes alone (idle worker), then full batches of 3; the last one goes when the
-		// worker is idle again.
+		// The first goes alone (idle worker), then jobs of at most 3, one after the other.
 		assert.Equal(t, []int{1, 3, 3, 1}, fe.callSizes())
 		assert.Zero(t, time.Since(start))
 	})
 }
 
-func TestBatchesGroupMessagesByTopic(t *testing.T) {
+// A job spans topics: the engine gets every waiting topic's messages in one call, each topic's in
+// produce order, the topic that waited longest first.
+func TestAJobSpansTopicsGroupedByTopic(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fe := newMemEngine(memConfig{Auto: true})
-		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour), WithWorkers(1))
+		p := newFakeProducer(t, fe, WithWorkers(1))
 		gate := make(chan struct{})
 		fe.setGate(gate)
 		var futs []*Future
@@ -121,14 +121,108 @@ func TestBatchesGroupMessagesByTopic(t *testing.T) {
 			}
 			got = append(got, keys)
 		}
-		// x0 went alone; then a's batch and b's batch (each in produce order), oldest first.
-		assert.Equal(t, [][]string{{"x0"}, {"a1", "a3", "a5"}, {"b2", "b4"}}, got)
+		// x0 went alone; then a's messages and b's (each in produce order) in one call, oldest first.
+		assert.Equal(t, [][]string{{"x0"}, {"a1", "a3", "a5", "b2", "b4"}}, got)
+	})
+}
+
+// Spread over a thousand topics, the engine still gets few large calls: a call carries every topic
+// that waited, not one topic's handful of messages.
+func TestEngineCallsStayLargeWhenTheLoadSpreadsOverManyTopics(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newMemEngine(memConfig{Auto: true})
+		p := newFakeProducer(t, fe, WithWorkers(1), WithBatchSize(1000))
+		gate := make(chan struct{})
+		fe.setGate(gate)
+		const topics, rounds = 1000, 3
+		msgs := make([]*Message, 0, topics*rounds)
+		for r := range rounds {
+			for tp := range topics {
+				msgs = append(msgs, &Message{Topic: fmt.Sprintf("t%d", tp), Value: []byte(fmt.Sprint(r))})
+			}
+		}
+		for i, m := range msgs {
+			_, err := p.Produce(t.Context(), m)
+			require.NoError(t, err)
+			if i == 0 {
+				synctest.Wait() // the worker takes the first message and waits in the engine
+			}
+		}
+		close(gate)
+		require.NoError(t, p.Flush(t.Context()))
+		sizes := fe.callSizes()
+		assert.Equal(t, 1, sizes[0], "the first message went alone")
+		assert.Len(t, sizes, 1+(topics*rounds-1+999)/1000, "full calls of WithBatchSize messages: %v", sizes)
+		// Each topic's messages in produce order.
+		next := map[string]int{}
+		for _, m := range fe.enqueued() {
+			require.Equal(t, fmt.Sprint(next[m.Topic]), string(m.Value), "topic %s out of order", m.Topic)
+			next[m.Topic]++
+		}
+	})
+}
+
+// A producer that wrote to many topics once lets go of them: after a while idle, neither the
+// dispatcher nor the engine keeps an entry per topic it ever used.
+func TestIdleTopicsAreForgotten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newMemEngine(memConfig{Auto: true})
+		p := newFakeProducer(t, fe, WithWorkers(2))
+		for i := range 500 {
+			_, err := p.Produce(t.Context(), &Message{Topic: fmt.Sprintf("short-lived-%d", i)})
+			require.NoError(t, err)
+		}
+		require.NoError(t, p.Flush(t.Context()))
+		assert.Equal(t, 500, p.disp.topics())
+		time.Sleep(topicIdleAfter / 2)
+		_, err := p.Produce(t.Context(), &Message{Topic: "short-lived-0"}) // one stays in use
+		require.NoError(t, err)
+		require.NoError(t, p.Flush(t.Context()))
+		time.Sleep(topicIdleAfter)
+		synctest.Wait()
+		assert.Equal(t, 1, p.disp.topics(), "only the topic used within topicIdleAfter is kept")
+		assert.Equal(t, 499, fe.forgotten(), "the engine was told to forget the others")
+	})
+}
+
+// Goroutines that wait for room in a full buffer are served in the order they came: a message that
+// waited longest is accepted first, so no producer starves and latency stays fair under contention.
+func TestProduceCallsWaitingForRoomAreServedInArrivalOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fe := newMemEngine(memConfig{})
+		p := newFakeProducer(t, fe, WithMaxBuffered(1, 1<<20))
+		_, err := p.Produce(t.Context(), msg("t", "held"))
+		require.NoError(t, err)
+		var mu sync.Mutex
+		var order []int
+		const waiters = 20
+		for i := range waiters {
+			go func() {
+				_, err := p.Produce(t.Context(), msg("t", fmt.Sprint(i)))
+				assert.NoError(t, err)
+				mu.Lock()
+				order = append(order, i)
+				mu.Unlock()
+			}()
+			synctest.Wait() // goroutine i waits before goroutine i+1 comes
+		}
+		for range waiters {
+			fe.deliver(1)
+			synctest.Wait()
+		}
+		fe.deliver(-1)
+		require.NoError(t, p.Flush(t.Context()))
+		want := make([]int, waiters)
+		for i := range want {
+			want[i] = i
+		}
+		assert.Equal(t, want, order)
 	})
 }
 
 func TestOrderPerKeyHoldsWithManyWorkersAndConcurrentProducers(t *testing.T) {
 	fe := newMemEngine(memConfig{Auto: true})
-	p := newFakeProducer(t, fe, WithWorkers(8), WithBatchSize(7), WithBufferTimeout(time.Millisecond))
+	p := newFakeProducer(t, fe, WithWorkers(8), WithBatchSize(7))
 	const producers, perProducer, topics = 6, 2000, 16
 	var wg sync.WaitGroup
 	for g := range producers {
@@ -197,64 +291,6 @@ func TestProduceBlocksWhileTheBufferIsFull(t *testing.T) {
 		synctest.Wait() // "waits" reaches the engine
 		fe.deliver(-1)
 		require.NoError(t, p.Flush(t.Context()))
-	})
-}
-
-// The intake queue between Produce and the loop holds intakeCap records: beyond that, with room left
-// in the buffer, Produce waits for the loop to take the queue (ctx bounds the wait), so a slow engine
-// cannot pull the whole buffer into the queue. TryProduce, which must not wait, goes past it: only the
-// buffer's limits bound it.
-func TestProduceWaitsForTheLoopOnceTheIntakeQueueIsFull(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		fe := newMemEngine(memConfig{Auto: true})
-		gate := make(chan struct{})
-		fe.setGate(gate) // the worker's first enqueue call waits: the loop soon waits on the worker
-		opened := false
-		defer func() { // a failing check must not leave Close waiting on the gate
-			if !opened {
-				close(gate)
-			}
-		}()
-		p := newFakeProducer(t, fe, WithWorkers(1), WithBatchSize(10), WithMaxBuffered(10*intakeCap, 1<<30))
-		accepted := 0
-		for {
-			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-			_, err := p.Produce(ctx, msg("t", fmt.Sprint(accepted)))
-			cancel()
-			if err != nil {
-				require.ErrorIs(t, err, context.DeadlineExceeded)
-				break
-			}
-			accepted++
-			require.Less(t, accepted, 2*intakeCap, "Produce never waited for the loop")
-			// Let the loop take what it can before the next call. Without this, its first take could
-			// come when the queue was nearly full: it would then hold up to intakeCap drained records
-			// while it waits on the worker, and Produce could add another intakeCap before waiting.
-			synctest.Wait()
-		}
-		assert.GreaterOrEqual(t, accepted, intakeCap, "the queue holds intakeCap records before Produce waits")
-		assert.EqualValues(t, accepted, p.Stats().HeldMessages, "the call that gave up holds no room in the buffer")
-		_, err := p.TryProduce(msg("t", "try"))
-		require.NoError(t, err, "TryProduce does not wait for the loop, nor fail below the buffer's limits")
-		accepted++
-
-		waiting := make(chan error, 1)
-		go func() {
-			_, err := p.Produce(t.Context(), msg("t", "last"))
-			waiting <- err
-		}()
-		synctest.Wait()
-		select {
-		case err := <-waiting:
-			t.Fatalf("Produce returned (%v) while the intake queue was full", err)
-		default:
-		}
-		close(gate) // the engine takes batches again, the loop takes the queue
-		opened = true
-		require.NoError(t, <-waiting)
-		require.NoError(t, p.Flush(t.Context()))
-		st := p.Stats()
-		assert.EqualValues(t, accepted+1, st.Delivered, "every accepted message, and only those, delivered")
 	})
 }
 
@@ -331,7 +367,7 @@ func TestMessageRefusedByLibrdkafkaFailsAloneInItsBatch(t *testing.T) {
 func TestFlushWaitsForMessagesAcceptedBeforeItOnly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fe := newMemEngine(memConfig{})
-		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour))
+		p := newFakeProducer(t, fe)
 		before, err := p.Produce(t.Context(), msg("t", "before"))
 		require.NoError(t, err)
 		flushed := make(chan error, 1)
@@ -361,10 +397,10 @@ func TestFlushWaitsForMessagesAcceptedBeforeItOnly(t *testing.T) {
 	})
 }
 
-func TestFlushSendsBufferedMessagesWithoutWaitingForTheTimeout(t *testing.T) {
+func TestFlushWaitsForNoTimer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fe := newMemEngine(memConfig{Auto: true})
-		p := newFakeProducer(t, fe, WithBufferTimeout(time.Hour), WithWorkers(1))
+		p := newFakeProducer(t, fe, WithWorkers(1))
 		gate := make(chan struct{})
 		fe.setGate(gate)
 		for i := range 3 {
@@ -382,7 +418,7 @@ func TestFlushSendsBufferedMessagesWithoutWaitingForTheTimeout(t *testing.T) {
 func TestCloseWhoseContextEndsFailsEveryMessageWithAClearError(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fe := newMemEngine(memConfig{})
-		p := newFakeProducer(t, fe, WithWorkers(1), WithBufferTimeout(time.Hour))
+		p := newFakeProducer(t, fe, WithWorkers(1))
 		gate := make(chan struct{})
 		fe.setGate(gate)
 		var futs []*Future

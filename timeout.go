@@ -2,52 +2,51 @@ package aioproducer
 
 import "time"
 
-// timeoutManager triggers time-based flushes: it keeps one timer armed for the moment the oldest
-// pending message will have waited the buffer timeout. It is owned by the Producer's loop goroutine and
-// not safe for concurrent use.
+// timeoutManager is a dispatcher shard's clock for its time-based work: forgetting the topics that
+// have been idle for a while (batchManager.sweep). It keeps one timer, armed only while the shard's
+// worker sleeps with topics to forget, so an idle producer still lets go of them, and a busy one
+// checks due once per job instead. It is owned by the shard's worker and not safe for concurrent use.
 //
-// Unlike an idle timeout, the deadline is fixed by the oldest message's arrival: messages that keep
-// trickling in cannot postpone it.
+// A topic idle for idleAfter is forgotten by the first sweep after that: sweeps run every idleAfter/2,
+// so within 1.5 × idleAfter.
 type timeoutManager struct {
-	timeout  time.Duration
-	timer    *time.Timer
-	deadline time.Time // when the armed timer fires; zero when disarmed
+	every time.Duration
+	next  time.Time // when the next sweep is due
+	timer *time.Timer
+	armed bool
 }
 
-func newTimeoutManager(timeout time.Duration) *timeoutManager {
+func newTimeoutManager(idleAfter time.Duration) *timeoutManager {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &timeoutManager{timeout: timeout, timer: t}
+	every := idleAfter / 2
+	return &timeoutManager{every: every, next: time.Now().Add(every), timer: t}
 }
 
-// C delivers a value when the armed deadline has passed.
+// C delivers a value when the armed timer fires.
 func (m *timeoutManager) C() <-chan time.Time { return m.timer.C }
 
-// deadlineOf is when a batch whose first message arrived at oldest is due.
-func (m *timeoutManager) deadlineOf(oldest time.Time) time.Time { return oldest.Add(m.timeout) }
+// due reports whether a sweep is due at now.
+func (m *timeoutManager) due(now time.Time) bool { return !now.Before(m.next) }
 
-// due reports whether a batch whose first message arrived at oldest is due at now.
-func (m *timeoutManager) due(oldest, now time.Time) bool { return !now.Before(m.deadlineOf(oldest)) }
+// swept records a sweep at now: the next is due a period later.
+func (m *timeoutManager) swept(now time.Time) { m.next = now.Add(m.every) }
 
-// arm makes the timer fire at the deadline of a batch whose first message arrived at oldest, unless it
-// is already armed for that moment.
-func (m *timeoutManager) arm(oldest time.Time) {
-	d := m.deadlineOf(oldest)
-	if d.Equal(m.deadline) {
-		return
+// arm makes the timer fire when the next sweep is due, unless it is armed already.
+func (m *timeoutManager) arm() {
+	if !m.armed {
+		m.armed = true
+		m.timer.Reset(time.Until(m.next))
 	}
-	m.deadline = d
-	m.timer.Reset(time.Until(d))
 }
 
-// disarm stops the timer; nothing is pending.
+// disarm stops the timer: there is nothing to forget.
 func (m *timeoutManager) disarm() {
-	if m.deadline.IsZero() {
-		return
+	if m.armed {
+		m.armed = false
+		m.timer.Stop()
 	}
-	m.deadline = time.Time{}
-	m.timer.Stop()
 }
 
 // fired records that the timer's value was received.
-func (m *timeoutManager) fired() { m.deadline = time.Time{} }
+func (m *timeoutManager) fired() { m.armed = false }

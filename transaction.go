@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -54,24 +54,26 @@ func (s txnState) String() string {
 	return fmt.Sprintf("txnState(%d)", int32(s))
 }
 
-// txnManager is a transactional producer's transaction state.
+// txnManager runs a transactional producer's transactional calls; the state they move through is in
+// producerState, where the intake reads it. Its mutex serialises the calls (and Close's abort).
 type txnManager struct {
-	mu    sync.Mutex   // serialises the transactional calls and Close's abort
-	state atomic.Int32 // a txnState; changed under mu and the producer's intakeMu (where Produce reads it)
-	// failed is the first failure of a message of the open transaction.
-	failed atomic.Pointer[txnFailure]
+	mu      sync.Mutex
+	eng     engine
+	exec    *executor
+	disp    *dispatcher
+	flushes *flushTracker
+	flusher *flusher
+	state   *producerState
+	log     *slog.Logger
+}
+
+func newTxnManager(eng engine, exec *executor, disp *dispatcher, flushes *flushTracker, fl *flusher, state *producerState, log *slog.Logger) *txnManager {
+	return &txnManager{eng: eng, exec: exec, disp: disp, flushes: flushes, flusher: fl, state: state, log: log}
 }
 
 type txnFailure struct {
 	topic string
 	err   error
-}
-
-func (t *txnManager) get() txnState { return txnState(t.state.Load()) }
-
-// onFailure records a message's failure, if it is the transaction's first.
-func (t *txnManager) onFailure(topic string, err error) {
-	t.failed.CompareAndSwap(nil, &txnFailure{topic: topic, err: err})
 }
 
 // txnSliceMs is the longest one transactional librdkafka call blocks: the producer repeats a call that
@@ -88,52 +90,41 @@ const (
 // errTxnAborted is the outcome of a message that AbortTransaction failed before it was sent.
 var errTxnAborted = fmt.Errorf("%w: message not sent", ErrTransactionAborted)
 
-// setTxnState changes the state under intakeMu, so that a Produce either is accepted before the change
-// (and counted in the Flush epochs that Commit and Abort wait for) or sees it.
-func (p *Producer) setTxnState(s txnState) {
-	p.intakeMu.Lock()
-	p.txn.state.Store(int32(s))
-	p.intakeMu.Unlock()
+// set changes the state under every dispatcher shard's lock, so that a Produce either is accepted
+// before the change (and counted in the Flush epochs that Commit and Abort wait for) or sees it.
+func (t *txnManager) set(st txnState) {
+	t.disp.lockAll()
+	t.state.txn.Store(int32(st))
+	t.disp.unlockAll()
 }
 
-// txnNotOpen is why a transactional producer takes no message now, or nil.
-func (p *Producer) txnNotOpen() error {
-	if p.txn == nil {
-		return nil
+// begin starts a transactional call op on t (nil: not a transactional producer): it checks that the
+// producer is usable and takes the transaction lock, which the caller releases.
+func (t *txnManager) begin(op string) error {
+	if t == nil {
+		return &TxnError{Op: op, Err: ErrNotTransactional}
 	}
-	if s := p.txn.get(); s != txnOpen {
-		return fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, s)
+	if err := t.state.usable(); err != nil {
+		return &TxnError{Op: op, Err: err, fatal: errors.Is(err, ErrFatal)}
+	}
+	t.mu.Lock()
+	if err := t.state.usable(); err != nil {
+		t.mu.Unlock()
+		return &TxnError{Op: op, Err: err, fatal: errors.Is(err, ErrFatal)}
 	}
 	return nil
 }
 
-// txnBegin starts a transactional call op: it checks that the producer is transactional and usable,
-// and takes the transaction lock, which the caller releases.
-func (p *Producer) txnBegin(op string) (*txnManager, error) {
-	if p.txn == nil {
-		return nil, &TxnError{Op: op, Err: ErrNotTransactional}
-	}
-	if err := p.usable(); err != nil {
-		return nil, &TxnError{Op: op, Err: err, fatal: errors.Is(err, ErrFatal)}
-	}
-	p.txn.mu.Lock()
-	if err := p.usable(); err != nil {
-		p.txn.mu.Unlock()
-		return nil, &TxnError{Op: op, Err: err, fatal: errors.Is(err, ErrFatal)}
-	}
-	return p.txn, nil
-}
-
-// txnRun makes the transactional librdkafka call run, in slices of txnSliceMs (less if ctx's
-// deadline is nearer), until it succeeds, fails with an error that is not retriable, or ctx ends.
-func (p *Producer) txnRun(ctx context.Context, op string, run func(timeoutMs int) error) error {
+// run makes the transactional librdkafka call run, in slices of txnSliceMs (less if ctx's deadline is
+// nearer), until it succeeds, fails with an error that is not retriable, or ctx ends.
+func (t *txnManager) run(ctx context.Context, op string, call func(timeoutMs int) error) error {
 	backoff := txnBackoff
 	for {
 		ms := txnSliceMs
 		if dl, ok := ctx.Deadline(); ok {
 			ms = max(1, min(ms, int(time.Until(dl).Milliseconds())))
 		}
-		err := run(ms)
+		err := call(ms)
 		if err == nil {
 			return nil
 		}
@@ -144,19 +135,19 @@ func (p *Producer) txnRun(ctx context.Context, op string, run func(timeoutMs int
 		te.Op = op
 		var ke kafka.Error
 		if te.fatal && errors.As(te.Err, &ke) {
-			p.onFatal(ke)
+			t.exec.failFatal(ke)
 		}
 		if te.retriable && !te.fatal {
 			if errors.As(te.Err, &ke) && ke.Code() == kafka.ErrTimedOut && ctx.Err() == nil {
 				continue // librdkafka resumes the call
 			}
-			t := time.NewTimer(backoff)
+			timer := time.NewTimer(backoff)
 			select {
-			case <-t.C:
+			case <-timer.C:
 				backoff = min(2*backoff, txnMaxBackoff)
 				continue
 			case <-ctx.Done():
-				t.Stop()
+				timer.Stop()
 			}
 			te.ctxErr = ctx.Err()
 		}
@@ -170,18 +161,18 @@ func (p *Producer) txnRun(ctx context.Context, op string, run func(timeoutMs int
 // BeginTransaction. ctx bounds the wait; a call that ended with ctx may be made again.
 func (p *Producer) InitTransactions(ctx context.Context) error {
 	const op = "InitTransactions"
-	t, err := p.txnBegin(op)
-	if err != nil {
+	t := p.txn
+	if err := t.begin(op); err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
-	if s := t.get(); s != txnUninit {
+	if s := t.state.txnState(); s != txnUninit {
 		return &TxnError{Op: op, Err: fmt.Errorf("already initialized: the producer is %v", s)}
 	}
-	if err := p.txnRun(ctx, op, func(ms int) error { return p.eng.txn(rdk.TxnInit, ms) }); err != nil {
+	if err := t.run(ctx, op, func(ms int) error { return t.eng.txn(rdk.TxnInit, ms) }); err != nil {
 		return err
 	}
-	p.setTxnState(txnReady)
+	t.set(txnReady)
 	return nil
 }
 
@@ -189,23 +180,23 @@ func (p *Producer) InitTransactions(ctx context.Context) error {
 // and its variants take messages, all of which belong to it.
 func (p *Producer) BeginTransaction() error {
 	const op = "BeginTransaction"
-	t, err := p.txnBegin(op)
-	if err != nil {
+	t := p.txn
+	if err := t.begin(op); err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
-	if s := t.get(); s != txnReady {
+	if s := t.state.txnState(); s != txnReady {
 		return &TxnError{Op: op, Err: fmt.Errorf("the producer is %v", s)}
 	}
-	if err := p.eng.txn(rdk.TxnBegin, 0); err != nil {
+	if err := t.eng.txn(rdk.TxnBegin, 0); err != nil {
 		var te *TxnError
 		if errors.As(err, &te) {
 			te.Op = op
 		}
 		return err
 	}
-	t.failed.Store(nil)
-	p.setTxnState(txnOpen)
+	t.state.txnFailed.Store(nil)
+	t.set(txnOpen)
 	return nil
 }
 
@@ -215,15 +206,15 @@ func (p *Producer) BeginTransaction() error {
 // ctx bounds the wait.
 func (p *Producer) SendOffsetsToTransaction(ctx context.Context, offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata) error {
 	const op = "SendOffsetsToTransaction"
-	t, err := p.txnBegin(op)
-	if err != nil {
+	t := p.txn
+	if err := t.begin(op); err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
-	if s := t.get(); s != txnOpen {
+	if s := t.state.txnState(); s != txnOpen {
 		return &TxnError{Op: op, Err: fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, s)}
 	}
-	return p.txnRun(ctx, op, func(ms int) error { return p.eng.sendOffsets(offsets, cgm, ms) })
+	return t.run(ctx, op, func(ms int) error { return t.eng.sendOffsets(offsets, cgm, ms) })
 }
 
 // CommitTransaction commits the open transaction. It first hands every message of the transaction
@@ -236,29 +227,29 @@ func (p *Producer) SendOffsetsToTransaction(ctx context.Context, offsets []kafka
 // producer must be closed.
 func (p *Producer) CommitTransaction(ctx context.Context) error {
 	const op = "CommitTransaction"
-	t, err := p.txnBegin(op)
-	if err != nil {
+	t := p.txn
+	if err := t.begin(op); err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
-	switch s := t.get(); s {
+	switch s := t.state.txnState(); s {
 	case txnOpen:
-		p.setTxnState(txnCommitting) // from now on Produce refuses: the transaction's messages are known
+		t.set(txnCommitting) // from now on Produce refuses: the transaction's messages are known
 	case txnCommitting: // called again
 	default:
 		return &TxnError{Op: op, Err: fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, s)}
 	}
-	if err := p.sendAndWait(ctx); err != nil {
+	if err := flushAndWait(ctx, t.flushes, t.flusher); err != nil {
 		return &TxnError{Op: op, Err: fmt.Errorf("waiting for the transaction's messages: %w", err), retriable: true}
 	}
-	if f := t.failed.Load(); f != nil {
+	if f := t.state.txnFailed.Load(); f != nil {
 		return &TxnError{Op: op, Err: fmt.Errorf("a message to %q failed, so the transaction cannot commit: %w", f.topic, f.err),
 			requiresAbort: true}
 	}
-	if err := p.txnRun(ctx, op, func(ms int) error { return p.eng.txn(rdk.TxnCommit, ms) }); err != nil {
+	if err := t.run(ctx, op, func(ms int) error { return t.eng.txn(rdk.TxnCommit, ms) }); err != nil {
 		return err
 	}
-	p.setTxnState(txnReady)
+	t.set(txnReady)
 	return nil
 }
 
@@ -270,48 +261,47 @@ func (p *Producer) CommitTransaction(ctx context.Context) error {
 // ends first, call it again.
 func (p *Producer) AbortTransaction(ctx context.Context) error {
 	const op = "AbortTransaction"
-	t, err := p.txnBegin(op)
-	if err != nil {
+	t := p.txn
+	if err := t.begin(op); err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
-	return p.abortTxn(ctx, op)
+	return t.abort(ctx, op)
 }
 
-// abortTxn is AbortTransaction, with the transaction lock held.
-func (p *Producer) abortTxn(ctx context.Context, op string) error {
-	switch s := p.txn.get(); s {
+// abort is AbortTransaction, with the transaction lock held.
+func (t *txnManager) abort(ctx context.Context, op string) error {
+	switch s := t.state.txnState(); s {
 	case txnOpen, txnCommitting, txnAborting:
 	default:
 		return &TxnError{Op: op, Err: fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, s)}
 	}
-	p.setTxnState(txnAborting)
-	p.exec.discard(errTxnAborted) // what is not yet in librdkafka fails instead
-	p.requestFlush()              // and the loop hands the executor everything it holds
-	if err := p.txnRun(ctx, op, func(ms int) error { return p.eng.txn(rdk.TxnAbort, ms) }); err != nil {
+	t.set(txnAborting)
+	t.exec.discard(errTxnAborted) // what is not yet in librdkafka fails instead
+	if err := t.run(ctx, op, func(ms int) error { return t.eng.txn(rdk.TxnAbort, ms) }); err != nil {
 		return err
 	}
-	if err := p.flushes.wait(ctx); err != nil {
+	if err := t.flushes.wait(ctx); err != nil {
 		return &TxnError{Op: op, Err: fmt.Errorf("waiting for the transaction's outcomes: %w", err), retriable: true}
 	}
-	p.exec.discard(nil)
-	p.setTxnState(txnReady)
+	t.exec.discard(nil)
+	t.set(txnReady)
 	return nil
 }
 
-// abortOpenTxn aborts the transaction Close finds open, if any.
-func (p *Producer) abortOpenTxn(ctx context.Context) {
-	p.txn.mu.Lock()
-	defer p.txn.mu.Unlock()
-	if p.fatal.Load() != nil {
+// abortOpen aborts the transaction Close finds open, if any.
+func (t *txnManager) abortOpen(ctx context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.state.fatal.Load() != nil {
 		return // librdkafka failed every message already; there is nothing to abort with
 	}
-	switch p.txn.get() {
+	switch t.state.txnState() {
 	case txnOpen, txnCommitting, txnAborting:
-		if err := p.abortTxn(ctx, "Close"); err != nil {
-			p.log.Warn("aioproducer: Close could not abort the open transaction", "error", err.Error())
+		if err := t.abort(ctx, "Close"); err != nil {
+			t.log.Warn("aioproducer: Close could not abort the open transaction", "error", err.Error())
 			return
 		}
-		p.log.Info("aioproducer: Close aborted the open transaction")
+		t.log.Info("aioproducer: Close aborted the open transaction")
 	}
 }

@@ -190,7 +190,7 @@ func gatedTxnProducer(t *testing.T) (p *Producer, fe *memEngine, gate chan struc
 	fe = newMemEngine(memConfig{Auto: true})
 	gate = make(chan struct{})
 	fe.setGate(gate)
-	p = newFakeProducer(t, fe, withTransactions(), WithWorkers(1), WithBufferTimeout(time.Hour))
+	p = newFakeProducer(t, fe, withTransactions(), WithWorkers(1))
 	require.NoError(t, p.InitTransactions(t.Context()))
 	require.NoError(t, p.BeginTransaction())
 	return p, fe, gate

@@ -82,7 +82,7 @@ func (tp *TypedProducer[K, V]) serialize(tm *TypedMessage[K, V]) (*Message, erro
 	if _, err := validateMessage(msg); err != nil {
 		return nil, err
 	}
-	if err := tp.p.takes(); err != nil { // closed, failed, or a transactional producer outside a transaction
+	if err := tp.p.state.takes(); err != nil { // closed, failed, or a transactional producer outside a transaction
 		return nil, err
 	}
 	// Clip, so that a serializer's append copies instead of writing into the caller's array.

@@ -11,6 +11,7 @@
 
 struct aiop_h {
 	aiop_rk_t *rk;
+	int part; /* the AIOP_PART_* partitioner installed wrapped, AIOP_PART_NONE if none */
 	aiop_queue_t *mainq;
 	aiop_event_t *cur;  /* the delivery report event being drained */
 	aiop_event_t *held; /* an error or log event handed to the caller, until aiop_release_event */
@@ -89,6 +90,7 @@ aiop_h *aiop_open(aiop_conf_t *conf, int token_refresh, int stats, int partition
 		free(h);
 		return NULL;
 	}
+	h->part = (partitioner > AIOP_PART_NONE && partitioner <= AIOP_PART_FNV1A_RANDOM) ? partitioner : AIOP_PART_NONE;
 	h->mainq = rd_kafka_queue_get_main(h->rk);
 	rd_kafka_set_log_queue(h->rk, NULL); /* log lines come to the main queue too */
 	return h;
@@ -108,94 +110,271 @@ void aiop_close(aiop_h *h) {
 
 void aiop_wake(aiop_h *h) { rd_kafka_queue_yield(h->mainq); }
 
-size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *arena, const aiop_hdr_t *hdrs,
-                    aiop_perr_t *perr) {
-	aiop_vu_t stack[AIOP_STACK_VUS];
-	aiop_vu_t *vus = stack;
-	size_t vcap = AIOP_STACK_VUS;
-	const char *topic = NULL;
-	aiop_topic_t *rkt = NULL;
-	size_t i;
+aiop_topic_t *aiop_topic(aiop_h *h, const char *name) { return rd_kafka_topic_new(h->rk, name, NULL); }
 
-	perr->code = 0;
-	perr->partition_cnt = -1;
-	for (i = 0; i < n; i++) {
-		const aiop_rec_t *r = &recs[i];
-		const char *t = arena + r->topic_off;
-		size_t need = 8 + (size_t)r->hdr_count, k = 0;
-		aiop_error_t *err;
-		int32_t j;
+/* The scratch memory of one aiop_produce call: on the stack while it fits, else malloc'ed. Calls run
+ * concurrently (one per worker), so nothing of it lives in aiop_h. */
+#define AIOP_STACK_RECS 256
+struct aiop_scratch {
+	aiop_vu_t vstack[AIOP_STACK_VUS];
+	aiop_vu_t *vus;
+	size_t vcap;
+	int32_t estack[AIOP_STACK_RECS], istack[AIOP_STACK_RECS], cstack[AIOP_STACK_RECS];
+	int32_t *eff, *idx, *cnt; /* per record of a run: its partition, the grouped order; per partition: counts */
+	size_t rcap, ccap;
+};
 
-		if (need > vcap) {
-			aiop_vu_t *nv = malloc(need * sizeof(*nv));
-			if (!nv) {
-				perr->code = AIOP_ERR_QUEUE_FULL;
+static void scratch_free(struct aiop_scratch *s) {
+	if (s->vus != s->vstack)
+		free(s->vus);
+	if (s->eff != s->estack) {
+		free(s->eff);
+		free(s->idx);
+	}
+	if (s->cnt != s->cstack)
+		free(s->cnt);
+}
+
+/* scratch_recs makes room for n records' partitions and order; 0 on success. */
+static int scratch_recs(struct aiop_scratch *s, size_t n) {
+	int32_t *e, *i;
+	if (n <= s->rcap)
+		return 0;
+	e = malloc(n * sizeof(*e));
+	i = malloc(n * sizeof(*i));
+	if (!e || !i) {
+		free(e);
+		free(i);
+		return -1;
+	}
+	if (s->eff != s->estack) {
+		free(s->eff);
+		free(s->idx);
+	}
+	s->eff = e;
+	s->idx = i;
+	s->rcap = n;
+	return 0;
+}
+
+/* produce_rec enqueues r to partition (-1: librdkafka's partitioner decides). */
+static aiop_error_t *produce_rec(aiop_h *h, struct aiop_scratch *s, const aiop_rec_t *r, int32_t partition,
+                                 const char *arena, const aiop_hdr_t *hdrs, int *oom) {
+	size_t need = 8 + (size_t)r->hdr_count, k = 0;
+	int32_t j;
+
+	if (need > s->vcap) {
+		aiop_vu_t *nv = malloc(need * sizeof(*nv));
+		if (!nv) {
+			*oom = 1;
+			return NULL;
+		}
+		if (s->vus != s->vstack)
+			free(s->vus);
+		s->vus = nv;
+		s->vcap = need;
+	}
+	s->vus[k].vtype = AIOP_VTYPE_RKT;
+	s->vus[k++].u.rkt = (aiop_topic_t *)(uintptr_t)r->rkt;
+	s->vus[k].vtype = AIOP_VTYPE_PARTITION;
+	s->vus[k++].u.i32 = partition;
+	s->vus[k].vtype = AIOP_VTYPE_MSGFLAGS;
+	s->vus[k++].u.i = AIOP_MSG_F_COPY;
+	if (r->val_len >= 0) {
+		s->vus[k].vtype = AIOP_VTYPE_VALUE;
+		s->vus[k].u.mem.ptr = (r->val_addr ? (void *)r->val_addr : (void *)(arena + r->val_off));
+		s->vus[k++].u.mem.size = (size_t)r->val_len;
+	}
+	if (r->key_len >= 0) {
+		s->vus[k].vtype = AIOP_VTYPE_KEY;
+		s->vus[k].u.mem.ptr = (void *)(arena + r->key_off);
+		s->vus[k++].u.mem.size = (size_t)r->key_len;
+	}
+	s->vus[k].vtype = AIOP_VTYPE_OPAQUE;
+	s->vus[k++].u.ptr = (void *)(uintptr_t)r->opaque;
+	if (r->timestamp) {
+		s->vus[k].vtype = AIOP_VTYPE_TIMESTAMP;
+		s->vus[k++].u.i64 = r->timestamp;
+	}
+	for (j = 0; j < r->hdr_count; j++) {
+		const aiop_hdr_t *hd = &hdrs[r->hdr_first + j];
+		s->vus[k].vtype = AIOP_VTYPE_HEADER;
+		s->vus[k].u.header.name = arena + hd->name_off;
+		s->vus[k].u.header.val = hd->val_len < 0 ? NULL : arena + hd->val_off;
+		s->vus[k++].u.header.size = hd->val_len < 0 ? 0 : (ssize_t)hd->val_len;
+	}
+	return rd_kafka_produceva(h->rk, s->vus, k);
+}
+
+/* set_error records why aiop_produce stopped and destroys err (NULL: out of memory, which the caller
+ * treats like a full queue: the rest is offered again). */
+static void set_error(aiop_perr_t *perr, aiop_error_t *err) {
+	const char *str;
+	if (!err) {
+		perr->code = AIOP_ERR_QUEUE_FULL;
+		perr->fatal = 0;
+		perr->str[0] = '\0';
+		return;
+	}
+	str = rd_kafka_error_string(err);
+	perr->code = rd_kafka_error_code(err);
+	perr->fatal = rd_kafka_error_is_fatal(err);
+	snprintf(perr->str, sizeof(perr->str), "%s", str ? str : "");
+	rd_kafka_error_destroy(err);
+}
+
+/* The largest partition id a run is grouped by: a run naming a larger one is produced as it is. */
+#define AIOP_MAX_GROUP_PARTITION 65535
+
+/* group orders idx[0..m) (the indexes of a run's records, in their order; eff[k] is the partition of the
+ * run's k-th record, and stays indexed so) so that within each
+ * segment of records that have a partition, each partition's records are adjacent, in their order
+ * (a stable counting sort). A record without one (-1) may land in any partition, so it stays where it
+ * is and no record crosses it. librdkafka enqueues a message to the partition it enqueued the previous one
+ * to at less than half the cost of a switch (BENCHMARKS.md). Returns -1 out of memory (idx is then the
+ * order as it was). */
+static int group(struct aiop_scratch *s, const int32_t *eff, int32_t *idx, size_t m) {
+	size_t lo = 0, hi, k;
+	while (lo < m) {
+		int32_t maxp = -1, sum = 0, p;
+		int32_t tmp[AIOP_STACK_RECS], *out = tmp;
+		if (eff[lo] < 0) {
+			lo++;
+			continue;
+		}
+		for (hi = lo; hi < m && eff[hi] >= 0; hi++)
+			if (eff[hi] > maxp)
+				maxp = eff[hi];
+		if (hi - lo < 3 || maxp > AIOP_MAX_GROUP_PARTITION) {
+			lo = hi;
+			continue;
+		}
+		if ((size_t)maxp + 1 > s->ccap) {
+			int32_t *c = malloc(((size_t)maxp + 1) * sizeof(*c));
+			if (!c)
+				return -1;
+			if (s->cnt != s->cstack)
+				free(s->cnt);
+			s->cnt = c;
+			s->ccap = (size_t)maxp + 1;
+		}
+		memset(s->cnt, 0, ((size_t)maxp + 1) * sizeof(*s->cnt));
+		for (k = lo; k < hi; k++)
+			s->cnt[eff[k]]++;
+		for (p = 0; p <= maxp; p++) { /* counts to starting positions */
+			int32_t c = s->cnt[p];
+			s->cnt[p] = sum;
+			sum += c;
+		}
+		if (hi - lo > AIOP_STACK_RECS && !(out = malloc((hi - lo) * sizeof(*out))))
+			return -1;
+		for (k = lo; k < hi; k++)
+			out[s->cnt[eff[k]]++] = idx[k];
+		memcpy(&idx[lo], out, (hi - lo) * sizeof(*out));
+		if (out != tmp)
+			free(out);
+		lo = hi;
+	}
+	return 0;
+}
+
+/* produce_run enqueues the records recs[lo..hi), all of one topic, and fills order[lo..hi). A keyed
+ * record without a partition is partitioned by librdkafka's own partitioner function (the one
+ * aiop_open installed wrapped), with the partition count librdkafka gave it for the run's first such
+ * record, which goes through librdkafka's partitioner itself: so each lands where librdkafka would put
+ * it, and the run can be grouped by partition. Records up to that first one are produced as they are.
+ * While librdkafka does not know the topic's partitions, its partitioner is not called and the run goes
+ * as it is. Returns 0, or -1 when it stopped (perr says why; *done counts what it enqueued). */
+static int produce_run(aiop_h *h, struct aiop_scratch *s, const aiop_rec_t *recs, size_t lo, size_t hi,
+                       const char *arena, const aiop_hdr_t *hdrs, int32_t *order, size_t *done, aiop_perr_t *perr) {
+	size_t first = hi, k, m, t;
+	int32_t cnt = -1;
+	int oom = 0;
+	aiop_error_t *err;
+
+	if (h->part != AIOP_PART_NONE)
+		for (k = lo; k < hi; k++)
+			if (recs[k].partition < 0 && recs[k].key_len > 0) {
+				first = k;
 				break;
 			}
-			if (vus != stack)
-				free(vus);
-			vus = nv;
-			vcap = need;
+	if (first < hi) {
+		for (k = lo; k <= first; k++) {
+			if (k == first)
+				aiop_seen_cnt = -1;
+			err = produce_rec(h, s, &recs[k], recs[k].partition, arena, hdrs, &oom);
+			if (err || oom) {
+				set_error(perr, err);
+				return -1;
+			}
+			(*done)++;
 		}
-		if (!topic || (t != topic && strcmp(t, topic) != 0)) {
-			if (rkt)
-				rd_kafka_topic_destroy(rkt);
-			rkt = rd_kafka_topic_new(h->rk, t, NULL);
-			topic = t;
-		}
-		if (rkt) {
-			vus[k].vtype = AIOP_VTYPE_RKT;
-			vus[k++].u.rkt = rkt;
-		} else { /* let produceva report why */
-			vus[k].vtype = AIOP_VTYPE_TOPIC;
-			vus[k++].u.cstr = t;
-		}
-		vus[k].vtype = AIOP_VTYPE_PARTITION;
-		vus[k++].u.i32 = r->partition;
-		vus[k].vtype = AIOP_VTYPE_MSGFLAGS;
-		vus[k++].u.i = AIOP_MSG_F_COPY;
-		if (r->val_len >= 0) {
-			vus[k].vtype = AIOP_VTYPE_VALUE;
-			vus[k].u.mem.ptr = (r->val_addr ? (void *)r->val_addr : (void *)(arena + r->val_off));
-			vus[k++].u.mem.size = (size_t)r->val_len;
-		}
-		if (r->key_len >= 0) {
-			vus[k].vtype = AIOP_VTYPE_KEY;
-			vus[k].u.mem.ptr = (void *)(arena + r->key_off);
-			vus[k++].u.mem.size = (size_t)r->key_len;
-		}
-		vus[k].vtype = AIOP_VTYPE_OPAQUE;
-		vus[k++].u.ptr = (void *)(uintptr_t)r->opaque;
-		if (r->timestamp) {
-			vus[k].vtype = AIOP_VTYPE_TIMESTAMP;
-			vus[k++].u.i64 = r->timestamp;
-		}
-		for (j = 0; j < r->hdr_count; j++) {
-			const aiop_hdr_t *hd = &hdrs[r->hdr_first + j];
-			vus[k].vtype = AIOP_VTYPE_HEADER;
-			vus[k].u.header.name = arena + hd->name_off;
-			vus[k].u.header.val = hd->val_len < 0 ? NULL : arena + hd->val_off;
-			vus[k++].u.header.size = hd->val_len < 0 ? 0 : (ssize_t)hd->val_len;
-		}
-		if (r->partition < 0 && r->key_len > 0)
-			aiop_seen_cnt = -1;
-		err = rd_kafka_produceva(h->rk, vus, k);
-		if (!err && r->partition < 0 && r->key_len > 0)
-			perr->partition_cnt = aiop_seen_cnt;
-		if (err) {
-			const char *s = rd_kafka_error_string(err);
-			perr->code = rd_kafka_error_code(err);
-			perr->fatal = rd_kafka_error_is_fatal(err);
-			snprintf(perr->str, sizeof(perr->str), "%s", s ? s : "");
-			rd_kafka_error_destroy(err);
-			break;
-		}
+		cnt = aiop_seen_cnt;
+		lo = first + 1;
 	}
-	if (rkt)
-		rd_kafka_topic_destroy(rkt);
-	if (vus != stack)
-		free(vus);
-	return i;
+	m = hi - lo;
+	if (m == 0)
+		return 0;
+	if (scratch_recs(s, m) != 0) {
+		set_error(perr, NULL);
+		return -1;
+	}
+	for (k = 0; k < m; k++) {
+		const aiop_rec_t *r = &recs[lo + k];
+		int32_t p = r->partition;
+		if (p < 0 && cnt > 0 && r->key_len > 0) {
+			p = aiop_builtin[h->part](NULL, arena + r->key_off, (size_t)r->key_len, cnt, NULL, NULL);
+			perr->partitioned++;
+		}
+		s->eff[k] = p;
+		s->idx[k] = (int32_t)(lo + k);
+	}
+	if (group(s, s->eff, s->idx, m) != 0) {
+		set_error(perr, NULL);
+		return -1;
+	}
+	for (t = 0; t < m; t++) {
+		size_t i = (size_t)s->idx[t];
+		order[lo + t] = (int32_t)i;
+		err = produce_rec(h, s, &recs[i], s->eff[i - lo], arena, hdrs, &oom);
+		if (err || oom) {
+			/* order[lo+t+1..hi) still to fill: the grouped order of the rest */
+			for (t++; t < m; t++)
+				order[lo + t] = s->idx[t];
+			set_error(perr, err);
+			return -1;
+		}
+		(*done)++;
+	}
+	return 0;
+}
+
+size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *arena, const aiop_hdr_t *hdrs,
+                    int32_t *order, aiop_perr_t *perr) {
+	struct aiop_scratch s;
+	size_t i = 0, j, done = 0;
+
+	s.vus = s.vstack;
+	s.vcap = AIOP_STACK_VUS;
+	s.eff = s.estack;
+	s.idx = s.istack;
+	s.rcap = AIOP_STACK_RECS;
+	s.cnt = s.cstack;
+	s.ccap = AIOP_STACK_RECS;
+	perr->code = 0;
+	perr->fatal = 0;
+	perr->partitioned = 0;
+	for (j = 0; j < n; j++)
+		order[j] = (int32_t)j;
+	while (i < n) {
+		for (j = i + 1; j < n && recs[j].rkt == recs[i].rkt; j++)
+			;
+		if (produce_run(h, &s, recs, i, j, arena, hdrs, order, &done, perr) != 0)
+			break;
+		i = j;
+	}
+	scratch_free(&s);
+	return done;
 }
 
 /* fill_event describes ev (an error, log, token refresh or statistics event) in out and holds it until aiop_release_event. */
@@ -309,6 +488,17 @@ const char *aiop_name(aiop_h *h) { return rd_kafka_name(h->rk); }
 int aiop_outq_len(aiop_h *h) { return rd_kafka_outq_len(h->rk); }
 
 int aiop_flush(aiop_h *h, int timeout_ms) { return rd_kafka_flush(h->rk, timeout_ms); }
+
+int aiop_metadata_origin(aiop_h *h, int timeout_ms, int32_t *origin) {
+	const aiop_metadata_t *md = NULL;
+	int err = rd_kafka_metadata(h->rk, 0, NULL, &md, timeout_ms);
+	*origin = -1;
+	if (md) {
+		*origin = md->orig_broker_id;
+		rd_kafka_metadata_destroy(md);
+	}
+	return err;
+}
 
 int aiop_check_setting(const char *name, const char *value, char *errstr, size_t errstr_size) {
 	aiop_conf_t *conf = rd_kafka_conf_new();

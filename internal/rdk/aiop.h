@@ -140,6 +140,19 @@ aiop_error_t *rd_kafka_consumer_group_metadata_read(aiop_cgmd_t **cgmdp, const v
 void rd_kafka_consumer_group_metadata_destroy(aiop_cgmd_t *cgmd);
 aiop_error_t *rd_kafka_send_offsets_to_transaction(aiop_rk_t *rk, const aiop_tplist_t *offsets, const aiop_cgmd_t *cgmetadata, int timeout_ms);
 int rd_kafka_flush(aiop_rk_t *rk, int timeout_ms);
+/* The start of rd_kafka_metadata_t, as far as aiop_metadata_origin reads it. */
+typedef struct {
+	int broker_cnt;
+	void *brokers;
+	int topic_cnt;
+	void *topics;
+	int32_t orig_broker_id;
+	char *orig_broker_name;
+} aiop_metadata_t;
+_Static_assert(offsetof(aiop_metadata_t, orig_broker_id) == 32 || sizeof(void *) != 8, "rd_kafka_metadata_t layout");
+int rd_kafka_metadata(aiop_rk_t *rk, int all_topics, aiop_topic_t *only_rkt, const aiop_metadata_t **metadatap,
+                      int timeout_ms);
+void rd_kafka_metadata_destroy(const aiop_metadata_t *metadata);
 const char *rd_kafka_event_config_string(aiop_event_t *rkev);
 const char *rd_kafka_event_stats(aiop_event_t *rkev);
 int rd_kafka_oauthbearer_set_token(aiop_rk_t *rk, const char *token_value, int64_t md_lifetime_ms,
@@ -164,12 +177,12 @@ aiop_partitioner_t rd_kafka_msg_partitioner_fnv1a_random;
 
 /* ---- The helper's own API. ---- */
 
-/* One message to produce: offsets into the call's byte arena, and for a large value the address of the
- * caller's own (pinned) bytes instead. An integer, not a pointer: the record stays pointer-free, so cgo
- * need not check it and Go's GC need not scan it; the pin keeps the bytes in place. A length of -1 is
- * null. */
+/* One message to produce: its topic handle, and offsets into the call's byte arena, or for a large value
+ * the address of the caller's own (pinned) bytes instead. Integers, not pointers: the record stays
+ * pointer-free, so cgo need not check it and Go's GC need not scan it; the topic handle is librdkafka's
+ * (C memory) and the pin keeps the bytes in place. A length of -1 is null. */
 typedef struct {
-	int64_t topic_off; /* NUL-terminated topic name */
+	uint64_t rkt; /* aiop_topic_t *, from rd_kafka_topic_new */
 	int64_t key_off;
 	int64_t val_off;
 	uintptr_t val_addr; /* non-zero: the value is at this address, not in the arena */
@@ -182,7 +195,6 @@ typedef struct {
 	int32_t hdr_count;
 	int32_t _pad;
 } aiop_rec_t;
-
 /* One header: a NUL-terminated name and a value in the arena. */
 typedef struct {
 	int64_t name_off;
@@ -194,8 +206,7 @@ typedef struct {
 typedef struct {
 	int32_t code; /* 0: all enqueued */
 	int32_t fatal;
-	int32_t partition_cnt; /* the partition count librdkafka's partitioner was called with for the call's
-	                        * last keyed message without a partition; -1 if it was not called for it */
+	int32_t partitioned; /* keyed messages without a partition that aiop_produce partitioned itself */
 	char str[256];
 } aiop_perr_t;
 
@@ -240,8 +251,17 @@ int aiop_check_abi(void);
 
 void aiop_close(aiop_h *h);
 void aiop_wake(aiop_h *h);
+/* aiop_produce enqueues recs (runs of one topic each) with rd_kafka_produceva, each topic run's records
+ * grouped by partition (see aiop.c), and returns how many it enqueued. order[k] is the index in recs of the
+ * k-th record in the order it enqueued them (or, past the returned count, would have): the caller offers
+ * the rest again in that order. It stops at the first record librdkafka refuses (perr says why). */
 size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *arena, const aiop_hdr_t *hdrs,
-                    aiop_perr_t *perr);
+                    int32_t *order, aiop_perr_t *perr);
+aiop_topic_t *aiop_topic(aiop_h *h, const char *name);
+/* aiop_metadata_origin requests metadata for the locally known topics (rd_kafka_metadata, waiting up to
+ * timeout_ms for a broker to be up and for its answer) and sets *origin to the node id of the broker that
+ * answered (-1 for a bootstrap broker). It returns librdkafka's error code. */
+int aiop_metadata_origin(aiop_h *h, int timeout_ms, int32_t *origin);
 size_t aiop_poll(aiop_h *h, int timeout_ms, aiop_dr_t *out, size_t cap, aiop_ev_t *ev);
 void aiop_release_event(aiop_h *h);
 int aiop_purge(aiop_h *h, int flags);

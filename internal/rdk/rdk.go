@@ -180,8 +180,7 @@ func Partition(kind int, key []byte, partitionCnt int32) int32 {
 //
 // opts.Partitioner is PartitionerNone, or the built-in partitioner kv configures
 // (PartitionerConsistentRandom, PartitionerMurmur2Random or PartitionerFNV1aRandom; others are taken as
-// none): New installs it wrapped, so that Batch.PartitionCount reports the partition count librdkafka
-// gave it. The wrapper is librdkafka's partitioner to the letter except in one case: with
+// none): New installs it wrapped, so that Produce learns the partition count librdkafka gave it. The wrapper is librdkafka's partitioner to the letter except in one case: with
 // consistent_random, a message whose key is empty (not null) gets a random partition per message
 // instead of the sticky one (librdkafka recognizes consistent_random by its address).
 func New(kv [][2]string, opts Options) (*Producer, error) {
@@ -231,17 +230,44 @@ func (p *Producer) Name() string { return p.name }
 // into the Batch's arena.
 const PinMin = 4096
 
+// Topic is a librdkafka topic handle (rd_kafka_topic_new), valid until DestroyTopic. Creating one
+// searches every topic librdkafka knows, so a producer keeps its handles instead of making one per
+// call.
+type Topic struct {
+	rkt *C.aiop_topic_t
+}
+
+// Topic returns a handle on topic name, made with the producer's default topic configuration (and so
+// its partitioner). The caller destroys it with DestroyTopic, before Close. librdkafka keeps what it
+// knows of the topic (a few KiB) until Close, handle or not.
+func (p *Producer) Topic(name string) (Topic, error) {
+	cn := C.CString(name)
+	defer C.free(unsafe.Pointer(cn))
+	rkt := C.aiop_topic(p.h, cn)
+	if rkt == nil {
+		return Topic{}, kafka.NewError(kafka.ErrInvalidArg, fmt.Sprintf("librdkafka made no handle for topic %q", name), false)
+	}
+	return Topic{rkt: rkt}, nil
+}
+
+// DestroyTopic drops a handle Topic returned (rd_kafka_topic_destroy). Messages already produced to the
+// topic are not affected.
+func (p *Producer) DestroyTopic(t Topic) {
+	if t.rkt != nil {
+		C.rd_kafka_topic_destroy(t.rkt)
+	}
+}
+
 // Batch is a reusable set of messages for one Produce call: records of offsets into one byte arena, so
 // nothing passed to C holds a Go pointer but large values, which are pinned (runtime.Pinner) until
 // Reset. Not safe for concurrent use.
 type Batch struct {
-	pins      runtime.Pinner // large values, passed by pointer until Reset
-	recs      []C.aiop_rec_t
-	hdrs      []C.aiop_hdr_t
-	arena     []byte
-	lastTopic string
-	lastOff   int64
-	perr      C.aiop_perr_t
+	pins  runtime.Pinner // large values, passed by pointer until Reset
+	recs  []C.aiop_rec_t
+	hdrs  []C.aiop_hdr_t
+	arena []byte
+	order []int32
+	perr  C.aiop_perr_t
 }
 
 // Reset empties b, keeping its memory, and unpins its large values. Call it before b is dropped or
@@ -249,13 +275,12 @@ type Batch struct {
 func (b *Batch) Reset() {
 	b.pins.Unpin()
 	b.recs, b.hdrs, b.arena = b.recs[:0], b.hdrs[:0], b.arena[:0]
-	b.lastTopic, b.lastOff = "", -1
 }
 
 // Len is the number of messages in b.
 func (b *Batch) Len() int { return len(b.recs) }
 
-// Opaque returns message i's opaque.
+// Opaque returns the opaque of the message Add added i-th.
 func (b *Batch) Opaque(i int) uint64 { return uint64(b.recs[i].opaque) }
 
 // bytes appends v to the arena and returns its offset and length, -1 for nil.
@@ -275,14 +300,12 @@ func (b *Batch) cstr(s string) C.int64_t {
 	return C.int64_t(off)
 }
 
-// Add appends a message. partition is kafka.PartitionAny for the partitioner's choice; tsMs is the
-// CreateTime in milliseconds (0: librdkafka's now); opaque comes back in its Report.
-func (b *Batch) Add(topic string, key, value []byte, hdrs []kafka.Header, partition int32, tsMs int64, opaque uint64) {
-	if b.lastOff < 0 || topic != b.lastTopic {
-		b.lastTopic, b.lastOff = topic, int64(b.cstr(topic))
-	}
+// Add appends a message to topic t. partition is kafka.PartitionAny for the partitioner's choice; tsMs
+// is the CreateTime in milliseconds (0: librdkafka's now); opaque comes back in its Report. Messages of
+// one topic must be added one after the other: Produce treats each run of one topic as a unit.
+func (b *Batch) Add(t Topic, key, value []byte, hdrs []kafka.Header, partition int32, tsMs int64, opaque uint64) {
 	var r C.aiop_rec_t
-	r.topic_off = C.int64_t(b.lastOff)
+	r.rkt = C.uint64_t(uintptr(unsafe.Pointer(t.rkt)))
 	r.key_off, r.key_len = b.bytes(key)
 	if len(value) >= PinMin {
 		// Copying a large value into the arena, only for librdkafka to copy it again, costs more than
@@ -310,19 +333,30 @@ func (b *Batch) Add(topic string, key, value []byte, hdrs []kafka.Header, partit
 // ErrQueueFull is what Produce returns when librdkafka's queue is full.
 var ErrQueueFull = kafka.NewError(kafka.ErrQueueFull, "Local: Queue full", false)
 
-// Produce enqueues b's messages from start on, in order, in one cgo call, copying their bytes
-// (RD_KAFKA_MSG_F_COPY). It returns how many it enqueued and, if it stopped early, why: ErrQueueFull
-// (the rest may be offered again later) or the kafka.Error of the message at start+n, which librdkafka
-// refused.
-func (p *Producer) Produce(b *Batch, start int) (int, error) {
-	if start >= len(b.recs) {
+// Produce enqueues b's messages in one cgo call, copying their bytes (RD_KAFKA_MSG_F_COPY), each topic
+// run's messages grouped by partition, each partition's in the order they were added (see aiop.c).
+// With a partitioner that New installed, a keyed message without a partition is placed by librdkafka's
+// own partitioner function, with the partition count librdkafka gives it for the run's first one.
+// It returns how many it enqueued, n, and, if it stopped early, why: ErrQueueFull (the rest may be
+// offered again later) or the kafka.Error of the message it refused, which is the n-th in Order. Order
+// then says in which order it took (and would have taken) the messages.
+func (p *Producer) Produce(b *Batch) (int, error) {
+	if len(b.recs) == 0 {
 		return 0, nil
 	}
 	var hdrs *C.aiop_hdr_t
 	if len(b.hdrs) > 0 {
 		hdrs = &b.hdrs[0]
 	}
-	n := int(C.aiop_produce(p.h, &b.recs[start], C.size_t(len(b.recs)-start), (*C.char)(unsafe.Pointer(&b.arena[0])), hdrs, &b.perr))
+	if cap(b.order) < len(b.recs) {
+		b.order = make([]int32, len(b.recs))
+	}
+	b.order = b.order[:len(b.recs)]
+	if len(b.arena) == 0 {
+		b.arena = append(b.arena, 0) // a valid address for the call
+	}
+	n := int(C.aiop_produce(p.h, &b.recs[0], C.size_t(len(b.recs)), (*C.char)(unsafe.Pointer(&b.arena[0])), hdrs,
+		(*C.int32_t)(unsafe.Pointer(&b.order[0])), &b.perr))
 	switch code := kafka.ErrorCode(b.perr.code); {
 	case code == 0:
 		return n, nil
@@ -333,10 +367,12 @@ func (p *Producer) Produce(b *Batch, start int) (int, error) {
 	}
 }
 
-// PartitionCount is the partition count librdkafka's partitioner was called with for the last message
-// of the last Produce of b that had a key and no partition, if it was called for it (synchronously, so
-// librdkafka knew the topic's partitions then), or -1.
-func (b *Batch) PartitionCount() int32 { return int32(b.perr.partition_cnt) }
+// Order returns, after Produce, the indexes (in the order of Add) of b's messages in the order Produce
+// enqueued them: its first n were enqueued, the rest are to be offered again in that order.
+func (b *Batch) Order() []int32 { return b.order }
+
+// Partitioned is how many keyed messages without a partition the last Produce placed itself.
+func (b *Batch) Partitioned() int { return int(b.perr.partitioned) }
 
 // Poll waits up to timeoutMs for librdkafka's events and returns the delivery reports it copied into
 // out (up to len(out), in librdkafka's order), or, with n == 0, one other Event. Reports that came
@@ -397,6 +433,16 @@ func (p *Producer) TestFatalError(code kafka.ErrorCode, reason string) kafka.Err
 // without waiting for linger.ms. Delivery reports still arrive through Poll (librdkafka only waits here
 // for its message count to drop to zero). It reports whether that happened.
 func (p *Producer) Flush(timeoutMs int) bool { return C.aiop_flush(p.h, C.int(timeoutMs)) == 0 }
+
+// MetadataOrigin requests metadata for the locally known topics (rd_kafka_metadata), waiting up to
+// timeoutMs for a broker connection to be up and for its answer, and returns the node id of the broker
+// that answered: -1 for a bootstrap broker (one of bootstrap.servers, before librdkafka learned the
+// cluster's brokers), else a broker the cluster named. It must not be called once Close has begun.
+func (p *Producer) MetadataOrigin(timeoutMs int) (int32, kafka.ErrorCode) {
+	var origin C.int32_t
+	err := C.aiop_metadata_origin(p.h, C.int(timeoutMs), &origin)
+	return int32(origin), kafka.ErrorCode(err)
+}
 
 // Close destroys the handle. Poll must have returned for good; Close is called once.
 func (p *Producer) Close() {

@@ -2,6 +2,7 @@ package rdk
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -35,20 +36,25 @@ func TestProduceAndPoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
+	topic, err := p.Topic("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.DestroyTopic(topic)
 	var b Batch
 	b.Reset()
 	const n = 1000
 	for i := range n {
-		b.Add("t", nil, []byte("value"), []kafka.Header{{Key: "h", Value: []byte("v")}, {Key: "null"}}, kafka.PartitionAny, 1764200000123, uint64(i))
+		b.Add(topic, nil, []byte("value"), []kafka.Header{{Key: "h", Value: []byte("v")}, {Key: "null"}}, kafka.PartitionAny, 1764200000123, uint64(i))
 	}
-	got, err := p.Produce(&b, 0)
+	got, err := p.Produce(&b)
 	if err != nil || got != n {
 		t.Fatalf("Produce = %d, %v", got, err)
 	}
 	b.Reset()
-	b.Add("t", []byte("k"), nil, nil, 7, 0, n)
+	b.Add(topic, []byte("k"), nil, nil, 7, 0, n)
 	want := n + 1
-	if got, err := p.Produce(&b, 0); got != 1 {
+	if got, err := p.Produce(&b); got != 1 {
 		// Refused at once when librdkafka knows the partition count already.
 		if ke, ok := err.(kafka.Error); got != 0 || !ok || ke.Code() != kafka.ErrUnknownPartition {
 			t.Fatalf("unknown partition Produce = %d, %v", got, err)
@@ -163,4 +169,127 @@ func TestGroupMetadataBytesReadsWhatLibrdkafkaWrote(t *testing.T) {
 	require.ErrorContains(t, err, "empty")
 	_, err = GroupMetadataBytes(nil)
 	require.Error(t, err)
+}
+
+// Produce groups each topic run's records by partition, placing keyed ones with librdkafka's own
+// partitioner: no record leaves its topic's run, each partition's records keep their order, a record
+// without a partition (null key) is crossed by none, and every keyed record lands where librdkafka's
+// partitioner puts it.
+func TestProduceGroupsEachTopicRunByPartition(t *testing.T) {
+	mc, err := kafka.NewMockCluster(1)
+	require.NoError(t, err)
+	defer mc.Close()
+	parts := map[string]int32{"ga": 6, "gb": 3}
+	for name, n := range parts {
+		require.NoError(t, mc.CreateTopic(name, int(n), 1))
+	}
+	p, err := New([][2]string{{"bootstrap.servers", mc.BootstrapServers()}, {"linger.ms", "1"}},
+		Options{Partitioner: PartitionerConsistentRandom})
+	require.NoError(t, err)
+	defer p.Close()
+	topics := map[string]Topic{}
+	for name := range parts {
+		tp, err := p.Topic(name)
+		require.NoError(t, err)
+		defer p.DestroyTopic(tp)
+		topics[name] = tp
+	}
+	out := make([]Report, 100)
+	poll := func(want int) map[uint64]Report {
+		got := map[uint64]Report{}
+		deadline := time.Now().Add(20 * time.Second)
+		for len(got) < want && time.Now().Before(deadline) {
+			k, _ := p.Poll(100, out)
+			for _, r := range out[:k] {
+				got[r.Opaque] = r
+			}
+		}
+		require.Len(t, got, want)
+		return got
+	}
+	// librdkafka learns both topics' partitions first.
+	var b Batch
+	b.Reset()
+	b.Add(topics["ga"], []byte("warm"), nil, nil, kafka.PartitionAny, 0, 1<<40)
+	b.Add(topics["gb"], []byte("warm"), nil, nil, kafka.PartitionAny, 0, 1<<40+1)
+	_, err = p.Produce(&b)
+	require.NoError(t, err)
+	poll(2)
+
+	type spec struct {
+		topic string
+		key   []byte
+		part  int32 // explicit, or -1
+	}
+	var specs []spec
+	runs := []struct {
+		topic string
+		n     int
+	}{{"ga", 200}, {"gb", 100}, {"ga", 60}}
+	for _, r := range runs {
+		for i := range r.n {
+			s := spec{topic: r.topic, key: fmt.Appendf(nil, "k%d", i%37), part: -1}
+			switch i % 23 {
+			case 5:
+				s.key = nil // librdkafka's sticky partitioner decides
+			case 6:
+				s.part = int32(i) % parts[r.topic]
+			}
+			specs = append(specs, s)
+		}
+	}
+	b.Reset()
+	for i, s := range specs {
+		b.Add(topics[s.topic], s.key, []byte("v"), nil, s.part, 0, uint64(i))
+	}
+	n, err := p.Produce(&b)
+	require.NoError(t, err)
+	require.Equal(t, len(specs), n)
+	require.Positive(t, b.Partitioned())
+	order := b.Order()
+	moved := 0
+	for k, i := range order {
+		if int(i) != k {
+			moved++
+		}
+	}
+	require.Positive(t, moved, "nothing was grouped")
+	want := func(i int) int32 { // the partition record i must land in, -1: any
+		s := specs[i]
+		if s.part >= 0 {
+			return s.part
+		}
+		if s.key == nil {
+			return -1
+		}
+		return Partition(PartitionerConsistentRandom, s.key, parts[s.topic])
+	}
+	lo := 0
+	seen := make([]bool, len(specs))
+	for _, r := range runs {
+		hi := lo + r.n
+		last := map[int32]int{}
+		for k := lo; k < hi; k++ {
+			i := int(order[k])
+			require.True(t, i >= lo && i < hi, "record %d left its topic run [%d,%d)", i, lo, hi)
+			require.False(t, seen[i], "record %d twice", i)
+			seen[i] = true
+			pt := want(i)
+			if l, ok := last[pt]; ok && pt >= 0 {
+				require.Greater(t, i, l, "partition %d out of order", pt)
+			}
+			last[pt] = i
+			if pt < 0 {
+				require.Equal(t, i, k, "a record without a partition moved, or was crossed")
+			}
+		}
+		lo = hi
+	}
+	reps := poll(len(specs))
+	for i := range specs {
+		if pt := want(i); pt >= 0 {
+			require.Equal(t, pt, reps[uint64(i)].Partition, "record %d", i)
+		}
+		require.Zero(t, reps[uint64(i)].Err, "record %d", i)
+	}
 }

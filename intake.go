@@ -1,0 +1,285 @@
+package aioproducer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/seed-f937cf20/aioproducer/internal/limiter"
+)
+
+// futureBlock is how many Futures Produce allocates at once: one allocation per block instead of one
+// per message. The cost is that a Future kept reachable keeps its block reachable (see Future).
+const futureBlock = 16
+
+// intake is where Produce and its variants accept a message: it checks it, waits for room in the
+// buffer (WithMaxBuffered; the limiter serves the callers that wait in the order they came), makes its
+// record and hands it to the dispatcher. Nothing else bounds the way in: a caller waits for room only,
+// never for a goroutine of the producer.
+type intake struct {
+	limit    *limiter.Limiter
+	records  *pool[record]
+	disp     *dispatcher
+	state    *producerState
+	maxMsg   int64 // message.max.bytes
+	maxBytes int64 // WithMaxBuffered's bytes
+	maxMsgs  int   // WithMaxBuffered's messages
+	runMsgs  int   // ProduceBatch takes at most this many at once (WithBatchSize)
+}
+
+func newIntake(cfg *config, limit *limiter.Limiter, records *pool[record], disp *dispatcher, state *producerState) *intake {
+	return &intake{
+		limit: limit, records: records, disp: disp, state: state,
+		maxMsg: cfg.kafka.messageMaxBytes, maxBytes: cfg.maxBytes, maxMsgs: cfg.maxMsgs, runMsgs: cfg.batchSize,
+	}
+}
+
+// check validates m and checks that it can ever fit the buffer; it returns its size.
+func (in *intake) check(m *Message) (int64, error) {
+	size, err := validateMessage(m)
+	if err != nil {
+		return 0, err
+	}
+	if size > in.maxMsg {
+		return 0, fmt.Errorf("%w: topic %q: %d bytes of key, value and headers is more than message.max.bytes (%d)",
+			ErrInvalidMessage, m.Topic, size, in.maxMsg)
+	}
+	if size > in.maxBytes {
+		return 0, fmt.Errorf("%w: topic %q: %d bytes is more than the buffer holds (WithMaxBuffered: %d bytes)",
+			ErrInvalidMessage, m.Topic, size, in.maxBytes)
+	}
+	return size, nil
+}
+
+// accept validates msg, takes its room in the buffer (waiting for it with block, ctx bounding the wait;
+// else failing with ErrBufferFull) and returns its record.
+func (in *intake) accept(ctx context.Context, msg *Message, block bool) (*record, error) {
+	size, err := in.check(msg)
+	if err != nil {
+		return nil, err
+	}
+	if err := in.state.takes(); err != nil {
+		return nil, err
+	}
+	if block {
+		err = in.limit.Acquire(ctx, 1, size)
+	} else {
+		var ok bool
+		if ok, err = in.limit.TryAcquire(1, size); err == nil && !ok {
+			err = ErrBufferFull
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	var now time.Time
+	if msg.Timestamp.IsZero() {
+		now = time.Now()
+	}
+	return in.newRecord(msg, size, now), nil
+}
+
+// newRecord returns msg's record, stamped with now unless msg has its own timestamp.
+func (in *intake) newRecord(msg *Message, size int64, now time.Time) *record {
+	rec := in.records.get()
+	rec.msg, rec.size = msg, size
+	ts := msg.Timestamp
+	if ts.IsZero() {
+		ts = now
+	}
+	// Kafka keeps milliseconds: the Delivery reports what the log holds.
+	rec.ts = time.UnixMilli(ts.UnixMilli())
+	return rec
+}
+
+// handOver hands accepted records to the dispatcher, in order; with withFuture the first gets a Future,
+// returned. If the producer takes no messages any more (it closed or failed since they were accepted,
+// or the transaction ended), it undoes the accept of those not handed over and returns why.
+func (in *intake) handOver(recs []*record, withFuture bool) (*Future, error) {
+	n, fut, err := in.disp.add(recs, withFuture)
+	if err != nil {
+		in.undo(recs[n:])
+	}
+	return fut, err
+}
+
+// undo gives back the room and the records of messages that were not accepted after all.
+func (in *intake) undo(recs []*record) {
+	var size int64
+	for _, r := range recs {
+		size += r.size
+		r.reset()
+		in.records.put(r)
+	}
+	in.limit.Release(int64(len(recs)), size)
+}
+
+// acceptBatch is ProduceBatch's: it checks every message first, then accepts them in order, as many at
+// once as fit in one run (runMsgs) and in the buffer. If ctx ends or the producer stops taking messages
+// part way, it returns the Futures of those accepted so far with the error.
+func (in *intake) acceptBatch(ctx context.Context, msgs []*Message, called time.Time) ([]*Future, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	sizes := make([]int64, len(msgs))
+	for i, m := range msgs {
+		size, err := in.check(m)
+		if err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+		sizes[i] = size
+	}
+	futs := make([]Future, len(msgs))
+	out := make([]*Future, 0, len(msgs))
+	recs := make([]*record, 0, min(len(msgs), in.runMsgs, in.maxMsgs))
+	for start := 0; start < len(msgs); {
+		// Take as many as fit in one run and in the buffer at once.
+		end, total := start, int64(0)
+		for end < len(msgs) && end-start < in.runMsgs && end-start < in.maxMsgs && total+sizes[end] <= in.maxBytes {
+			total += sizes[end]
+			end++
+		}
+		if err := in.state.takes(); err != nil {
+			return out, err
+		}
+		if err := in.limit.Acquire(ctx, int64(end-start), total); err != nil {
+			return out, err
+		}
+		recs = recs[:0]
+		now := time.Now() // one timestamp for the run: it was produced at once
+		for i := start; i < end; i++ {
+			rec := in.newRecord(msgs[i], sizes[i], now)
+			rec.start = called
+			futs[i].msg = msgs[i]
+			rec.fut = &futs[i]
+			recs = append(recs, rec)
+		}
+		if _, err := in.handOver(recs, false); err != nil {
+			return out, err
+		}
+		for i := start; i < end; i++ {
+			out = append(out, &futs[i])
+		}
+		start = end
+	}
+	return out, nil
+}
+
+// producerState is what decides whether the producer takes a message, and what a failure is
+// attributed to: closed, a fatal error, a Close that gave up, a transactional producer's state. The
+// intake reads it under a dispatcher shard's lock; Close and the transactional calls change it under
+// every shard's lock (dispatcher.lockAll), the fatal error without (a record handed over after it fails
+// in the executor).
+type producerState struct {
+	closed   atomic.Bool
+	fatal    atomic.Pointer[fatalError]
+	closeErr atomic.Pointer[error] // the error messages failed by an aborted Close carry
+	brokers  *brokerState
+
+	transactional bool
+	txn           atomic.Int32 // a txnState
+	// txnFailed is the first failure of a message of the open transaction.
+	txnFailed atomic.Pointer[txnFailure]
+}
+
+func newProducerState(brokers *brokerState, transactional bool) *producerState {
+	return &producerState{brokers: brokers, transactional: transactional}
+}
+
+// usable returns why the producer takes no more messages, or nil.
+func (s *producerState) usable() error {
+	if f := s.fatal.Load(); f != nil {
+		return f
+	}
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// takes returns why the producer takes no message now, or nil: usable, and for a transactional
+// producer, in a transaction.
+func (s *producerState) takes() error {
+	if err := s.usable(); err != nil {
+		return err
+	}
+	return s.txnNotOpen()
+}
+
+// takesLocked is takes for a caller holding a shard's lock, where closed and the transaction state are
+// decided.
+func (s *producerState) takesLocked() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if f := s.fatal.Load(); f != nil {
+		return f
+	}
+	return s.txnNotOpen()
+}
+
+// closing reports whether Close has begun.
+func (s *producerState) closing() bool { return s.closed.Load() }
+
+func (s *producerState) txnState() txnState { return txnState(s.txn.Load()) }
+
+// txnNotOpen is why a transactional producer takes no message now, or nil.
+func (s *producerState) txnNotOpen() error {
+	if !s.transactional {
+		return nil
+	}
+	if st := s.txnState(); st != txnOpen {
+		return fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, st)
+	}
+	return nil
+}
+
+// onFailure records a message's failure, if it is the open transaction's first.
+func (s *producerState) onFailure(topic string, err error) {
+	if s.transactional {
+		s.txnFailed.CompareAndSwap(nil, &txnFailure{topic: topic, err: err})
+	}
+}
+
+// errPurgedInFlight is the cause of a message that an aborted Close purged while a request carrying it was
+// in flight.
+var errPurgedInFlight = errors.New("purged in flight when Close's context ended: it may be in the log")
+
+// cause returns what to attach to a message's failure, if the producer knows more than librdkafka's
+// error: the fatal error; Close's abort for a message it purged; the unreachable brokers for a message
+// that timed out while all were down.
+func (s *producerState) cause(err error) error {
+	if f := s.fatal.Load(); f != nil {
+		return f
+	}
+	var ke kafka.Error
+	if !errors.As(err, &ke) {
+		return nil
+	}
+	if s.transactional && s.txnState() == txnAborting && (ke.Code() == kafka.ErrPurgeQueue || ke.Code() == kafka.ErrPurgeInflight) {
+		return ErrTransactionAborted
+	}
+	switch ke.Code() {
+	case kafka.ErrPurgeQueue:
+		if ce := s.closeErr.Load(); ce != nil {
+			return *ce
+		}
+		if err := s.brokers.authFailed(); err != nil {
+			return err
+		}
+	case kafka.ErrPurgeInflight:
+		if s.closeErr.Load() != nil {
+			return errPurgedInFlight
+		}
+	case kafka.ErrMsgTimedOut:
+		if err := s.brokers.authFailed(); err != nil {
+			return err
+		}
+		return s.brokers.unreachable()
+	}
+	return nil
+}
