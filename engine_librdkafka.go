@@ -41,6 +41,8 @@ type librdkafkaEngine struct {
 	// partitioned counts the records librdkafka's partitioner function placed in the C helper (for
 	// tests).
 	partitioned atomic.Uint64
+	kickPID     bool     // needsPIDKick: start starts kick
+	kick        *pidKick // stopped by close before p.Close
 	started     bool
 	stop        atomic.Bool
 	done        chan struct{}
@@ -54,7 +56,7 @@ func newLibrdkafkaEngine(cm kafka.ConfigMap, log *slog.Logger, tokens TokenProvi
 	if err != nil {
 		return nil, err
 	}
-	e := &librdkafkaEngine{p: p, log: log, topics: map[string]rdk.Topic{}, done: make(chan struct{})}
+	e := &librdkafkaEngine{p: p, log: log, topics: map[string]rdk.Topic{}, kickPID: needsPIDKick(cm), done: make(chan struct{})}
 	e.tokens = newTokenRefresher(tokens, log, p.SetOAuthBearerToken, p.SetOAuthBearerTokenFailure)
 	e.scratch.New = func() any { return new(enqueueScratch) }
 	return e, nil
@@ -64,6 +66,9 @@ func (e *librdkafkaEngine) start(sink reportSink) {
 	e.sink = sink
 	e.started = true
 	go e.run()
+	if e.kickPID {
+		e.kick = startPIDKick(e.p)
+	}
 }
 
 // librdkafkaSettings turns cm into librdkafka's name/value strings, sorted by name, converting each
@@ -231,6 +236,7 @@ func (e *librdkafkaEngine) purge() error {
 }
 
 func (e *librdkafkaEngine) close() {
+	e.kick.close()
 	if e.started {
 		e.stop.Store(true)
 		e.p.Wake()
