@@ -1,0 +1,498 @@
+package main
+
+// SCALE cells against a real broker (-broker with -scale): how the clients fare as the number of
+// topics, partitions, keys and producing goroutines grows, and what a producer keeps after it has
+// written to many topics (churn).
+//
+//	topics      200 B messages round-robin over 1, 100, 1,000 and 10,000 one-partition topics
+//	partitions  keyed 200 B messages (100,000 distinct keys) to one topic of 1,000 partitions
+//	goroutines  1, 64 and 256 producing goroutines on one topic of 6 partitions, with each message's
+//	            produce→delivered time (p50, p99)
+//	churn       aio defaults and raw confluent-kafka-go each write 100 messages to each of 20,000
+//	            topics in turn; Go heap, C heap and RSS before, right after, and after an idle minute
+//
+// Each cell's topics are created up front with the admin client, in chunks (topic auto-creation is off
+// on the test brokers), shared by the cell's runs, and deleted after them. Every client runs in a child
+// process of its own (-child NAME -scale-spec JSON), as the other real-broker rows do; the clients of a
+// cell take turns, rep after rep.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+)
+
+// The rows of the scale cells.
+const (
+	scRaw   = "raw confluent-kafka-go"
+	scAio   = "aio defaults Produce"
+	scFranz = "franz-go kgo"
+	scC     = "C loop (librdkafka)"
+)
+
+var scaleRows = []string{scRaw, scAio, scFranz, scC}
+
+// scaleKinds are the cells -scale can name, in the order they run.
+var scaleKinds = []string{"topics", "partitions", "goroutines", "churn"}
+
+// scaleSpec is one child run of a scale cell, passed to the child as JSON (-scale-spec).
+type scaleSpec struct {
+	Kind   string `json:"kind"`   // topics, partitions, goroutines or churn
+	Prefix string `json:"prefix"` // the topics are Prefix-0 .. Prefix-(Topics-1)
+	Topics int    `json:"topics"`
+	Size   int    `json:"size"`
+	Count  int    `json:"count"` // messages of the measured pass
+	Warm   int    `json:"warm"`  // messages of the warm-up pass before it, on the same client
+	// Keys is the number of distinct keys, message i getting key i % Keys; 0: no key.
+	Keys int `json:"keys,omitempty"`
+	// Goroutines producing at once (1 unless the goroutines cell); Latency: time every message.
+	Goroutines int  `json:"goroutines,omitempty"`
+	Latency    bool `json:"latency,omitempty"`
+	// churn: messages per topic, and how long to idle before the last memory reading.
+	PerTopic int           `json:"per_topic,omitempty"`
+	Idle     time.Duration `json:"idle,omitempty"`
+}
+
+func (s scaleSpec) topicName(i int) string { return fmt.Sprintf("%s-%d", s.Prefix, i) }
+
+func (s scaleSpec) topicNames() []string {
+	names := make([]string, s.Topics)
+	for i := range names {
+		names[i] = s.topicName(i)
+	}
+	return names
+}
+
+// scaleKeyLen is the length of every key: "k" and 7 digits.
+const scaleKeyLen = 8
+
+// scaleKeys returns n keys of scaleKeyLen bytes one after the other: key j is keys[j*8 : j*8+8].
+func scaleKeys(n int) []byte {
+	b := make([]byte, 0, n*scaleKeyLen)
+	for j := range n {
+		b = fmt.Appendf(b, "k%07d", j)
+	}
+	return b
+}
+
+type scaleConfig struct {
+	bootstrap     string
+	reps          int
+	only, clients string
+	kinds         map[string]bool
+	size          int
+	count, warm   int
+	topics        []int
+	partitions    int
+	keys          int
+	goroutines    []int
+	gParts        int
+	churnTopics   int
+	churnMsgs     int
+	churnIdle     time.Duration
+	chunk         int
+}
+
+// scaleCell is one cell: its topics and the runs on them.
+type scaleCell struct {
+	kind       string
+	label      string // the cell's value in its table's first column
+	spec       scaleSpec
+	partitions int // of each topic
+	rows       []string
+}
+
+func parseInts(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (sc scaleConfig) cells() []scaleCell {
+	base := scaleSpec{Size: sc.size, Count: sc.count, Warm: sc.warm, Goroutines: 1}
+	var cells []scaleCell
+	if sc.kinds["topics"] {
+		for _, n := range sc.topics {
+			s := base
+			s.Kind, s.Topics = "topics", n
+			cells = append(cells, scaleCell{kind: "topics", label: strconv.Itoa(n), spec: s, partitions: 1, rows: scaleRows})
+		}
+	}
+	if sc.kinds["partitions"] {
+		s := base
+		s.Kind, s.Topics, s.Keys = "partitions", 1, sc.keys
+		cells = append(cells, scaleCell{kind: "partitions", label: strconv.Itoa(sc.partitions), spec: s, partitions: sc.partitions, rows: scaleRows})
+	}
+	if sc.kinds["goroutines"] {
+		for _, g := range sc.goroutines {
+			s := base
+			s.Kind, s.Topics, s.Goroutines, s.Latency = "goroutines", 1, g, true
+			rows := scaleRows
+			if g > 1 { // the C loop is one thread: it has a 1-goroutine row only
+				rows = []string{scRaw, scAio, scFranz}
+			}
+			cells = append(cells, scaleCell{kind: "goroutines", label: strconv.Itoa(g), spec: s, partitions: sc.gParts, rows: rows})
+		}
+	}
+	if sc.kinds["churn"] {
+		s := scaleSpec{Kind: "churn", Topics: sc.churnTopics, Size: sc.size, PerTopic: sc.churnMsgs, Idle: sc.churnIdle}
+		s.Count = s.Topics * s.PerTopic
+		cells = append(cells, scaleCell{kind: "churn", label: strconv.Itoa(sc.churnTopics), spec: s, partitions: 1, rows: []string{scAio, scRaw}})
+	}
+	return cells
+}
+
+// cellResult holds a cell's runs by row, and how long its topics took to create.
+type cellResult struct {
+	runs    map[string][]result
+	created time.Duration
+	skipped string // why the cell did not run
+}
+
+func runScale(sc scaleConfig) int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	adm, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": sc.bootstrap})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer adm.Close()
+	cells := sc.cells()
+	results := make([]cellResult, len(cells))
+	runID := time.Now().Unix() % 100000
+	for ci, c := range cells {
+		cr := &results[ci]
+		cr.runs = map[string][]result{}
+		var rows []string
+		for _, r := range c.rows {
+			if selected(r, sc.only, sc.clients) {
+				rows = append(rows, r)
+			}
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		if why := brokerCanHold(c.spec.Topics * c.partitions); why != "" {
+			cr.skipped = why
+			fmt.Fprintf(os.Stderr, "scale %s %s: skipped: %s\n", c.kind, c.label, why)
+			continue
+		}
+		c.spec.Prefix = fmt.Sprintf("bench-s%d-%s%s", runID, c.kind[:1], c.label)
+		names := c.spec.topicNames()
+		t0 := time.Now()
+		if err := createTopics(adm, names, c.partitions, sc.chunk); err != nil {
+			cr.skipped = "creating the topics failed: " + err.Error()
+			fmt.Fprintf(os.Stderr, "scale %s %s: create topics: %v\n", c.kind, c.label, err)
+			deleteTopics(adm, names, sc.chunk)
+			continue
+		}
+		cr.created = time.Since(t0)
+		fmt.Fprintf(os.Stderr, "scale %s %s: %d topic(s) of %d partition(s) created in %.1f s\n", c.kind, c.label, len(names), c.partitions, cr.created.Seconds())
+		reps := sc.reps
+		if c.kind == "churn" {
+			reps = 1
+		}
+		for rep := 1; rep <= reps; rep++ {
+			for _, row := range rows {
+				r, err := runScaleChild(self, row, sc.bootstrap, c.spec)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "scale rep %d %s %s %s: %v\n", rep, c.kind, c.label, row, err)
+					continue
+				}
+				cr.runs[row] = append(cr.runs[row], r)
+				extra := ""
+				if b, ok := r.stats["batches"]; ok {
+					extra += fmt.Sprintf("  %.1f msgs/engine call (%.0f calls)", r.stats["meanbatch"], b)
+				}
+				if p, ok := r.stats["p99"]; ok {
+					extra += fmt.Sprintf("  p50 %s p99 %s", fmtDur(r.stats["p50"]), fmtDur(p))
+				}
+				fmt.Fprintf(os.Stderr, "scale rep %d %-10s %-6s %-24s %10.0f msgs/s  rss %6.1f MiB  cpu %5.2f µs/msg%s  load %s\n",
+					rep, c.kind, c.label, row, float64(r.count)/r.d.Seconds(), r.rssMiB, r.cpuUs, extra, loadavg())
+			}
+		}
+		t1 := time.Now()
+		deleteTopics(adm, names, sc.chunk)
+		fmt.Fprintf(os.Stderr, "scale %s %s: topics deleted in %.1f s\n", c.kind, c.label, time.Since(t1).Seconds())
+	}
+	printScale(sc, cells, results)
+	return 0
+}
+
+// runScaleChild runs one row of a scale cell in a child process and reads its result.
+func runScaleChild(self, row, bootstrap string, s scaleSpec) (result, error) {
+	js, err := json.Marshal(s)
+	if err != nil {
+		return result{}, err
+	}
+	r, err := runProc(exec.Command(self, "-child", row, "-broker", bootstrap, "-scale-spec", string(js)), s.Count, s.Count+s.Warm)
+	if err == nil {
+		r.allocs /= float64(max(1, s.Count))
+	}
+	return r, err
+}
+
+// brokerCanHold says why a broker on this machine cannot hold partitions more partitions, or "" if it
+// can or there is no telling: AIOBENCH_BROKER_NOFILE is the broker's open-file limit (bench-kafka.sh
+// sets it from the broker process it started). A Kafka broker keeps one file open per partition (its
+// active segment) and maps two index files per partition (vm.max_map_count).
+func brokerCanHold(partitions int) string {
+	const spare = 1024 // the broker's jars, sockets and its own topics
+	if n, err := strconv.Atoi(os.Getenv("AIOBENCH_BROKER_NOFILE")); err == nil && n > 0 && partitions+spare > n {
+		return fmt.Sprintf("the broker may keep %d files open (its RLIMIT_NOFILE) and needs one per partition: %d partitions + %d spare do not fit; lower the count or raise `ulimit -n` before the broker starts", n, partitions, spare)
+	}
+	if os.Getenv("AIOBENCH_BROKER_NOFILE") != "" {
+		if b, err := os.ReadFile("/proc/sys/vm/max_map_count"); err == nil {
+			if m, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && 2*partitions+4*spare > m {
+				return fmt.Sprintf("vm.max_map_count is %d and the broker maps two index files per partition: %d partitions do not fit", m, partitions)
+			}
+		}
+	}
+	return ""
+}
+
+// createTopics creates names with partitions partitions each, chunk topics per request, and waits
+// until the broker serves a leader for every partition of each chunk.
+func createTopics(adm *kafka.AdminClient, names []string, partitions, chunk int) error {
+	if len(names) == 1 {
+		return createTopic(adm, names[0], partitions)
+	}
+	chunk = max(1, chunk)
+	for lo := 0; lo < len(names); lo += chunk {
+		part := names[lo:min(lo+chunk, len(names))]
+		specs := make([]kafka.TopicSpecification, len(part))
+		for i, n := range part {
+			specs[i] = kafka.TopicSpecification{Topic: n, NumPartitions: partitions, ReplicationFactor: 1}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		rs, err := adm.CreateTopics(ctx, specs, kafka.SetAdminOperationTimeout(2*time.Minute))
+		if err == nil {
+			for _, r := range rs {
+				if r.Error.Code() != kafka.ErrNoError {
+					err = fmt.Errorf("%s: %v", r.Topic, r.Error)
+					break
+				}
+			}
+		}
+		if err == nil {
+			err = waitTopicsReady(ctx, adm, part, partitions)
+		}
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitTopicsReady polls DescribeTopics until every partition of names has a leader.
+func waitTopicsReady(ctx context.Context, adm *kafka.AdminClient, names []string, partitions int) error {
+	pending := names
+	for {
+		res, err := adm.DescribeTopics(ctx, kafka.NewTopicCollectionOfTopicNames(pending))
+		if err == nil {
+			var still []string
+			for _, d := range res.TopicDescriptions {
+				ready := d.Error.Code() == kafka.ErrNoError && len(d.Partitions) == partitions
+				for _, p := range d.Partitions {
+					ready = ready && p.Leader != nil
+				}
+				if !ready {
+					still = append(still, d.Name)
+				}
+			}
+			if len(still) == 0 {
+				return nil
+			}
+			pending = still
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d topic(s) not ready (%s, ...): %v", len(pending), pending[0], ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// deleteTopics deletes names, chunk topics per request.
+func deleteTopics(adm *kafka.AdminClient, names []string, chunk int) {
+	chunk = max(1, chunk)
+	for lo := 0; lo < len(names); lo += chunk {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if _, err := adm.DeleteTopics(ctx, names[lo:min(lo+chunk, len(names))], kafka.SetAdminOperationTimeout(time.Minute)); err != nil {
+			fmt.Fprintf(os.Stderr, "delete topics %s...: %v\n", names[lo], err)
+		}
+		cancel()
+	}
+}
+
+// ---- tables ----
+
+func printScale(sc scaleConfig, cells []scaleCell, results []cellResult) {
+	fmt.Printf("## SCALE cells against a real broker (%s)\n\n", sc.bootstrap)
+	fmt.Printf("Load average at the end of the scale runs: %s. %d B values, uncompressed, acks=all, idempotent, linger.ms 5; "+
+		"every client in a child process of its own; client CPU is user+sys of that process over its whole life "+
+		"(start-up and warm-up included) per message it sent; peak RSS from wait4. aio: `aioproducer.New` with no option, "+
+		"Produce + Future from each goroutine, holding at most %d Futures (all goroutines together); "+
+		"msgs/engine call and engine calls are Stats().MeanBatchSize and Batches over the measured pass. "+
+		"Every client allocates one message value per message (aio: *Message, raw: *kafka.Message, franz-go: *kgo.Record).\n\n",
+		loadavg(), sc.size, aioWindow)
+	byKind := map[string][]int{}
+	for i, c := range cells {
+		byKind[c.kind] = append(byKind[c.kind], i)
+	}
+	for _, kind := range scaleKinds {
+		idx := byKind[kind]
+		if len(idx) == 0 {
+			continue
+		}
+		c0 := cells[idx[0]]
+		switch kind {
+		case "topics":
+			fmt.Printf("### real Kafka, SCALE topics: %d B round-robin over N one-partition topics, %d messages per run after %d of warm-up, median of %d reps\n\n",
+				sc.size, c0.spec.Count, c0.spec.Warm, sc.reps)
+		case "partitions":
+			fmt.Printf("### real Kafka, SCALE partitions: %d B with %d distinct keys (message i: key i mod %d) to one topic of N partitions, %d messages per run after %d of warm-up, median of %d reps\n\n",
+				sc.size, sc.keys, sc.keys, c0.spec.Count, c0.spec.Warm, sc.reps)
+			fmt.Println("Partitioners: librdkafka's default (consistent_random, CRC32 of the key) for raw, aio and the C loop; franz-go's default (sticky key partitioner, murmur2 of the key).")
+			fmt.Println()
+		case "goroutines":
+			fmt.Printf("### real Kafka, SCALE goroutines: %d B unkeyed from N goroutines to one topic of %d partitions, %d messages per run after %d of warm-up, median of %d reps\n\n",
+				sc.size, c0.partitions, c0.spec.Count, c0.spec.Warm, sc.reps)
+			fmt.Println("Latency is produce→delivered of every message of the measured pass, at full load (every client as fast as it goes, so it mostly shows how deep each client queues): " +
+				"raw passes a pointer to the message's slot as Opaque (kept in confluent-kafka-go's map until the report); franz-go reads the time from a field next to the *kgo.Record; " +
+				"aio has one waiter goroutine per producing goroutine that waits for its Futures in produce order (its window), so a message delivered before an earlier one counts until the earlier one is done (an upper bound); " +
+				"the C loop (one thread, 1-goroutine row only) stamps each message and reads the clock once per delivery event. p50 and p99: median over reps of each rep's percentile. " +
+				"Every client reads the clock once per message here, so compare these rows with each other, not with the other cells.")
+			fmt.Println()
+		case "churn":
+			printChurn(cells[idx[0]], results[idx[0]])
+			continue
+		}
+		printScaleTable(kind, cells, results, idx)
+	}
+}
+
+func printScaleTable(kind string, cells []scaleCell, results []cellResult, idx []int) {
+	col := map[string]string{"topics": "topics", "partitions": "partitions", "goroutines": "goroutines"}[kind]
+	lat := kind == "goroutines"
+	head := "| " + col + " | client | msgs/s | MB/s | peak RSS MiB | client CPU µs/msg | allocs/msg |"
+	sep := "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+	if lat {
+		head += " p50 | p99 |"
+		sep += " ---: | ---: |"
+	}
+	head += " aio msgs/engine call | aio engine calls | × raw | × C loop | × franz-go | reps |"
+	sep += " ---: | ---: | ---: | ---: | ---: | ---: |"
+	fmt.Println(head)
+	fmt.Println(sep)
+	var notes []string
+	for _, i := range idx {
+		c, cr := cells[i], results[i]
+		if cr.skipped != "" {
+			notes = append(notes, fmt.Sprintf("%s %s: skipped: %s", col, c.label, cr.skipped))
+			continue
+		}
+		if cr.created > 0 && c.spec.Topics*c.partitions > 1 {
+			notes = append(notes, fmt.Sprintf("%s %s: %d topic(s) of %d partition(s) created in %.1f s", col, c.label, c.spec.Topics, c.partitions, cr.created.Seconds()))
+		}
+		rate := func(row string) float64 {
+			var xs []float64
+			for _, r := range cr.runs[row] {
+				xs = append(xs, float64(r.count)/r.d.Seconds())
+			}
+			return median(xs)
+		}
+		raw, cl, fr := rate(scRaw), rate(scC), rate(scFranz)
+		for _, row := range c.rows {
+			rs := cr.runs[row]
+			if len(rs) == 0 {
+				continue
+			}
+			stat := func(f func(r result) float64) float64 {
+				var xs []float64
+				for _, r := range rs {
+					xs = append(xs, f(r))
+				}
+				return median(xs)
+			}
+			m := rate(row)
+			line := fmt.Sprintf("| %s | %s | %.0f | %.1f | %.0f | %.2f | %.3f |", c.label, row, m, m*float64(c.spec.Size)/1e6,
+				stat(func(r result) float64 { return r.rssMiB }), stat(func(r result) float64 { return r.cpuUs }),
+				stat(func(r result) float64 { return r.allocs }))
+			if lat {
+				line += fmt.Sprintf(" %s | %s |", fmtDur(stat(func(r result) float64 { return r.stats["p50"] })),
+					fmtDur(stat(func(r result) float64 { return r.stats["p99"] })))
+			}
+			batch, calls := "-", "-"
+			if _, ok := rs[0].stats["batches"]; ok {
+				batch = fmt.Sprintf("%.1f", stat(func(r result) float64 { return r.stats["meanbatch"] }))
+				calls = fmt.Sprintf("%.0f", stat(func(r result) float64 { return r.stats["batches"] }))
+			}
+			line += fmt.Sprintf(" %s | %s | %s | %s | %s | %d |", batch, calls, ratio(m, raw), ratio(m, cl), ratio(m, fr), len(rs))
+			fmt.Println(line)
+		}
+	}
+	fmt.Println()
+	for _, n := range notes {
+		fmt.Printf("- %s\n", n)
+	}
+	if len(notes) > 0 {
+		fmt.Println()
+	}
+}
+
+func printChurn(c scaleCell, cr cellResult) {
+	s := c.spec
+	fmt.Printf("### real Kafka, SCALE churn: %d messages of %d B to each of %d one-partition topics in turn, then every delivery awaited; memory before, right after, and after %v idle\n\n",
+		s.PerTopic, s.Size, s.Topics, s.Idle)
+	if cr.skipped != "" {
+		fmt.Printf("Skipped: %s\n\n", cr.skipped)
+		return
+	}
+	fmt.Printf("The %d topics were created in %.1f s (chunks of up to the -scale-chunk size, each awaited until every partition had a leader). "+
+		"One run per client, on the same topics, aio first. \"before\" is after the client delivered one message to the first topic. "+
+		"Go heap: runtime.ReadMemStats HeapInuse after runtime.GC; C heap: glibc mallinfo2 uordblks+hblkhd (all arenas); RSS from /proc/self/statm. "+
+		"The producer stays open through the idle time. raw confluent-kafka-go keeps a topic handle per topic name for its life.\n\n",
+		s.Topics, cr.created.Seconds())
+	fmt.Println("| client | phase | Go heap MiB | C heap MiB | RSS MiB |")
+	fmt.Println("| --- | --- | ---: | ---: | ---: |")
+	var lines []string
+	for _, row := range c.rows {
+		rs := cr.runs[row]
+		if len(rs) == 0 {
+			continue
+		}
+		r := rs[0]
+		for _, ph := range []string{"before", "after", "idle"} {
+			name := map[string]string{"before": "before", "after": "right after", "idle": fmt.Sprintf("after %v idle", s.Idle)}[ph]
+			fmt.Printf("| %s | %s | %.1f | %.1f | %.1f |\n", row, name, r.stats[ph+"_go"]/(1<<20), r.stats[ph+"_c"]/(1<<20), r.stats[ph+"_rss"]/(1<<20))
+		}
+		l := fmt.Sprintf("%s: %d messages produced and delivered in %.1f s (%.0f msgs/s); peak RSS %.0f MiB; client CPU %.2f µs/msg",
+			row, r.count, r.d.Seconds(), float64(r.count)/r.d.Seconds(), r.rssMiB, r.cpuUs)
+		if b, ok := r.stats["batches"]; ok {
+			l += fmt.Sprintf("; %.0f engine calls, %.1f msgs/engine call", b, r.stats["meanbatch"])
+		}
+		lines = append(lines, l)
+	}
+	fmt.Println()
+	for _, l := range lines {
+		fmt.Printf("- %s\n", l)
+	}
+	fmt.Println()
+}
