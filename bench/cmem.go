@@ -33,6 +33,28 @@ func takeMem() memSnapshot {
 	return memSnapshot{goHeap: ms.HeapInuse, cHeap: uint64(C.aiopb_malloc_in_use()), rss: rssBytes()}
 }
 
+// peakRSSBytes is the process's own resident high-water mark (VmHWM in /proc/self/status; 0 where
+// there is none). Unlike wait4's ru_maxrss it does not count the parent: Linux carries the pre-exec
+// memory's high-water mark over exec into ru_maxrss, and Go starts a child with vfork semantics (the
+// child runs in the parent's memory until exec), so a child's ru_maxrss is at least the parent's peak
+// RSS when it started the child.
+func peakRSSBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			f := strings.Fields(v)
+			if len(f) >= 1 {
+				kb, _ := strconv.ParseUint(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
 // rssBytes is the process's resident set now, from /proc/self/statm (0 where there is none).
 func rssBytes() uint64 {
 	b, err := os.ReadFile("/proc/self/statm")

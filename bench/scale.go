@@ -243,6 +243,9 @@ func runScaleChild(self, row, bootstrap string, s scaleSpec) (result, error) {
 	r, err := runProc(exec.Command(self, "-child", row, "-broker", bootstrap, "-scale-spec", string(js)), s.Count, s.Count+s.Warm)
 	if err == nil {
 		r.allocs /= float64(max(1, s.Count))
+		if hwm, ok := r.stats["hwm"]; ok { // the child's own peak, without the parent's (peakRSSBytes)
+			r.rssMiB = hwm / (1 << 20)
+		}
 	}
 	return r, err
 }
@@ -347,7 +350,9 @@ func printScale(sc scaleConfig, cells []scaleCell, results []cellResult) {
 	fmt.Printf("## SCALE cells against a real broker (%s)\n\n", sc.bootstrap)
 	fmt.Printf("Load average at the end of the scale runs: %s. %d B values, uncompressed, acks=all, idempotent, linger.ms 5; "+
 		"every client in a child process of its own; client CPU is user+sys of that process over its whole life "+
-		"(start-up and warm-up included) per message it sent; peak RSS from wait4. aio: `aioproducer.New` with no option, "+
+		"(start-up and warm-up included) per message it sent (wait4's rusage); peak RSS is the child's own VmHWM at its end "+
+		"(wait4's ru_maxrss would be at least this harness's own peak RSS: Linux carries the pre-exec high-water mark over exec, "+
+		"and Go starts children with vfork semantics). aio: `aioproducer.New` with no option, "+
 		"Produce + Future from each goroutine, holding at most %d Futures (all goroutines together); "+
 		"msgs/engine call and engine calls are Stats().MeanBatchSize and Batches over the measured pass. "+
 		"Every client allocates one message value per message (aio: *Message, raw: *kafka.Message, franz-go: *kgo.Record).\n\n",

@@ -68,6 +68,9 @@ func scaleChild(name, bootstrap, spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	if hwm := peakRSSBytes(); hwm > 0 {
+		out.stats["hwm"] = float64(hwm)
+	}
 	fmt.Printf("RESULT %d %d\n", out.d.Nanoseconds(), out.mallocs)
 	keys := make([]string, 0, len(out.stats))
 	for k := range out.stats {
