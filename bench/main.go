@@ -640,6 +640,7 @@ func main() {
 	scaleGParts := flag.Int("scale-goroutine-partitions", 6, "-scale goroutines: partitions of the one topic")
 	scaleSize := flag.Int("scale-size", 200, "-scale: message size in bytes (count per run: -bytes/size, at most -max; warm-up as -warm)")
 	scaleChunk := flag.Int("scale-chunk", 500, "-scale: topics per CreateTopics/DeleteTopics request")
+	scalePrime := flag.Int("scale-prime", 32<<10, "-scale: bytes written to each partition of a cell's new topics before its runs, then one more message (at least 8 KiB; churn: 8 KiB)")
 	churnTopics := flag.Int("churn-topics", 20_000, "-scale churn: topics written in turn")
 	churnMsgs := flag.Int("churn-msgs", 100, "-scale churn: messages per topic")
 	churnIdle := flag.Duration("churn-idle", time.Minute, "-scale churn: idle time before the last memory reading")
@@ -748,7 +749,7 @@ func main() {
 			bootstrap: *broker, reps: *reps, only: *only, clients: *clientList, kinds: kinds,
 			size: *scaleSize, count: count, warm: sw, topics: parseInts(*scaleTopics),
 			partitions: *scaleParts, keys: *scaleKeysN, goroutines: parseInts(*scaleG), gParts: *scaleGParts,
-			churnTopics: *churnTopics, churnMsgs: *churnMsgs, churnIdle: *churnIdle, chunk: *scaleChunk,
+			churnTopics: *churnTopics, churnMsgs: *churnMsgs, churnIdle: *churnIdle, chunk: *scaleChunk, primeBytes: *scalePrime,
 		}))
 	}
 	var clients []client
