@@ -59,6 +59,14 @@ cover:
 bench:
 	bash scripts/bench.sh 5
 
+## bench-kafka-scale: bench/'s SCALE cells (many topics, 1,000 keyed partitions, 1/64/256 goroutines, topic
+## churn) against one real broker in .cache/kafka/run-scale; tables in .cache/bench/kafka-scale-latest.md.
+## Not part of CI: slow. BENCH_KAFKA_SCALE_FLAGS sets bench's flags (scripts/README.md).
+BENCH_KAFKA_SCALE_FLAGS ?= -reps 3 -scale-only -scale topics,partitions,goroutines,churn
+.PHONY: bench-kafka-scale
+bench-kafka-scale:
+	BENCH_KAFKA_OUT=kafka-scale BENCH_KAFKA_STATE_DIR=$(CURDIR)/.cache/kafka/run-scale bash scripts/bench-kafka.sh $(BENCH_KAFKA_SCALE_FLAGS)
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidateMessage -fuzztime 30s .
 	$(GO) test -run '^$$' -fuzz FuzzProducerMessage -fuzztime 60s -parallel 1 .

@@ -69,6 +69,9 @@ type result struct {
 	// cpuUs is the client process's user+system CPU time over its whole life (start-up and the warm-up
 	// pass included) per message produced (warm-up included), in µs.
 	cpuUs float64
+	// stats are the child's "STAT name value" lines (scale cells: aio's batches, latency percentiles,
+	// memory readings).
+	stats map[string]float64
 }
 
 // usage fills r's peak RSS and CPU per message from the finished process's rusage.
@@ -376,12 +379,25 @@ func runProc(cmd *exec.Cmd, count, msgs int) (result, error) {
 		return r, fmt.Errorf("%v: %s", err, lastLines(errb.String(), 5))
 	}
 	sc := bufio.NewScanner(&out)
+	found := false
 	for sc.Scan() {
 		var ns, m int64
 		if n, _ := fmt.Sscanf(sc.Text(), "RESULT %d %d", &ns, &m); n == 2 {
 			r.d, r.allocs = time.Duration(ns), float64(m)
-			return r, nil
+			found = true
+			continue
 		}
+		var name string
+		var v float64
+		if n, _ := fmt.Sscanf(sc.Text(), "STAT %s %g", &name, &v); n == 2 {
+			if r.stats == nil {
+				r.stats = map[string]float64{}
+			}
+			r.stats[name] = v
+		}
+	}
+	if found {
+		return r, nil
 	}
 	return r, fmt.Errorf("no RESULT line: %s", lastLines(out.String()+errb.String(), 5))
 }

@@ -12,6 +12,11 @@
 // with confluent-kafka's AIOProducer and Producer, -python) join when their runtimes are there:
 //
 //	cd bench && go run . -broker 127.0.0.1:9092 -reps 3 -works 100/none,1000/lz4 -partitions 1,6
+//
+// -scale (or -scale-only) adds the SCALE cells against the real broker (scale.go): many topics, many
+// partitions with keys, many producing goroutines, and topic churn:
+//
+//	cd bench && go run . -broker 127.0.0.1:9092 -reps 3 -scale-only -scale topics,partitions,goroutines,churn
 package main
 
 import (
@@ -626,12 +631,29 @@ func main() {
 	python := flag.String("python", "", "-broker: a python with confluent-kafka installed, for the Python rows (skipped when empty or missing)")
 	pyMax := flag.Int("py-max", 200_000, "-broker: most messages per Python run (the Python clients are slow)")
 	noLat := flag.Bool("no-latency", false, "skip the latency runs")
+	scale := flag.String("scale", "", "-broker: SCALE cells to run too, comma-separated: topics,partitions,goroutines,churn (or all)")
+	scaleOnly := flag.Bool("scale-only", false, "-broker: run only the SCALE cells (all four unless -scale names some), not the throughput and latency tables")
+	scaleTopics := flag.String("scale-topics", "1,100,1000,10000", "-scale topics: topic counts, each topic 1 partition, messages round-robin over them")
+	scaleParts := flag.Int("scale-partitions", 1000, "-scale partitions: partitions of the one topic the keyed messages go to")
+	scaleKeysN := flag.Int("scale-keys", 100_000, "-scale partitions: distinct keys (message i gets key i mod this)")
+	scaleG := flag.String("scale-goroutines", "1,64,256", "-scale goroutines: producing goroutine counts")
+	scaleGParts := flag.Int("scale-goroutine-partitions", 6, "-scale goroutines: partitions of the one topic")
+	scaleSize := flag.Int("scale-size", 200, "-scale: message size in bytes (count per run: -bytes/size, at most -max; warm-up as -warm)")
+	scaleChunk := flag.Int("scale-chunk", 500, "-scale: topics per CreateTopics/DeleteTopics request")
+	scalePrime := flag.Int("scale-prime", 32<<10, "-scale: bytes written to each partition of a cell's new topics before its runs, then one more message (at least 8 KiB; churn: 8 KiB)")
+	churnTopics := flag.Int("churn-topics", 20_000, "-scale churn: topics written in turn")
+	churnMsgs := flag.Int("churn-msgs", 100, "-scale churn: messages per topic")
+	churnIdle := flag.Duration("churn-idle", time.Minute, "-scale churn: idle time before the last memory reading")
 	child := flag.String("child", "", "internal: run this one Go client against -broker and print its result")
+	scaleSpecFlag := flag.String("scale-spec", "", "internal: the JSON scale spec of a -child run")
 	childSpec := flag.String("child-spec", "", "internal: topic,size,compression,count,warm[,partitions] of the -child run (partitions: create the topic first)")
 	flag.Parse()
 
 	if *child != "" {
 		mockCluster = false
+		if *scaleSpecFlag != "" {
+			os.Exit(scaleChild(*child, *broker, *scaleSpecFlag))
+		}
 		os.Exit(runChild(*child, *broker, *childSpec))
 	}
 	set := map[string]bool{}
@@ -684,11 +706,50 @@ func main() {
 			works = append(works, w)
 		}
 	}
+	kinds := map[string]bool{}
+	for _, k := range strings.Split(*scale, ",") {
+		switch k = strings.TrimSpace(k); k {
+		case "":
+		case "all":
+			for _, k := range scaleKinds {
+				kinds[k] = true
+			}
+		case "topics", "partitions", "goroutines", "churn":
+			kinds[k] = true
+		default:
+			fmt.Fprintf(os.Stderr, "-scale: unknown cell %q (topics, partitions, goroutines, churn, all)\n", k)
+			os.Exit(2)
+		}
+	}
+	if *scaleOnly && len(kinds) == 0 {
+		for _, k := range scaleKinds {
+			kinds[k] = true
+		}
+	}
+	if mockCluster && len(kinds) > 0 {
+		fmt.Fprintln(os.Stderr, "-scale and -scale-only need -broker (a real Kafka cluster)")
+		os.Exit(2)
+	}
 	if !mockCluster {
-		os.Exit(runBroker(brokerRun{
-			bootstrap: *broker, reps: *reps, works: works, only: *only, clients: *clientList,
-			javaLibs: *javaLibs, python: *python, pyMax: *pyMax, latency: !*noLat, loneN: *loneN,
-			rate: *rate, rateDur: *rateDur,
+		if !*scaleOnly {
+			if rc := runBroker(brokerRun{
+				bootstrap: *broker, reps: *reps, works: works, only: *only, clients: *clientList,
+				javaLibs: *javaLibs, python: *python, pyMax: *pyMax, latency: !*noLat, loneN: *loneN,
+				rate: *rate, rateDur: *rateDur,
+			}); rc != 0 || len(kinds) == 0 {
+				os.Exit(rc)
+			}
+		}
+		count := min(*maxCount, *msgBytes/max(1, *scaleSize))
+		sw := min(count, 100_000)
+		if *warm >= 0 {
+			sw = min(count, *warm)
+		}
+		os.Exit(runScale(scaleConfig{
+			bootstrap: *broker, reps: *reps, only: *only, clients: *clientList, kinds: kinds,
+			size: *scaleSize, count: count, warm: sw, topics: parseInts(*scaleTopics),
+			partitions: *scaleParts, keys: *scaleKeysN, goroutines: parseInts(*scaleG), gParts: *scaleGParts,
+			churnTopics: *churnTopics, churnMsgs: *churnMsgs, churnIdle: *churnIdle, chunk: *scaleChunk, primeBytes: *scalePrime,
 		}))
 	}
 	var clients []client

@@ -13,7 +13,13 @@
 #     scripts/pom-tools.xml into .cache/kafka/tools-libs (needs java and mvn)
 #   the Python clients: a venv in .cache/bench-py with confluent-kafka from PyPI (BENCH_PY_PACKAGES)
 # Environment: BENCH_KAFKA_PY=0 skips the venv, BENCH_KAFKA_JAVA=0 the Java rows; the KAFKA_* variables
-# of kafka.sh apply to the broker.
+# of kafka.sh apply to the broker. BENCH_KAFKA_STATE_DIR is the broker's state dir, BENCH_KAFKA_OUT the
+# name the output files start with (default kafka: .cache/bench/kafka-<UTC time>.md, kafka-latest.md).
+#
+# SCALE cells (bench -scale / -scale-only; make bench-kafka-scale): with -scale-only neither Java nor
+# Python is fetched (no row of theirs runs); with -scale the broker's heap defaults to 1g (KAFKA_HEAP), and
+# the broker's open-file limit is passed to bench (AIOBENCH_BROKER_NOFILE), which skips a cell whose
+# partitions the broker could not keep open (one file each) instead of letting the broker die mid-run.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,6 +32,17 @@ TOOLS_DIR=$CACHE/kafka/tools-libs
 PY_DIR=$CACHE/bench-py
 PY_PACKAGES=${BENCH_PY_PACKAGES:-confluent-kafka==2.16.1}
 OUT_DIR=$CACHE/bench
+OUT_NAME=${BENCH_KAFKA_OUT:-kafka}
+scale_only=0 scale=0
+for a in "$@"; do
+  case $a in
+    -scale-only | --scale-only | -scale-only=true | --scale-only=true) scale_only=1 scale=1 ;;
+    -scale | --scale | -scale=* | --scale=*) scale=1 ;;
+  esac
+done
+if [[ $scale == 1 ]]; then
+  export KAFKA_HEAP=${KAFKA_HEAP:-1g}
+fi
 
 log() { printf 'bench-kafka: %s\n' "$*" >&2; }
 
@@ -69,10 +86,12 @@ make_venv() {
 mkdir -p "$OUT_DIR" "$CACHE/kafka"
 "$KAFKA_SH" fetch
 java_flag=() py_flag=()
-if [[ ${BENCH_KAFKA_JAVA:-1} != 0 ]] && command -v java >/dev/null 2>&1 && fetch_tools; then
+if [[ $scale_only == 1 ]]; then
+  log "-scale-only: no Java or Python rows, nothing to fetch for them"
+elif [[ ${BENCH_KAFKA_JAVA:-1} != 0 ]] && command -v java >/dev/null 2>&1 && fetch_tools; then
   java_flag=(-java-libs "$TOOLS_DIR")
 fi
-if [[ ${BENCH_KAFKA_PY:-1} != 0 ]] && make_venv; then
+if [[ $scale_only == 0 && ${BENCH_KAFKA_PY:-1} != 0 ]] && make_venv; then
   py_flag=(-python "$PY_DIR/bin/python")
 fi
 log "building bench/"
@@ -83,9 +102,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 BOOT=$(KAFKA_STATE_DIR=$STATE_DIR KAFKA_AUTO_CREATE_TOPICS=false "$KAFKA_SH" up)
 log "broker up: $BOOT"
+broker_pid=$(KAFKA_STATE_DIR=$STATE_DIR "$KAFKA_SH" pid 1 || true)
+broker_nofile=$(awk '/^Max open files/ {print $4}' "/proc/$broker_pid/limits" 2>/dev/null || true)
+if [[ $broker_nofile =~ ^[0-9]+$ ]]; then
+  export AIOBENCH_BROKER_NOFILE=$broker_nofile
+fi
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-out=$OUT_DIR/kafka-$stamp.md
+out=$OUT_DIR/$OUT_NAME-$stamp.md
 {
   echo "# bench -broker (real Kafka 4.4.0, one KRaft broker via scripts/kafka.sh)"
   echo
@@ -93,14 +117,15 @@ out=$OUT_DIR/kafka-$stamp.md
   echo "- commit: $(git -C "$REPO_ROOT" rev-parse --short HEAD)$(git -C "$REPO_ROOT" diff --quiet HEAD -- . ':!.cache' 2>/dev/null || echo ' (dirty)')"
   echo "- date: $(date -u '+%F %T') UTC; $(nproc) CPUs; go: $(go env GOVERSION)"
   echo "- load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "- broker: heap ${KAFKA_HEAP:-512m}, open-file limit ${broker_nofile:-unknown}, vm.max_map_count $(cat /proc/sys/vm/max_map_count 2>/dev/null || echo unknown)"
   echo
 } >"$out"
 t0=$(date +%s)
 (cd "$REPO_ROOT/bench" && "$OUT_DIR/aiobench" -broker "$BOOT" "${java_flag[@]}" "${py_flag[@]}" "$@") \
-  >>"$out" 2> >(tee "$OUT_DIR/kafka-$stamp.log" >&2)
+  >>"$out" 2> >(tee "$OUT_DIR/$OUT_NAME-$stamp.log" >&2)
 {
   echo "- load average after: $(cut -d' ' -f1-3 /proc/loadavg); wall time $(($(date +%s) - t0)) s"
 } >>"$out"
-cp "$out" "$OUT_DIR/kafka-latest.md"
+cp "$out" "$OUT_DIR/$OUT_NAME-latest.md"
 cat "$out"
 log "tables in $out"
