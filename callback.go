@@ -32,6 +32,7 @@ import (
 type callbackManager struct {
 	log     *slog.Logger
 	limit   *limiter.Limiter
+	stuck   *stuckBudget
 	records *pool[record]
 	stats   *counters
 	state   *producerState // the reason behind failures; a transaction's first failure
@@ -60,9 +61,9 @@ type callbackManager struct {
 // counted in the log) until the hooks catch up.
 const maxErrorEvents = 64
 
-func newCallbackManager(log *slog.Logger, limit *limiter.Limiter, records *pool[record], stats *counters, state *producerState, maxMsg int64, hooks *hookSet) *callbackManager {
+func newCallbackManager(log *slog.Logger, limit *limiter.Limiter, stuck *stuckBudget, records *pool[record], stats *counters, state *producerState, maxMsg int64, hooks *hookSet) *callbackManager {
 	return &callbackManager{
-		log: log, limit: limit, records: records, stats: stats, state: state, maxMsg: maxMsg, hooks: hooks,
+		log: log, limit: limit, stuck: stuck, records: records, stats: stats, state: state, maxMsg: maxMsg, hooks: hooks,
 		wake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -142,6 +143,9 @@ func (cm *callbackManager) finish(recs []*record, size int64) {
 			e, run = rec.epoch, 0
 		}
 		run++
+		if rec.stuck {
+			cm.stuck.release(1, rec.size)
+		}
 		rec.reset()
 		cm.records.put(rec)
 		recs[i] = nil

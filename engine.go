@@ -38,6 +38,13 @@ type engine interface {
 	sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) error
 	// setSaslCredentials replaces the SASL username and password for new connections.
 	setSaslCredentials(username, password string) error
+	// stuck reports whether msg would go to a partition that stopped making progress while others go
+	// on (partitionHealth): Produce then holds it to the stuck budget. It is called by Produce, so it
+	// is cheap while no partition is stuck.
+	stuck(msg *Message) bool
+	// stuckHeld is how many messages the partitions stuck reports on held when the engine last
+	// looked (0 while none is).
+	stuckHeld() int64
 	// forget drops what the engine keeps for topics (a librdkafka topic handle): the dispatcher has
 	// seen no message for them for a while. A later message to one of them is welcome all the same.
 	// It is called by the worker whose topics they are, never while that worker calls enqueue.

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
@@ -33,9 +34,17 @@ type librdkafkaEngine struct {
 	sink   reportSink // set by start
 
 	mu     sync.Mutex
-	slots  []*record // by opaque; nil when free
-	free   []uint32  // free slot indexes
-	topics map[string]rdk.Topic
+	slots  []slot   // by opaque; rec nil when free
+	free   []uint32 // free slot indexes
+	topics map[string]*rdkTopic
+
+	// health follows each partition's held messages and progress, for the unkeyed choice and the
+	// stuck budget (health.go); kind is the partitioner the engine places keyed messages with.
+	health *partitionHealth
+	kind   int
+	linger time.Duration // sticky.partitioning.linger.ms
+	meta   chan string   // topics whose partition count to learn (metadataLoop)
+	metaWG sync.WaitGroup
 
 	scratch sync.Pool // *enqueueScratch, one per enqueue call in progress
 	// partitioned counts the records librdkafka's partitioner function placed in the C helper (for
@@ -51,12 +60,16 @@ type librdkafkaEngine struct {
 // newLibrdkafkaEngine creates the librdkafka producer for cm; with stats, librdkafka's statistics reports
 // are delivered too (when statistics.interval.ms is set). It starts nothing of its own; a setting
 // librdkafka refuses comes back as *rdk.ConfigError, whose text names the key.
-func newLibrdkafkaEngine(cm kafka.ConfigMap, log *slog.Logger, tokens TokenProvider, stats bool) (*librdkafkaEngine, error) {
+func newLibrdkafkaEngine(cm kafka.ConfigMap, log *slog.Logger, tokens TokenProvider, stats bool, stuckAfter time.Duration) (*librdkafkaEngine, error) {
 	p, err := rdk.New(librdkafkaSettings(cm), rdk.Options{TokenRefresh: tokens != nil, Stats: stats, Partitioner: partitionerOf(cm)})
 	if err != nil {
 		return nil, err
 	}
-	e := &librdkafkaEngine{p: p, log: log, topics: map[string]rdk.Topic{}, kickPID: needsPIDKick(cm), done: make(chan struct{})}
+	e := &librdkafkaEngine{
+		p: p, log: log, topics: map[string]*rdkTopic{}, kickPID: needsPIDKick(cm), done: make(chan struct{}),
+		health: newPartitionHealth(stuckAfter), kind: partitionerOf(cm), linger: stickyLinger(cm),
+		meta: make(chan string, metaQueue),
+	}
 	e.tokens = newTokenRefresher(tokens, log, p.SetOAuthBearerToken, p.SetOAuthBearerTokenFailure)
 	e.scratch.New = func() any { return new(enqueueScratch) }
 	return e, nil
@@ -66,6 +79,8 @@ func (e *librdkafkaEngine) start(sink reportSink) {
 	e.sink = sink
 	e.started = true
 	go e.run()
+	e.metaWG.Add(1)
+	go e.metadataLoop()
 	if e.kickPID {
 		e.kick = startPIDKick(e.p)
 	}
@@ -92,42 +107,99 @@ func librdkafkaSettings(cm kafka.ConfigMap) [][2]string {
 	return kv
 }
 
+// slot is a message librdkafka holds: its record, its topic's health, and the partition it is counted
+// on there (partUnknown: not counted; partLater: known after the call that enqueues it).
+type slot struct {
+	rec  *record
+	th   *topicHealth
+	part int32
+	gen  uint32 // counts the slot's uses: enqueue tells its own from a later one
+}
+
+const (
+	partUnknown = -1
+	partLater   = -2
+)
+
+// rdkTopic is what the engine keeps per topic in use.
+type rdkTopic struct {
+	h       rdk.Topic
+	health  *topicHealth
+	metaAt  time.Time // when its partition count was last asked for
+	metaAsk bool      // asked, not answered
+}
+
+// metaEvery is how often the partition count of a topic in use is asked for again, so that partitions
+// added to it get unkeyed messages too.
+const metaEvery = 5 * time.Minute
+
 // enqueueScratch is what one enqueue call works in, pooled.
 type enqueueScratch struct {
 	b    rdk.Batch
 	recs []*record // the call's records in their order before the call
+	gens []uint32  // their slots' generations, by the order of Add
 }
 
 // enqueue hands recs to librdkafka in one cgo call. The C helper groups each topic run's records by
 // partition (placing keyed ones itself with librdkafka's partitioner function, see rdk.Batch.Produce)
 // and says in which order it took them; recs is reordered to match, so that recs[n:] is what is left.
+// Unkeyed records get their partition here, from the topic's health (topicHealth.choose), once the
+// topic's partition count is known.
 func (e *librdkafkaEngine) enqueue(recs []*record) (int, error) {
 	sc := e.scratch.Get().(*enqueueScratch)
 	defer e.scratch.Put(sc)
 	b := &sc.b
 	defer b.Reset() // unpins its large values
+	now := time.Now()
+	nowNs := now.UnixNano()
 	var topicErr error
 	e.mu.Lock()
-	var t rdk.Topic
+	var t *rdkTopic
+	chosen := int32(-1)
 	for i, r := range recs {
 		if i == 0 || r.msg.Topic != recs[i-1].msg.Topic {
 			var err error
-			if t, err = e.topicLocked(r.msg.Topic); err != nil {
+			if t, err = e.topicLocked(r.msg.Topic, now); err != nil {
 				recs, topicErr = recs[:i], err // the records before are still enqueued
 				break
 			}
+			chosen = -2 // not chosen yet for this run
 		}
-		var slot uint32
+		part, explicit := r.msg.Partition.ID()
+		counted := int32(partUnknown)
+		switch {
+		case explicit:
+			counted = part
+		case r.placed:
+			part, counted = r.part, r.part
+		case e.unkeyed(r.msg.Key):
+			if chosen == -2 {
+				chosen = t.health.choose(now, e.linger)
+			}
+			part, counted = chosen, chosen
+			if chosen >= 0 {
+				r.placed, r.part = true, chosen
+			}
+		case e.kind != rdk.PartitionerNone:
+			part, counted = -1, partLater // the C helper places it
+		default:
+			part = -1
+		}
+		var sl uint32
 		if n := len(e.free); n > 0 {
-			slot = e.free[n-1]
+			sl = e.free[n-1]
 			e.free = e.free[:n-1]
 		} else {
-			slot = uint32(len(e.slots))
-			e.slots = append(e.slots, nil)
+			sl = uint32(len(e.slots))
+			e.slots = append(e.slots, slot{})
 		}
-		e.slots[slot] = r
-		part, _ := r.msg.Partition.ID()
-		b.Add(t, r.msg.Key, r.msg.Value, r.msg.Headers, part, r.ts.UnixMilli(), uint64(slot))
+		gen := e.slots[sl].gen + 1
+		e.slots[sl] = slot{rec: r, th: t.health, part: counted, gen: gen}
+		sc.gens = append(sc.gens, gen)
+		if counted >= 0 {
+			t.health.enqueued(counted, 1, nowNs)
+		}
+		b.Add(t.h, r.msg.Key, r.msg.Value, r.msg.Headers, part, r.ts.UnixMilli(), uint64(sl))
 	}
 	e.mu.Unlock()
 
@@ -135,9 +207,35 @@ func (e *librdkafkaEngine) enqueue(recs []*record) (int, error) {
 	if m := b.Partitioned(); m > 0 {
 		e.partitioned.Add(uint64(m))
 	}
+	order, parts := b.Order(), b.Partitions()
+	e.mu.Lock()
+	// What the C helper placed is counted on its partition now, unless its report came already (its
+	// slot no longer holds it): the report did not count it either.
+	for k := range n {
+		i := order[k]
+		sl := &e.slots[b.Opaque(int(i))]
+		if sl.part == partLater && sl.gen == sc.gens[i] {
+			sl.part = parts[i]
+			if parts[i] >= 0 {
+				sl.th.enqueued(parts[i], 1, nowNs)
+			}
+		}
+	}
+	// The messages librdkafka did not take get no report: their slots are free again, and their counts
+	// taken back.
+	for k := n; k < len(recs); k++ {
+		i := order[k]
+		o := b.Opaque(int(i))
+		if sl := e.slots[o]; sl.part >= 0 {
+			sl.th.reported(sl.part, 1, nowNs, false)
+		}
+		e.slots[o] = slot{gen: e.slots[o].gen}
+		e.free = append(e.free, uint32(o))
+	}
+	e.mu.Unlock()
+	sc.gens = sc.gens[:0]
 	// Reorder recs as librdkafka took them. recs[:n] may be recycled already (their reports may have
-	// come): the order is read from the batch, whose opaques are the records' slots.
-	order := b.Order()
+	// come): only the slice is touched.
 	if len(order) == len(recs) {
 		moved := false
 		for k, o := range order {
@@ -154,16 +252,6 @@ func (e *librdkafkaEngine) enqueue(recs []*record) (int, error) {
 			clear(sc.recs)
 		}
 	}
-	if n < len(recs) {
-		// The messages librdkafka did not take get no report: their slots are free again.
-		e.mu.Lock()
-		for k := n; k < len(recs); k++ {
-			slot := b.Opaque(int(order[k]))
-			e.slots[slot] = nil
-			e.free = append(e.free, uint32(slot))
-		}
-		e.mu.Unlock()
-	}
 	switch {
 	case err == rdk.ErrQueueFull:
 		return n, errQueueFull
@@ -175,17 +263,116 @@ func (e *librdkafkaEngine) enqueue(recs []*record) (int, error) {
 	return n, nil
 }
 
-// topicLocked returns topic's handle, made on first use. e.mu is held.
-func (e *librdkafkaEngine) topicLocked(topic string) (rdk.Topic, error) {
-	if t, ok := e.topics[topic]; ok {
-		return t, nil
+// unkeyed reports whether a message with key, and no partition of its own, is one librdkafka's
+// partitioner would place at random (sticky): a null key, or an empty one with consistent_random. The
+// engine places those itself, when it places keyed ones (a *_random partitioner).
+func (e *librdkafkaEngine) unkeyed(key []byte) bool {
+	return e.kind != rdk.PartitionerNone && (key == nil || len(key) == 0 && e.kind == rdk.PartitionerConsistentRandom)
+}
+
+// topicLocked returns topic's state, made on first use, and asks for its partition count when it is
+// not known or old. e.mu is held.
+func (e *librdkafkaEngine) topicLocked(topic string, now time.Time) (*rdkTopic, error) {
+	t, ok := e.topics[topic]
+	if !ok {
+		h, err := e.p.Topic(topic)
+		if err != nil {
+			return nil, err
+		}
+		t = &rdkTopic{h: h, health: e.health.topic(topic)}
+		e.topics[topic] = t
 	}
-	t, err := e.p.Topic(topic)
-	if err != nil {
-		return t, err
+	if e.kind != rdk.PartitionerNone && !t.metaAsk && now.Sub(t.metaAt) > metaEvery {
+		select {
+		case e.meta <- topic:
+			t.metaAsk, t.metaAt = true, now
+		default: // the queue is full: asked again at the next call
+		}
 	}
-	e.topics[topic] = t
 	return t, nil
+}
+
+// metaQueue is how many topics may wait for metadataLoop.
+const metaQueue = 4096
+
+// metadataTimeoutMs bounds one topic's metadata request. A request that lands on a broker that stopped
+// answering waits it out: it is asked again at the next call.
+const metadataTimeoutMs = 2000
+
+// metadataLoop learns the partition counts (and leaders) of the topics enqueue asks for, one request
+// at a time, on a goroutine of its own: the engine's calls never wait for the network. While partitions
+// are marked unavailable it asks for their topics every second: librdkafka learns their new leaders
+// from the answers too, sooner than from its own refresh (topic.metadata.refresh.interval.ms).
+func (e *librdkafkaEngine) metadataLoop() {
+	defer e.metaWG.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case name, ok := <-e.meta:
+			if !ok {
+				return
+			}
+			e.learn(name)
+		case <-tick.C:
+			if e.health.marked.Load() > 0 {
+				for _, name := range e.health.markedTopics() {
+					e.learn(name)
+				}
+			}
+		}
+	}
+}
+
+// learn asks the cluster for topic name's partitions, through a topic handle of its own (the engine's
+// may be destroyed meanwhile), and records them in its health.
+func (e *librdkafkaEngine) learn(name string) {
+	h, err := e.p.Topic(name)
+	if err == nil {
+		var leaders []int32
+		if leaders, err = e.p.TopicLeaders(h, metadataTimeoutMs); err == nil && len(leaders) > 0 {
+			if th := e.health.lookup(name); th != nil {
+				th.setLeaders(leaders)
+			}
+		}
+		e.p.DestroyTopic(h)
+	}
+	e.mu.Lock()
+	if t, ok := e.topics[name]; ok {
+		t.metaAsk = false
+		if err != nil {
+			t.metaAt = time.Time{} // ask again at the next call
+		}
+	}
+	e.mu.Unlock()
+}
+
+// stuck reports whether msg goes to a partition marked unavailable: its explicit partition, its key's
+// (with librdkafka's partitioner function, a cgo call, made only while some partition is marked), or,
+// unkeyed, every partition of its topic.
+func (e *librdkafkaEngine) stuck(msg *Message) bool {
+	if e.health.marked.Load() == 0 {
+		return false
+	}
+	th := e.health.lookup(msg.Topic)
+	if th == nil {
+		return false
+	}
+	if p, ok := msg.Partition.ID(); ok {
+		return th.isMarked(p)
+	}
+	if len(msg.Key) > 0 && e.kind != rdk.PartitionerNone {
+		n := th.count.Load()
+		return n > 0 && th.isMarked(e.partitionOf(msg.Key, n))
+	}
+	return th.allMarked()
+}
+
+func (e *librdkafkaEngine) stuckHeld() int64 { return e.health.markedHeld.Load() }
+
+// partitionOf is the partition librdkafka's partitioner puts a non-empty key in, of n.
+func (e *librdkafkaEngine) partitionOf(key []byte, n int32) int32 {
+	return rdk.Partition(e.kind, key, n)
 }
 
 // forget drops the handles of topics that went idle. librdkafka keeps what it knows of a topic (its
@@ -196,10 +383,11 @@ func (e *librdkafkaEngine) forget(topics []string) {
 	defer e.mu.Unlock()
 	for _, name := range topics {
 		if t, ok := e.topics[name]; ok {
-			e.p.DestroyTopic(t)
+			e.p.DestroyTopic(t.h)
 			delete(e.topics, name)
 		}
 	}
+	e.health.forget(topics)
 }
 
 // knownTopics is how many topic handles the engine keeps (for tests).
@@ -243,9 +431,13 @@ func (e *librdkafkaEngine) close() {
 		<-e.done
 	}
 	e.tokens.close()
+	if e.started {
+		close(e.meta)
+		e.metaWG.Wait()
+	}
 	e.mu.Lock()
 	for name, t := range e.topics {
-		e.p.DestroyTopic(t)
+		e.p.DestroyTopic(t.h)
 		delete(e.topics, name)
 	}
 	e.mu.Unlock()
@@ -268,15 +460,19 @@ func (e *librdkafkaEngine) run() {
 	defer close(e.done)
 	out := make([]rdk.Report, drainBurst)
 	reps := make([]report, 0, drainBurst)
+	every := e.health.after / 4
+	lastScan := time.Now()
 	for !e.stop.Load() {
-		n, ev := e.p.Poll(1000, out)
+		n, ev := e.p.Poll(int(every.Milliseconds()), out)
+		now := time.Now()
 		if n > 0 {
+			nowNs := now.UnixNano()
 			e.mu.Lock()
 			for _, d := range out[:n] {
-				rec := e.slots[d.Opaque]
-				e.slots[d.Opaque] = nil
+				sl := e.slots[d.Opaque]
+				e.slots[d.Opaque] = slot{gen: sl.gen}
 				e.free = append(e.free, uint32(d.Opaque))
-				r := report{rec: rec, partition: d.Partition, offset: d.Offset}
+				r := report{rec: sl.rec, partition: d.Partition, offset: d.Offset}
 				switch {
 				case d.Err != 0:
 					r.err = kafka.NewError(kafka.ErrorCode(d.Err), "", false)
@@ -289,6 +485,15 @@ func (e *librdkafkaEngine) run() {
 				case d.TsType == rdk.TimestampLogAppendTime && d.Timestamp >= minLogAppendTime:
 					r.logAppendMs = d.Timestamp
 				}
+				// A report shows its partition working, unless librdkafka gave up on the message
+				// (it timed out, or was purged).
+				progress := d.Err == 0 || !localFailure(kafka.ErrorCode(d.Err))
+				switch {
+				case sl.part >= 0:
+					sl.th.reported(sl.part, 1, nowNs, progress)
+				case sl.th != nil && d.Partition >= 0:
+					sl.th.reported(d.Partition, 0, nowNs, progress)
+				}
 				reps = append(reps, r)
 			}
 			e.mu.Unlock()
@@ -299,7 +504,21 @@ func (e *librdkafkaEngine) run() {
 		if ev != nil {
 			e.handle(ev)
 		}
+		if now.Sub(lastScan) >= every {
+			e.health.scan(now)
+			lastScan = now
+		}
 	}
+}
+
+// localFailure reports whether code is librdkafka giving up on a message in the client (a timeout or a
+// purge), which says nothing good of its partition.
+func localFailure(code kafka.ErrorCode) bool {
+	switch code {
+	case kafka.ErrMsgTimedOut, kafka.ErrTimedOut, kafka.ErrTimedOutQueue, kafka.ErrPurgeQueue, kafka.ErrPurgeInflight:
+		return true
+	}
+	return false
 }
 
 func (e *librdkafkaEngine) handle(ev *rdk.Event) {

@@ -117,6 +117,11 @@ func (e *memEngine) start(sink reportSink) {
 	go e.run()
 }
 
+// stuck is false: the in-memory broker's partitions never stall.
+func (e *memEngine) stuck(*Message) bool { return false }
+
+func (e *memEngine) stuckHeld() int64 { return 0 }
+
 // forget counts the topics it is told to forget (forgotten).
 func (e *memEngine) forget(topics []string) {
 	e.mu.Lock()

@@ -22,6 +22,8 @@ const futureBlock = 16
 // never for a goroutine of the producer.
 type intake struct {
 	limit    *limiter.Limiter
+	stuck    *stuckBudget
+	eng      engine // stuck
 	records  *pool[record]
 	disp     *dispatcher
 	state    *producerState
@@ -31,9 +33,9 @@ type intake struct {
 	runMsgs  int   // ProduceBatch takes at most this many at once (WithBatchSize)
 }
 
-func newIntake(cfg *config, limit *limiter.Limiter, records *pool[record], disp *dispatcher, state *producerState) *intake {
+func newIntake(cfg *config, limit *limiter.Limiter, stuck *stuckBudget, eng engine, records *pool[record], disp *dispatcher, state *producerState) *intake {
 	return &intake{
-		limit: limit, records: records, disp: disp, state: state,
+		limit: limit, stuck: stuck, eng: eng, records: records, disp: disp, state: state,
 		maxMsg: cfg.kafka.messageMaxBytes, maxBytes: cfg.maxBytes, maxMsgs: cfg.maxMsgs, runMsgs: cfg.batchSize,
 	}
 }
@@ -65,6 +67,14 @@ func (in *intake) accept(ctx context.Context, msg *Message, block bool) (*record
 	if err := in.state.takes(); err != nil {
 		return nil, err
 	}
+	// A message for a partition that stopped making progress takes a place in the stuck budget first,
+	// waiting outside the buffer's queue, so that it holds up no message for a healthy partition.
+	stuck := false
+	if in.eng.stuck(msg) {
+		if stuck, err = in.stuck.acquire(ctx, block, size, in.eng.stuckHeld, func() bool { return in.eng.stuck(msg) }); err != nil {
+			return nil, err
+		}
+	}
 	if block {
 		err = in.limit.Acquire(ctx, 1, size)
 	} else {
@@ -74,13 +84,18 @@ func (in *intake) accept(ctx context.Context, msg *Message, block bool) (*record
 		}
 	}
 	if err != nil {
+		if stuck {
+			in.stuck.release(1, size)
+		}
 		return nil, err
 	}
 	var now time.Time
 	if msg.Timestamp.IsZero() {
 		now = time.Now()
 	}
-	return in.newRecord(msg, size, now), nil
+	rec := in.newRecord(msg, size, now)
+	rec.stuck = stuck
+	return rec, nil
 }
 
 // newRecord returns msg's record, stamped with now unless msg has its own timestamp.
@@ -112,6 +127,9 @@ func (in *intake) undo(recs []*record) {
 	var size int64
 	for _, r := range recs {
 		size += r.size
+		if r.stuck {
+			in.stuck.release(1, r.size)
+		}
 		r.reset()
 		in.records.put(r)
 	}
@@ -167,6 +185,65 @@ func (in *intake) acceptBatch(ctx context.Context, msgs []*Message, called time.
 		start = end
 	}
 	return out, nil
+}
+
+// stuckBudget bounds what the messages for partitions marked unavailable (partitionHealth) may hold of
+// the buffer: half of WithMaxBuffered, so that a broker that stopped answering cannot take all of it,
+// and Produce for the healthy partitions goes on. A message produced to such a partition by key or
+// explicitly (or unkeyed, to a topic whose every partition is marked) waits for a place here, outside
+// the buffer's queue; TryProduce fails with ErrBufferFull. Its place is given back with its outcome.
+// The bound counts both what the marked partitions held when they were last looked at (which includes
+// what they took before they were marked) and what it let through since, whichever is more.
+type stuckBudget struct {
+	maxMsgs  int64
+	maxBytes int64
+	msgs     atomic.Int64
+	bytes    atomic.Int64
+	freed    notifier
+}
+
+// stuckRecheck is how often a message waiting for the stuck budget looks whether its partition is
+// still marked (a mark is lifted by the partition's next report, which does not wake it).
+const stuckRecheck = 50 * time.Millisecond
+
+func newStuckBudget(maxMsgs int, maxBytes int64) *stuckBudget {
+	return &stuckBudget{maxMsgs: max(int64(maxMsgs)/2, 1), maxBytes: max(maxBytes/2, 1)}
+}
+
+// acquire takes a place of size bytes while stillStuck, waiting for one with block (ctx bounds the
+// wait) or failing with ErrBufferFull. It reports whether it took one: not when the partition stopped
+// being stuck meanwhile.
+func (b *stuckBudget) acquire(ctx context.Context, block bool, size int64, held func() int64, stillStuck func() bool) (bool, error) {
+	for {
+		gen := b.freed.generation()
+		if n, s := b.msgs.Add(1), b.bytes.Add(size); max(n, held()+1) <= b.maxMsgs && (s <= b.maxBytes || n == 1) {
+			return true, nil
+		}
+		b.msgs.Add(-1)
+		b.bytes.Add(-size)
+		if !block {
+			return false, ErrBufferFull
+		}
+		t := time.NewTimer(stuckRecheck)
+		select {
+		case <-b.freed.since(gen):
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		}
+		t.Stop()
+		if !stillStuck() {
+			return false, nil
+		}
+	}
+}
+
+// release gives back n places of size bytes in all.
+func (b *stuckBudget) release(n, size int64) {
+	b.msgs.Add(-n)
+	b.bytes.Add(-size)
+	b.freed.notify()
 }
 
 // producerState is what decides whether the producer takes a message, and what a failure is

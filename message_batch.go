@@ -31,6 +31,13 @@ type record struct {
 	d   Delivery
 	err error
 
+	// stuck: admitted under the stuck budget (its partition was marked unavailable).
+	stuck bool
+	// placed: the engine chose part for this unkeyed message; offered again after a full queue, it
+	// keeps it, so that its partition's order stays the produce order.
+	placed bool
+	part   int32
+
 	// With a HookDelivery only (zero otherwise): when Produce was called, and how long the outcome
 	// took from then.
 	start time.Time

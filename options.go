@@ -32,27 +32,29 @@ func DefaultWorkers() int { return min(runtime.GOMAXPROCS(0), 4) }
 type Option func(*config)
 
 type config struct {
-	batchSize int
-	workers   int
-	maxMsgs   int
-	maxBytes  int64
-	logger    *slog.Logger
-	kafka     kafkaSettings // from the librdkafka configuration
-	tokens    TokenProvider
-	hookList  []Hook        // as WithHooks got them
-	hooks     hookSet       // hookList sorted by interface, by validate
-	idleAfter time.Duration // topicIdleAfter; tests shorten it
+	batchSize  int
+	workers    int
+	maxMsgs    int
+	maxBytes   int64
+	logger     *slog.Logger
+	kafka      kafkaSettings // from the librdkafka configuration
+	tokens     TokenProvider
+	hookList   []Hook        // as WithHooks got them
+	hooks      hookSet       // hookList sorted by interface, by validate
+	idleAfter  time.Duration // topicIdleAfter; tests shorten it
+	stuckAfter time.Duration // unavailableAfter; tests shorten it
 }
 
 func defaultConfig() config {
 	return config{
-		batchSize: DefaultBatchSize,
-		workers:   DefaultWorkers(),
-		maxMsgs:   DefaultMaxBufferedMsgs,
-		maxBytes:  DefaultMaxBufferedSize,
-		logger:    slog.Default(),
-		kafka:     defaultKafkaSettings,
-		idleAfter: topicIdleAfter,
+		batchSize:  DefaultBatchSize,
+		workers:    DefaultWorkers(),
+		maxMsgs:    DefaultMaxBufferedMsgs,
+		maxBytes:   DefaultMaxBufferedSize,
+		logger:     slog.Default(),
+		kafka:      defaultKafkaSettings,
+		idleAfter:  topicIdleAfter,
+		stuckAfter: unavailableAfter,
 	}
 }
 

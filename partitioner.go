@@ -1,6 +1,9 @@
 package aioproducer
 
 import (
+	"strconv"
+	"time"
+
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/seed-f937cf20/aioproducer/internal/rdk"
@@ -34,4 +37,41 @@ func partitionerOf(cm kafka.ConfigMap) int {
 		return rdk.PartitionerFNV1aRandom
 	}
 	return rdk.PartitionerNone
+}
+
+// stickyLinger is how long unkeyed messages of a topic go to the same partition, as cm configures
+// librdkafka's sticky partitioner: sticky.partitioning.linger.ms, by default twice linger.ms (itself 5
+// ms by default).
+func stickyLinger(cm kafka.ConfigMap) time.Duration {
+	ms := func(keys ...string) (float64, bool) {
+		var val float64
+		found := false
+		var find func(m kafka.ConfigMap)
+		find = func(m kafka.ConfigMap) {
+			for k, v := range m {
+				if sub, ok := v.(kafka.ConfigMap); ok {
+					find(sub)
+					continue
+				}
+				for _, want := range keys {
+					if k == want {
+						s, _ := settingValue(v)
+						if f, err := strconv.ParseFloat(s, 64); err == nil {
+							val, found = f, true
+						}
+					}
+				}
+			}
+		}
+		find(cm)
+		return val, found
+	}
+	if v, ok := ms("sticky.partitioning.linger.ms"); ok {
+		return time.Duration(v * float64(time.Millisecond))
+	}
+	linger := 5.0
+	if v, ok := ms("linger.ms", "queue.buffering.max.ms"); ok {
+		linger = v
+	}
+	return time.Duration(2 * linger * float64(time.Millisecond))
 }

@@ -64,7 +64,7 @@ func New(cm kafka.ConfigMap, opts ...Option) (*Producer, error) {
 			return nil, err
 		}
 	}
-	eng, err := newLibrdkafkaEngine(kcm, cfg.logger, cfg.tokens, len(cfg.hooks.stats) > 0)
+	eng, err := newLibrdkafkaEngine(kcm, cfg.logger, cfg.tokens, len(cfg.hooks.stats) > 0, cfg.stuckAfter)
 	if err != nil {
 		return nil, newKafkaConfigError(err, cm)
 	}
@@ -82,11 +82,12 @@ func newProducer(cfg config, eng engine) *Producer {
 	p.brokers = newBrokerState()
 	p.state = newProducerState(p.brokers, cfg.kafka.transactional)
 	records := newPool(func() *record { return new(record) })
-	p.callbacks = newCallbackManager(log, p.limit, records, p.stats, p.state, cfg.kafka.messageMaxBytes, p.hooks)
+	stuck := newStuckBudget(cfg.maxMsgs, cfg.maxBytes)
+	p.callbacks = newCallbackManager(log, p.limit, stuck, records, p.stats, p.state, cfg.kafka.messageMaxBytes, p.hooks)
 	p.flusher = newFlusher(eng)
 	p.exec = newExecutor(eng, p.state, p.limit, p.callbacks, p.flusher, &notifier{}, p.stats, p.hooks, log)
 	p.disp = newDispatcher(cfg.workers, cfg.batchSize, cfg.idleAfter, p.exec, eng, p.state, p.flushes, p.stats)
-	p.in = newIntake(&p.cfg, p.limit, records, p.disp, p.state)
+	p.in = newIntake(&p.cfg, p.limit, stuck, eng, records, p.disp, p.state)
 	p.auth = newAuthWatch(p.brokers, eng, log)
 	if cfg.kafka.transactional {
 		p.txn = newTxnManager(eng, p.exec, p.disp, p.flushes, p.flusher, p.state, log)

@@ -32,6 +32,8 @@ int aiop_check_abi(void) {
  * aiop_produce reset it). librdkafka calls the partitioner synchronously inside rd_kafka_produceva for a
  * keyed message without a partition when it knows the topic's partitions. */
 static __thread int32_t aiop_seen_cnt = -1;
+/* The partition that call returned. */
+static __thread int32_t aiop_seen_part = -1;
 
 /* By AIOP_PART_*: only the *_random ones. librdkafka compares the partitioner's address with consistent,
  * murmur2 and fnv1a to decide whether a null key gets the sticky partition, so wrapping those would
@@ -47,7 +49,7 @@ static aiop_partitioner_t *const aiop_builtin[] = {
 	static int32_t aiop_observe_##kind(const aiop_topic_t *rkt, const void *key, size_t keylen, int32_t cnt, \
 	                                   void *rkt_opaque, void *msg_opaque) {                                   \
 		aiop_seen_cnt = cnt;                                                                                   \
-		return fn(rkt, key, keylen, cnt, rkt_opaque, msg_opaque);                                              \
+		return aiop_seen_part = fn(rkt, key, keylen, cnt, rkt_opaque, msg_opaque);                             \
 	}
 AIOP_OBSERVER(consistent_random, rd_kafka_msg_partitioner_consistent_random)
 AIOP_OBSERVER(murmur2_random, rd_kafka_msg_partitioner_murmur2_random)
@@ -286,7 +288,8 @@ static int group(struct aiop_scratch *s, const int32_t *eff, int32_t *idx, size_
  * While librdkafka does not know the topic's partitions, its partitioner is not called and the run goes
  * as it is. Returns 0, or -1 when it stopped (perr says why; *done counts what it enqueued). */
 static int produce_run(aiop_h *h, struct aiop_scratch *s, const aiop_rec_t *recs, size_t lo, size_t hi,
-                       const char *arena, const aiop_hdr_t *hdrs, int32_t *order, size_t *done, aiop_perr_t *perr) {
+                       const char *arena, const aiop_hdr_t *hdrs, int32_t *order, int32_t *parts, size_t *done,
+                       aiop_perr_t *perr) {
 	size_t first = hi, k, m, t;
 	int32_t cnt = -1;
 	int oom = 0;
@@ -301,12 +304,13 @@ static int produce_run(aiop_h *h, struct aiop_scratch *s, const aiop_rec_t *recs
 	if (first < hi) {
 		for (k = lo; k <= first; k++) {
 			if (k == first)
-				aiop_seen_cnt = -1;
+				aiop_seen_cnt = aiop_seen_part = -1;
 			err = produce_rec(h, s, &recs[k], recs[k].partition, arena, hdrs, &oom);
 			if (err || oom) {
 				set_error(perr, err);
 				return -1;
 			}
+			parts[k] = k == first ? aiop_seen_part : recs[k].partition;
 			(*done)++;
 		}
 		cnt = aiop_seen_cnt;
@@ -336,6 +340,7 @@ static int produce_run(aiop_h *h, struct aiop_scratch *s, const aiop_rec_t *recs
 	for (t = 0; t < m; t++) {
 		size_t i = (size_t)s->idx[t];
 		order[lo + t] = (int32_t)i;
+		parts[i] = s->eff[i - lo];
 		err = produce_rec(h, s, &recs[i], s->eff[i - lo], arena, hdrs, &oom);
 		if (err || oom) {
 			/* order[lo+t+1..hi) still to fill: the grouped order of the rest */
@@ -350,7 +355,7 @@ static int produce_run(aiop_h *h, struct aiop_scratch *s, const aiop_rec_t *recs
 }
 
 size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *arena, const aiop_hdr_t *hdrs,
-                    int32_t *order, aiop_perr_t *perr) {
+                    int32_t *order, int32_t *parts, aiop_perr_t *perr) {
 	struct aiop_scratch s;
 	size_t i = 0, j, done = 0;
 
@@ -364,12 +369,14 @@ size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *are
 	perr->code = 0;
 	perr->fatal = 0;
 	perr->partitioned = 0;
-	for (j = 0; j < n; j++)
+	for (j = 0; j < n; j++) {
 		order[j] = (int32_t)j;
+		parts[j] = -1;
+	}
 	while (i < n) {
 		for (j = i + 1; j < n && recs[j].rkt == recs[i].rkt; j++)
 			;
-		if (produce_run(h, &s, recs, i, j, arena, hdrs, order, &done, perr) != 0)
+		if (produce_run(h, &s, recs, i, j, arena, hdrs, order, parts, &done, perr) != 0)
 			break;
 		i = j;
 	}
@@ -497,6 +504,32 @@ int aiop_metadata_origin(aiop_h *h, int timeout_ms, int32_t *origin) {
 		*origin = md->orig_broker_id;
 		rd_kafka_metadata_destroy(md);
 	}
+	return err;
+}
+
+int aiop_topic_leaders(aiop_h *h, aiop_topic_t *rkt, int timeout_ms, int32_t *leaders, int cap, int32_t *cnt) {
+	const aiop_metadata_t *md = NULL;
+	int err = rd_kafka_metadata(h->rk, 0, rkt, &md, timeout_ms), i;
+	*cnt = -1;
+	if (err)
+		return err;
+	if (md->topic_cnt < 1) {
+		rd_kafka_metadata_destroy(md);
+		return AIOP_ERR_UNKNOWN_TOPIC;
+	}
+	{
+		const aiop_md_topic_t *t = &((const aiop_md_topic_t *)md->topics)[0];
+		err = t->err;
+		if (!err) {
+			*cnt = t->partition_cnt;
+			for (i = 0; i < cap; i++)
+				leaders[i] = -1;
+			for (i = 0; i < t->partition_cnt; i++)
+				if (t->partitions[i].id >= 0 && t->partitions[i].id < cap)
+					leaders[t->partitions[i].id] = t->partitions[i].err ? -1 : t->partitions[i].leader;
+		}
+	}
+	rd_kafka_metadata_destroy(md);
 	return err;
 }
 

@@ -85,6 +85,7 @@ enum {
 #define AIOP_EVENT_OAUTHBEARER_TOKEN_REFRESH 0x100
 #define AIOP_ERR_QUEUE_FULL (-184)
 #define AIOP_ERR_FATAL (-150)
+#define AIOP_ERR_UNKNOWN_TOPIC 3
 #define AIOP_CONF_OK 0
 
 /* The librdkafka functions used (librdkafka's own symbols, from the static archive that
@@ -150,6 +151,24 @@ typedef struct {
 	char *orig_broker_name;
 } aiop_metadata_t;
 _Static_assert(offsetof(aiop_metadata_t, orig_broker_id) == 32 || sizeof(void *) != 8, "rd_kafka_metadata_t layout");
+/* rd_kafka_metadata_partition_t and rd_kafka_metadata_topic_t. */
+typedef struct {
+	int32_t id;
+	int err;
+	int32_t leader;
+	int replica_cnt;
+	int32_t *replicas;
+	int isr_cnt;
+	int32_t *isrs;
+} aiop_md_partition_t;
+typedef struct {
+	char *topic;
+	int partition_cnt;
+	aiop_md_partition_t *partitions;
+	int err;
+} aiop_md_topic_t;
+_Static_assert(sizeof(aiop_md_partition_t) == 40 || sizeof(void *) != 8, "rd_kafka_metadata_partition_t layout");
+_Static_assert(sizeof(aiop_md_topic_t) == 32 || sizeof(void *) != 8, "rd_kafka_metadata_topic_t layout");
 int rd_kafka_metadata(aiop_rk_t *rk, int all_topics, aiop_topic_t *only_rkt, const aiop_metadata_t **metadatap,
                       int timeout_ms);
 void rd_kafka_metadata_destroy(const aiop_metadata_t *metadata);
@@ -254,9 +273,15 @@ void aiop_wake(aiop_h *h);
 /* aiop_produce enqueues recs (runs of one topic each) with rd_kafka_produceva, each topic run's records
  * grouped by partition (see aiop.c), and returns how many it enqueued. order[k] is the index in recs of the
  * k-th record in the order it enqueued them (or, past the returned count, would have): the caller offers
- * the rest again in that order. It stops at the first record librdkafka refuses (perr says why). */
+ * the rest again in that order. parts[i] is the partition record i (in recs' order) was produced to, if
+ * aiop_produce knows it (it was given, or a partitioner placed it), else -1 (librdkafka's sticky
+ * partitioner decides later). It stops at the first record librdkafka refuses (perr says why). */
 size_t aiop_produce(aiop_h *h, const aiop_rec_t *recs, size_t n, const char *arena, const aiop_hdr_t *hdrs,
-                    int32_t *order, aiop_perr_t *perr);
+                    int32_t *order, int32_t *parts, aiop_perr_t *perr);
+/* aiop_topic_leaders requests rkt's metadata (rd_kafka_metadata, up to timeout_ms) and sets *cnt to its
+ * partition count and leaders[id] to partition id's leader (-1: none) for id < cap. It returns librdkafka's
+ * error code, or the topic's own error from the response. */
+int aiop_topic_leaders(aiop_h *h, aiop_topic_t *rkt, int timeout_ms, int32_t *leaders, int cap, int32_t *cnt);
 aiop_topic_t *aiop_topic(aiop_h *h, const char *name);
 /* aiop_metadata_origin requests metadata for the locally known topics (rd_kafka_metadata, waiting up to
  * timeout_ms for a broker to be up and for its answer) and sets *origin to the node id of the broker that

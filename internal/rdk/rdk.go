@@ -267,6 +267,7 @@ type Batch struct {
 	hdrs  []C.aiop_hdr_t
 	arena []byte
 	order []int32
+	parts []int32
 	perr  C.aiop_perr_t
 }
 
@@ -350,13 +351,14 @@ func (p *Producer) Produce(b *Batch) (int, error) {
 	}
 	if cap(b.order) < len(b.recs) {
 		b.order = make([]int32, len(b.recs))
+		b.parts = make([]int32, len(b.recs))
 	}
-	b.order = b.order[:len(b.recs)]
+	b.order, b.parts = b.order[:len(b.recs)], b.parts[:len(b.recs)]
 	if len(b.arena) == 0 {
 		b.arena = append(b.arena, 0) // a valid address for the call
 	}
 	n := int(C.aiop_produce(p.h, &b.recs[0], C.size_t(len(b.recs)), (*C.char)(unsafe.Pointer(&b.arena[0])), hdrs,
-		(*C.int32_t)(unsafe.Pointer(&b.order[0])), &b.perr))
+		(*C.int32_t)(unsafe.Pointer(&b.order[0])), (*C.int32_t)(unsafe.Pointer(&b.parts[0])), &b.perr))
 	switch code := kafka.ErrorCode(b.perr.code); {
 	case code == 0:
 		return n, nil
@@ -370,6 +372,11 @@ func (p *Producer) Produce(b *Batch) (int, error) {
 // Order returns, after Produce, the indexes (in the order of Add) of b's messages in the order Produce
 // enqueued them: its first n were enqueued, the rest are to be offered again in that order.
 func (b *Batch) Order() []int32 { return b.order }
+
+// Partitions returns, after Produce, the partition of each message (in the order of Add) that Produce
+// knows: the one it was given, or the one a partitioner placed it in; -1 where librdkafka's sticky
+// partitioner decides later (a null key), or for a message not enqueued.
+func (b *Batch) Partitions() []int32 { return b.parts }
 
 // Partitioned is how many keyed messages without a partition the last Produce placed itself.
 func (b *Batch) Partitioned() int { return int(b.perr.partitioned) }
@@ -433,6 +440,24 @@ func (p *Producer) TestFatalError(code kafka.ErrorCode, reason string) kafka.Err
 // without waiting for linger.ms. Delivery reports still arrive through Poll (librdkafka only waits here
 // for its message count to drop to zero). It reports whether that happened.
 func (p *Producer) Flush(timeoutMs int) bool { return C.aiop_flush(p.h, C.int(timeoutMs)) == 0 }
+
+// TopicLeaders requests t's metadata from the cluster (rd_kafka_metadata for that topic: one request,
+// waiting up to timeoutMs) and returns the leader of each of its partitions, -1 for one without a
+// leader. librdkafka updates its own view of the topic from the answer too.
+func (p *Producer) TopicLeaders(t Topic, timeoutMs int) ([]int32, error) {
+	leaders := make([]int32, 64)
+	for {
+		var cnt C.int32_t
+		code := C.aiop_topic_leaders(p.h, t.rkt, C.int(timeoutMs), (*C.int32_t)(unsafe.Pointer(&leaders[0])), C.int(len(leaders)), &cnt)
+		if code != 0 {
+			return nil, kafka.NewError(kafka.ErrorCode(code), "", false)
+		}
+		if int(cnt) <= len(leaders) {
+			return leaders[:cnt], nil
+		}
+		leaders = make([]int32, cnt)
+	}
+}
 
 // MetadataOrigin requests metadata for the locally known topics (rd_kafka_metadata), waiting up to
 // timeoutMs for a broker connection to be up and for its answer, and returns the node id of the broker
