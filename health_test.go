@@ -141,7 +141,8 @@ func TestStoppedBrokerDoesNotStallUnkeyedDeliveryElsewhere(t *testing.T) {
 // they took before their partitions were marked): keyed messages for the other brokers' partitions go
 // on, from the goroutines that produce them, as a service's handlers for other keys would.
 func TestStoppedBrokerHoldsAtMostHalfTheBufferForItsKeys(t *testing.T) {
-	const buf = DefaultMaxBufferedMsgs
+	// A buffer whose half the stopped broker's keys fill within seconds, also under -race.
+	const buf = 20_000
 	p, mc, onTwo := stuckCluster(t, buf)
 	eng := p.eng.(*librdkafkaEngine)
 	var stuckKeys, healthyKeys [][]byte
