@@ -10,15 +10,17 @@ build:
 	$(GO) build ./...
 
 ## test: the whole default suite with the race detector (goleak checks every package that has tests).
+## A test that hangs fails its package after TEST_TIMEOUT, and go test names it ("running tests:").
+TEST_TIMEOUT ?= 10m
 test:
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 race: test
 
 ## test-cgocheck: the packages that call librdkafka through cgo (the root package and its binding,
 ## internal/rdk) built with cgocheck2: every pointer passed to C is checked.
 test-cgocheck:
-	GOEXPERIMENT=cgocheck2 $(GO) test -count=1 -timeout 10m . ./internal/rdk
+	GOEXPERIMENT=cgocheck2 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) . ./internal/rdk
 
 vet:
 	$(GO) vet ./...

@@ -19,5 +19,5 @@ GO ?= go
 test-plugins:
 	for m in $(PLUGINS); do \
 		echo "test-plugins: $$m"; \
-		(cd $(PLUGINS_ROOT)/$$m && $(GO) vet ./... && $(GO) test -race -count=1 $(PLUGINS_TEST_FLAGS) ./...) || exit 1; \
+		(cd $(PLUGINS_ROOT)/$$m && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 5m $(PLUGINS_TEST_FLAGS) ./...) || exit 1; \
 	done
