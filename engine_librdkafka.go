@@ -155,6 +155,7 @@ func (e *librdkafkaEngine) enqueue(recs []*record) (int, error) {
 	var topicErr error
 	e.mu.Lock()
 	var t *rdkTopic
+	var counts tally
 	chosen := int32(-1)
 	for i, r := range recs {
 		if i == 0 || r.msg.Topic != recs[i-1].msg.Topic {
@@ -197,10 +198,11 @@ func (e *librdkafkaEngine) enqueue(recs []*record) (int, error) {
 		e.slots[sl] = slot{rec: r, th: t.health, part: counted, gen: gen}
 		sc.gens = append(sc.gens, gen)
 		if counted >= 0 {
-			t.health.enqueued(counted, 1, nowNs)
+			counts.enqueued(t.health, counted, nowNs)
 		}
 		b.Add(t.h, r.msg.Key, r.msg.Value, r.msg.Headers, part, r.ts.UnixMilli(), uint64(sl))
 	}
+	counts.flushEnqueued(nowNs)
 	e.mu.Unlock()
 
 	n, err := e.p.Produce(b)
@@ -217,10 +219,11 @@ func (e *librdkafkaEngine) enqueue(recs []*record) (int, error) {
 		if sl.part == partLater && sl.gen == sc.gens[i] {
 			sl.part = parts[i]
 			if parts[i] >= 0 {
-				sl.th.enqueued(parts[i], 1, nowNs)
+				counts.enqueued(sl.th, parts[i], nowNs)
 			}
 		}
 	}
+	counts.flushEnqueued(nowNs)
 	// The messages librdkafka did not take get no report: their slots are free again, and their counts
 	// taken back.
 	for k := n; k < len(recs); k++ {
@@ -467,6 +470,7 @@ func (e *librdkafkaEngine) run() {
 		now := time.Now()
 		if n > 0 {
 			nowNs := now.UnixNano()
+			var counts tally
 			e.mu.Lock()
 			for _, d := range out[:n] {
 				sl := e.slots[d.Opaque]
@@ -490,12 +494,13 @@ func (e *librdkafkaEngine) run() {
 				progress := d.Err == 0 || !localFailure(kafka.ErrorCode(d.Err))
 				switch {
 				case sl.part >= 0:
-					sl.th.reported(sl.part, 1, nowNs, progress)
+					counts.reported(sl.th, sl.part, 1, progress, nowNs)
 				case sl.th != nil && d.Partition >= 0:
-					sl.th.reported(d.Partition, 0, nowNs, progress)
+					counts.reported(sl.th, d.Partition, 0, progress, nowNs)
 				}
 				reps = append(reps, r)
 			}
+			counts.flushReported(nowNs)
 			e.mu.Unlock()
 			e.sink.onReports(reps)
 			clear(reps)

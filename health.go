@@ -202,6 +202,47 @@ func (t *topicHealth) allMarked() bool {
 	return true
 }
 
+// tally sums counts by partition run: consecutive calls for the same topic and partition make one
+// atomic update, not one per message.
+type tally struct {
+	t    *topicHealth
+	p    int32
+	n    int64
+	prog bool // reports: all showed progress
+}
+
+// enqueued counts one message for (t, p), flushing the run before if it is another's.
+func (c *tally) enqueued(t *topicHealth, p int32, now int64) {
+	if c.n > 0 && (c.t != t || c.p != p) {
+		c.flushEnqueued(now)
+	}
+	c.t, c.p = t, p
+	c.n++
+}
+
+func (c *tally) flushEnqueued(now int64) {
+	if c.n > 0 {
+		c.t.enqueued(c.p, c.n, now)
+		c.n = 0
+	}
+}
+
+// reported counts one report (n 1: of a counted message; 0: progress only) for (t, p).
+func (c *tally) reported(t *topicHealth, p int32, n int64, progress bool, now int64) {
+	if c.t != nil && (c.t != t || c.p != p || c.prog != progress) {
+		c.flushReported(now)
+	}
+	c.t, c.p, c.prog = t, p, progress
+	c.n += n
+}
+
+func (c *tally) flushReported(now int64) {
+	if c.t != nil {
+		c.t.reported(c.p, c.n, now, c.prog)
+		c.t, c.n = nil, 0
+	}
+}
+
 // scan marks the partitions that hold messages and have made no progress for h.after while another
 // partition made some, and lifts the marks of those that hold none. The engine's report goroutine
 // calls it every after/4 while messages are held; it costs the partitions of the topics in use.
