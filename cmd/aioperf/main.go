@@ -1,12 +1,12 @@
 // Command aioperf is a producer perf tool in the manner of kafka-producer-perf-test: it produces count
 // messages of size bytes through aioproducer, optionally at a fixed rate, prints a live progress line
 // and a final table of throughput and produce→delivered latency percentiles followed by a memory
-// line, and can write the per-message latencies as CSV and a latency-over-time plot as PNG.
+// line, and can write the per-message latencies as CSV and a latency-over-time plot as SVG.
 //
 //	go run ./cmd/aioperf -count 1000000 -size 100
 //	go run ./cmd/aioperf -broker localhost:9092 -topic perf -rate 50000 -compression lz4 -csv lat.csv
 //	go run ./cmd/aioperf -count 10000000 -rss-every 1000000
-//	go run ./cmd/aioperf -count 300000 -png lat.png
+//	go run ./cmd/aioperf -count 300000 -svg lat.svg
 //
 // Without -broker it starts librdkafka's in-process mock cluster. With -broker, -partitions N (when given)
 // creates the topic with N partitions first if it does not exist.
@@ -20,9 +20,10 @@
 //
 //	-csv path   every message's latency, "message,latency_us" (-1 for a message that failed):
 //	            8 bytes per message, kept until the end of the run.
-//	-png path   a 1000×500 plot of p50, p99 and max latency (ms, log scale) against the send
-//	            time (seconds since the start) in 200 slices of the run: 16 bytes per message
-//	            (latency and send time; 8 of them shared with -csv).
+//	-svg path   an SVG plot (1000×500, scalable; opens in any browser) of p50, p99 and max latency
+//	            (ms, log scale) against the send time (seconds since the start) in 200 slices of
+//	            the run, titled with the run's settings; hovering over a slice shows its numbers.
+//	            16 bytes per message (latency and send time; 8 of them shared with -csv).
 //
 // Memory reporting:
 //
@@ -32,7 +33,7 @@
 // The line below the table gives the peak RSS (VmHWM) and the RSS at the end (VmRSS) from
 // /proc/self/status ("n/a" without /proc), and the Go heap in use and total memory the Go runtime
 // obtained from the OS (runtime.MemStats HeapInuse and Sys), in MiB, measured after the last
-// delivery and before the CSV and PNG files are written.
+// delivery and before the CSV and SVG files are written.
 package main
 
 import (
@@ -73,7 +74,7 @@ func run() error {
 	concurrency := flag.Int("concurrency", 1, "producing goroutines")
 	linger := flag.Int("linger", 5, "linger.ms")
 	csvPath := flag.String("csv", "", "write every message's produce→delivered latency (µs) to this CSV file (costs 8 bytes per message)")
-	pngPath := flag.String("png", "", "write a PNG plot of p50/p99/max latency over send time to this file (costs 16 bytes per message)")
+	svgPath := flag.String("svg", "", "write an SVG plot of p50/p99/max latency over send time to this file (costs 16 bytes per message)")
 	rssEvery := flag.Int64("rss-every", 0, "print the RSS to stderr each time another `N` messages are done (0: never)")
 	keepMalloc := flag.Bool("keep-malloc-memory", false, "call aioproducer.TuneMalloc(aioproducer.KeepMallocMemory) first (glibc only)")
 	flag.Parse()
@@ -134,10 +135,10 @@ func run() error {
 	}
 	// Per-message data only when an output needs it; the table needs only hist.
 	var lat, sendNs []int64
-	if *csvPath != "" || *pngPath != "" {
+	if *csvPath != "" || *svgPath != "" {
 		lat = make([]int64, *count) // µs, by message; -1: failed
 	}
-	if *pngPath != "" {
+	if *svgPath != "" {
 		sendNs = make([]int64, *count) // ns since start, by message
 	}
 	hist := new(Hist)
@@ -249,8 +250,9 @@ func run() error {
 
 	pct := hist.QuantileDuration
 	n := delivered.Load()
-	fmt.Printf("%d × %d B, compression %s, acks %s, concurrency %d, rate %s, broker %s\n\n",
+	settings := fmt.Sprintf("%d × %d B, compression %s, acks %s, concurrency %d, rate %s, broker %s",
 		*count, *size, *compression, *acks, *concurrency, rateName(*rate), brokerName(*broker))
+	fmt.Printf("%s\n\n", settings)
 	fmt.Printf("| delivered | failed | seconds | msgs/s | MB/s | p50 | p95 | p99 | p99.9 | max |\n")
 	fmt.Printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	fmt.Printf("| %d | %d | %.2f | %.0f | %.1f | %v | %v | %v | %v | %v |\n", n, failed.Load(), elapsed.Seconds(),
@@ -268,9 +270,9 @@ func run() error {
 			return err
 		}
 	}
-	if *pngPath != "" {
-		if err := writePlot(*pngPath, sendNs, lat); err != nil {
-			return fmt.Errorf("-png: %w", err)
+	if *svgPath != "" {
+		if err := writePlot(*svgPath, settings, sendNs, lat); err != nil {
+			return fmt.Errorf("-svg: %w", err)
 		}
 	}
 	return nil

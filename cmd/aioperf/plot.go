@@ -2,44 +2,29 @@ package main
 
 import (
 	"errors"
-	"image"
-	"image/color"
-	"image/png"
+	"fmt"
+	"html"
 	"math"
 	"os"
 	"strconv"
+	"strings"
 )
 
-// The latency-over-time plot (-png): x is seconds since the start of the run by each message's
-// send time (when ProduceFunc was called), y is produce→delivered latency in milliseconds on a log
-// scale. The run is cut into plotBuckets equal slices of send time; for each slice that sent
-// anything the plot draws its p50 and p99 (from a Hist, so within 0.8 %) as blue and orange lines
-// joining consecutive slices, and its exact max as red dots. Failed messages (latency < 0) are left
-// out.
+// The latency-over-time plot (-svg), an SVG file any browser shows at any size: x is seconds since
+// the start of the run by each message's send time (when ProduceFunc was called), y is
+// produce→delivered latency in milliseconds on a log scale. The run is cut into plotBuckets equal
+// slices of send time; for each slice that sent anything the plot draws its p50 and p99 (from a
+// Hist, so within 0.8 %) as blue and orange lines joining consecutive slices, and its exact max as
+// red dots; hovering over a slice shows its numbers. Failed messages (latency < 0) are left out.
 const (
-	plotW, plotH = 1000, 500
-	plotBuckets  = 200
-	plotScale    = 2 // font pixels are 2×2
-
-	// Plot area inside the image.
-	plotLeft, plotRight  = 80, plotW - 30
-	plotTop, plotBottom  = 50, plotH - 60
-	plotYTitle           = "latency ms (log)"
-	plotXTitle           = "seconds since start (send time)"
-	plotLegendP50        = "p50"
-	plotLegendP99        = "p99"
-	plotLegendMax        = "max"
-	plotTickLabelChars   = "0123456789."
-	plotLegendSwatchSize = 24
-)
-
-var (
-	colWhite = color.RGBA{255, 255, 255, 255}
-	colAxis  = color.RGBA{40, 40, 40, 255}
-	colGrid  = color.RGBA{225, 225, 225, 255}
-	colP50   = color.RGBA{31, 119, 180, 255} // blue
-	colP99   = color.RGBA{255, 127, 14, 255} // orange
-	colMax   = color.RGBA{214, 39, 40, 255}  // red
+	plotW, plotH        = 1000, 500
+	plotBuckets         = 200
+	plotLeft, plotRight = 90, plotW - 30 // the plot area inside the picture
+	plotTop, plotBottom = 60, plotH - 60
+	plotYTitle          = "latency, ms (log scale)"
+	plotXTitle          = "seconds since start (send time)"
+	colP50, colP99      = "#1f77b4", "#ff7f0e" // blue, orange
+	colMax, colAxis     = "#d62728", "#282828" // red, near black
 )
 
 // plotPoint is one time slice's statistics, in µs; n == 0 for a slice that sent nothing.
@@ -76,152 +61,136 @@ func plotPoints(sendNs, latUs []int64) (pts []plotPoint, tmaxNs int64) {
 	return pts, tmaxNs
 }
 
-// renderPlot draws the plot of the messages' latencies; see plotPoints for the arguments.
-func renderPlot(sendNs, latUs []int64) (*image.RGBA, error) {
+// ms formats a latency in µs as milliseconds, exactly.
+func ms(us int64) string { return strconv.FormatFloat(float64(us)/1e3, 'f', -1, 64) }
+
+// renderPlot returns the SVG plot of the messages' latencies under the given title (the run's
+// settings); see plotPoints for the other arguments.
+func renderPlot(title string, sendNs, latUs []int64) (string, error) {
 	if len(sendNs) != len(latUs) {
-		return nil, errors.New("plot: send times and latencies differ in length")
+		return "", errors.New("plot: send times and latencies differ in length")
 	}
 	pts, tmaxNs := plotPoints(sendNs, latUs)
-	img := image.NewRGBA(image.Rect(0, 0, plotW, plotH))
-	fillRect(img, 0, 0, plotW, plotH, colWhite)
-
-	// Y range: whole decades of ms around every plotted value.
 	loUs, hiUs := int64(math.MaxInt64), int64(0)
 	for _, p := range pts {
 		if p.n > 0 {
-			loUs = min(loUs, max(p.p50, 1))
-			hiUs = max(hiUs, max(p.max, 1))
+			loUs, hiUs = min(loUs, max(p.p50, 1)), max(hiUs, max(p.max, 1))
 		}
 	}
 	if hiUs == 0 {
-		return nil, errors.New("plot: no delivered messages")
+		return "", errors.New("plot: no delivered messages")
 	}
-	decLo := int(math.Floor(math.Log10(float64(loUs) / 1000)))
-	decHi := int(math.Ceil(math.Log10(float64(hiUs) / 1000)))
-	if decHi <= decLo {
-		decHi = decLo + 1
-	}
-	yOf := func(us int64) int {
-		ms := math.Max(float64(us), 1) / 1000
-		f := (math.Log10(ms) - float64(decLo)) / float64(decHi-decLo)
-		return plotBottom - int(math.Round(f*float64(plotBottom-plotTop)))
+	// Y range: whole decades of µs (at least 1 µs) around every plotted value.
+	decLo, decHi := int(math.Floor(math.Log10(float64(loUs)))), int(math.Ceil(math.Log10(float64(hiUs))))
+	decHi = max(decHi, decLo+1)
+	yOf := func(us int64) float64 {
+		f := (math.Log10(math.Max(float64(us), 1)) - float64(decLo)) / float64(decHi-decLo)
+		return plotBottom - f*(plotBottom-plotTop)
 	}
 	tmaxS := math.Max(float64(tmaxNs)/1e9, 1e-3)
-	xOfS := func(s float64) int {
-		return plotLeft + int(math.Round(s/tmaxS*float64(plotRight-plotLeft)))
-	}
+	xOfS := func(s float64) float64 { return plotLeft + s/tmaxS*(plotRight-plotLeft) }
+	bucketS := tmaxS / plotBuckets
+	xOfB := func(b int) float64 { return xOfS((float64(b) + 0.5) * bucketS) }
 
-	// Y grid, ticks and labels: every decade labelled; 2 and 5 too when there are at most two decades.
-	labelMinor := decHi-decLo <= 2
+	var sb strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&sb, format+"\n", a...) }
+	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %[1]d %[2]d" font-family="sans-serif" font-size="13" fill="%s">`,
+		plotW, plotH, colAxis)
+	p(`<title>aioperf: %s</title>`, html.EscapeString(title))
+	p(`<rect width="%d" height="%d" fill="white"/>`, plotW, plotH)
+	p(`<text id="title" x="%d" y="24" font-size="15">%s</text>`, plotLeft, html.EscapeString(title))
+
+	// Y grid and labels: every decade labelled; 2 and 5 too when there are at most two decades.
+	p(`<g id="y-axis" text-anchor="end">`)
 	for d := decLo; d <= decHi; d++ {
-		for m := 1; m <= 9; m++ {
-			if d == decHi && m > 1 {
-				break
-			}
-			ms := float64(m) * math.Pow10(d)
-			y := yOf(int64(math.Round(ms * 1000)))
+		for m := int64(1); m <= 9 && (d < decHi || m == 1); m++ {
+			us := m * int64(math.Pow10(d))
+			grid := "#eeeeee" // light for 2..9, darker for a decade
 			if m == 1 {
-				hline(img, plotLeft+1, plotRight, y, colGrid)
-				hline(img, plotLeft-8, plotLeft, y, colAxis)
-			} else {
-				hline(img, plotLeft-4, plotLeft, y, colAxis)
+				grid = "#d0d0d0"
 			}
-			if m == 1 || (labelMinor && (m == 2 || m == 5)) {
-				s := strconv.FormatFloat(ms, 'f', max(0, -d), 64)
-				drawText(img, plotLeft-12-textWidth(s, plotScale), y-glyphH*plotScale/2, s, plotScale, colAxis)
+			p(`<line x1="%d" x2="%d" y1="%.1f" y2="%.1[3]f" stroke="%s"/>`, plotLeft, plotRight, yOf(us), grid)
+			if m == 1 || decHi-decLo <= 2 && (m == 2 || m == 5) {
+				p(`<text x="%d" y="%.1f" dy="0.35em">%s</text>`, plotLeft-8, yOf(us), ms(us))
 			}
 		}
 	}
+	p(`<text transform="translate(24 %d) rotate(-90)" text-anchor="middle">%s</text>`, (plotTop+plotBottom)/2, plotYTitle)
+	p(`</g>`)
 
-	// X grid, ticks and labels at a 1-2-5 step giving about 8 ticks.
+	// X grid and labels at a 1-2-5 step giving about 8 ticks.
 	step := niceStep(tmaxS / 8)
 	dec := max(0, -int(math.Floor(math.Log10(step)+1e-9)))
-	for i := 0; ; i++ {
-		s := float64(i) * step
-		if s > tmaxS*(1+1e-9) {
-			break
-		}
-		x := xOfS(s)
-		vline(img, x, plotTop, plotBottom-1, colGrid)
-		vline(img, x, plotBottom, plotBottom+8, colAxis)
-		lbl := strconv.FormatFloat(s, 'f', dec, 64)
-		lx := min(x-textWidth(lbl, plotScale)/2, plotW-2-textWidth(lbl, plotScale)) // keep the last one inside
-		drawText(img, lx, plotBottom+14, lbl, plotScale, colAxis)
+	p(`<g id="x-axis" text-anchor="middle">`)
+	for i := 0; float64(i)*step <= tmaxS*(1+1e-9); i++ {
+		x := xOfS(float64(i) * step)
+		p(`<line x1="%.1f" x2="%.1[1]f" y1="%d" y2="%d" stroke="#d0d0d0"/>`, x, plotTop, plotBottom+6)
+		p(`<text x="%.1f" y="%d">%s</text>`, x, plotBottom+22, strconv.FormatFloat(float64(i)*step, 'f', dec, 64))
 	}
+	p(`<text x="%d" y="%d">%s</text>`, (plotLeft+plotRight)/2, plotH-14, plotXTitle)
+	p(`</g>`)
+	p(`<path d="M%d,%d V%d H%d" fill="none" stroke="%s"/>`, plotLeft, plotTop, plotBottom, plotRight, colAxis)
 
-	// Titles.
-	drawText(img, plotLeft-60, plotTop-34, plotYTitle, plotScale, colAxis)
-	drawText(img, (plotLeft+plotRight-textWidth(plotXTitle, plotScale))/2, plotH-22, plotXTitle, plotScale, colAxis)
+	// The series: p99 and p50 as lines (p50 on top), then max as dots over both. A run of slices
+	// starts with M and L to the same point, so that a lone slice shows as a dot (round caps).
+	for _, s := range []struct {
+		id, col string
+		v       func(plotPoint) int64
+	}{{"p99", colP99, func(p plotPoint) int64 { return p.p99 }}, {"p50", colP50, func(p plotPoint) int64 { return p.p50 }}} {
+		var d strings.Builder
+		for b, pt := range pts {
+			if pt.n > 0 && (b == 0 || pts[b-1].n == 0) {
+				fmt.Fprintf(&d, "M%.1f,%.1f ", xOfB(b), yOf(s.v(pt)))
+			}
+			if pt.n > 0 {
+				fmt.Fprintf(&d, "L%.1f,%.1f ", xOfB(b), yOf(s.v(pt)))
+			}
+		}
+		p(`<path id="%s" d="%s" fill="none" stroke="%s" stroke-width="2" stroke-linejoin="round" stroke-linecap="round"/>`,
+			s.id, strings.TrimSpace(d.String()), s.col)
+	}
+	p(`<g id="max" fill="%s">`, colMax)
+	for b, pt := range pts {
+		if pt.n > 0 {
+			p(`<circle cx="%.1f" cy="%.1f" r="2.5"/>`, xOfB(b), yOf(pt.max))
+		}
+	}
+	p(`</g>`)
 
 	// Legend, top right.
-	x := plotRight
-	for _, l := range []struct {
-		s string
-		c color.RGBA
-	}{{plotLegendMax, colMax}, {plotLegendP99, colP99}, {plotLegendP50, colP50}} {
-		x -= textWidth(l.s, plotScale)
-		drawText(img, x, plotTop-34, l.s, plotScale, colAxis)
-		x -= plotLegendSwatchSize + 6
-		y := plotTop - 34 + glyphH*plotScale/2 - 2
-		if l.c == colMax { // dots, as drawn
-			for dx := 0; dx < plotLegendSwatchSize; dx += 8 {
-				fillRect(img, x+dx+2, y, 4, 4, l.c)
-			}
+	p(`<g id="legend">`)
+	for i, l := range []struct{ name, col string }{{"p50", colP50}, {"p99", colP99}, {"max", colMax}} {
+		x := plotRight - 180 + 60*i
+		if l.name == "max" {
+			p(`<path d="M%d,%d h0 m8,0 h0 m8,0 h0" stroke="%s" stroke-width="5" stroke-linecap="round"/>`, x+4, plotTop-16, l.col)
 		} else {
-			fillRect(img, x, y, plotLegendSwatchSize, 4, l.c)
+			p(`<path d="M%d,%d h20" stroke="%s" stroke-width="2"/>`, x, plotTop-16, l.col)
 		}
-		x -= 20
+		p(`<text x="%d" y="%d" dy="0.35em">%s</text>`, x+26, plotTop-16, l.name)
 	}
+	p(`</g>`)
 
-	// The series: p99 and p50 as lines (p50 on top), then max as dots over both, so that all three
-	// show where they coincide.
-	bucketS := tmaxS / plotBuckets
-	xOfB := func(b int) int { return xOfS((float64(b) + 0.5) * bucketS) }
-	for _, s := range []struct {
-		v func(plotPoint) int64
-		c color.RGBA
-	}{
-		{func(p plotPoint) int64 { return p.p99 }, colP99},
-		{func(p plotPoint) int64 { return p.p50 }, colP50},
-	} {
-		for b, p := range pts {
-			if p.n == 0 {
-				continue
-			}
-			x, y := xOfB(b), yOf(s.v(p))
-			fillRect(img, x-1, y-1, 3, 3, s.c)
-			if b+1 < len(pts) && pts[b+1].n > 0 {
-				line(img, x, y, xOfB(b+1), yOf(s.v(pts[b+1])), s.c)
-			}
+	// Hover anywhere over a slice (in a browser) to see its numbers.
+	p(`<g id="slices" fill-opacity="0">`)
+	for b, pt := range pts {
+		if pt.n > 0 {
+			p(`<rect x="%.1f" y="%d" width="%.2f" height="%d"><title>%.5g–%.5g s: messages %d, p50 %s ms, p99 %s ms, max %s ms</title></rect>`,
+				xOfS(float64(b)*bucketS), plotTop, xOfS(bucketS)-plotLeft, plotBottom-plotTop,
+				float64(b)*bucketS, float64(b+1)*bucketS, pt.n, ms(pt.p50), ms(pt.p99), ms(pt.max))
 		}
 	}
-	for b, p := range pts {
-		if p.n > 0 {
-			fillRect(img, xOfB(b)-2, yOf(p.max)-2, 4, 4, colMax)
-		}
-	}
-
-	// The axes last, over any series at the lowest latency or in the first slice.
-	vline(img, plotLeft, plotTop, plotBottom, colAxis)
-	hline(img, plotLeft, plotRight, plotBottom, colAxis)
-	return img, nil
+	p(`</g>`)
+	p(`</svg>`)
+	return sb.String(), nil
 }
 
-// writePlot renders the plot and writes it as a PNG file.
-func writePlot(path string, sendNs, latUs []int64) error {
-	img, err := renderPlot(sendNs, latUs)
+// writePlot renders the plot and writes it to an SVG file.
+func writePlot(path, title string, sendNs, latUs []int64) error {
+	svg, err := renderPlot(title, sendNs, latUs)
 	if err != nil {
 		return err
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return os.WriteFile(path, []byte(svg), 0o644)
 }
 
 // niceStep is the smallest of 1, 2 or 5 times a power of ten that is at least raw.
@@ -236,51 +205,4 @@ func niceStep(raw float64) float64 {
 		}
 	}
 	return 10 * p
-}
-
-func fillRect(img *image.RGBA, x, y, w, h int, c color.RGBA) {
-	r := image.Rect(x, y, x+w, y+h).Intersect(img.Rect)
-	for yy := r.Min.Y; yy < r.Max.Y; yy++ {
-		for xx := r.Min.X; xx < r.Max.X; xx++ {
-			img.SetRGBA(xx, yy, c)
-		}
-	}
-}
-
-func hline(img *image.RGBA, x0, x1, y int, c color.RGBA) { fillRect(img, x0, y, x1-x0+1, 1, c) }
-func vline(img *image.RGBA, x, y0, y1 int, c color.RGBA) { fillRect(img, x, y0, 1, y1-y0+1, c) }
-
-// line draws a 2-pixel-thick line from (x0, y0) to (x1, y1) (Bresenham).
-func line(img *image.RGBA, x0, y0, x1, y1 int, c color.RGBA) {
-	dx, dy := abs(x1-x0), -abs(y1-y0)
-	sx, sy := 1, 1
-	if x0 > x1 {
-		sx = -1
-	}
-	if y0 > y1 {
-		sy = -1
-	}
-	e := dx + dy
-	for {
-		fillRect(img, x0, y0, 2, 2, c)
-		if x0 == x1 && y0 == y1 {
-			return
-		}
-		e2 := 2 * e
-		if e2 >= dy {
-			e += dy
-			x0 += sx
-		}
-		if e2 <= dx {
-			e += dx
-			y0 += sy
-		}
-	}
-}
-
-func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
 }

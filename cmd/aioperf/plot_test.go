@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"image"
-	"image/color"
-	"image/png"
+	"encoding/xml"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,52 +30,116 @@ func syntheticRun(n int, dur time.Duration) (sendNs, latUs []int64) {
 	return sendNs, latUs
 }
 
-func TestPlotIsA1000x500PNGWithAxesAndThreeSeries(t *testing.T) {
+// svgNode is any XML element, with its attributes, text and children.
+type svgNode struct {
+	XMLName xml.Name
+	Attrs   []xml.Attr `xml:",any,attr"`
+	Text    string     `xml:",chardata"`
+	Nodes   []svgNode  `xml:",any"`
+}
+
+func (n *svgNode) attr(name string) string {
+	for _, a := range n.Attrs {
+		if a.Name.Local == name {
+			return a.Value
+		}
+	}
+	return ""
+}
+
+// walk calls f for n and every element below it.
+func (n *svgNode) walk(f func(*svgNode)) {
+	f(n)
+	for i := range n.Nodes {
+		n.Nodes[i].walk(f)
+	}
+}
+
+// parseSVG parses the plot with encoding/xml (failing the test if it is not well-formed) and
+// indexes its elements by id.
+func parseSVG(t *testing.T, svg string) (root *svgNode, byID map[string]*svgNode) {
+	t.Helper()
+	if strings.Contains(svg, "%!") {
+		t.Fatalf("a formatting error (%%!) in the plot: %s", svg)
+	}
+	root = new(svgNode)
+	if err := xml.Unmarshal([]byte(svg), root); err != nil {
+		t.Fatalf("the plot is not well-formed XML: %v", err)
+	}
+	if root.XMLName != (xml.Name{Space: "http://www.w3.org/2000/svg", Local: "svg"}) {
+		t.Fatalf("root element %v, want svg in the SVG namespace", root.XMLName)
+	}
+	byID = map[string]*svgNode{}
+	root.walk(func(n *svgNode) {
+		if id := n.attr("id"); id != "" {
+			byID[id] = n
+		}
+	})
+	return root, byID
+}
+
+// pathPoints is the points of a path's M and L commands, as the plot writes them.
+func pathPoints(t *testing.T, d string) (pts [][2]float64) {
+	t.Helper()
+	for _, f := range strings.Fields(d) {
+		x, y, ok := strings.Cut(f[1:], ",")
+		xf, err1 := strconv.ParseFloat(x, 64)
+		yf, err2 := strconv.ParseFloat(y, 64)
+		if !ok || err1 != nil || err2 != nil || f[0] != 'M' && f[0] != 'L' {
+			t.Fatalf("path command %q, want Mx,y or Lx,y", f)
+		}
+		if f[0] == 'L' {
+			pts = append(pts, [2]float64{xf, yf})
+		}
+	}
+	return pts
+}
+
+func TestPlotIsAnSVGWithAxesLegendAndThreeSeries(t *testing.T) {
 	sendNs, latUs := syntheticRun(50_000, 10*time.Second)
-	path := filepath.Join(t.TempDir(), "lat.png")
-	if err := writePlot(path, sendNs, latUs); err != nil {
+	path := filepath.Join(t.TempDir(), "lat.svg")
+	if err := writePlot(path, "50000 × 100 B, a & b <c>", sendNs, latUs); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := png.Decode(bytes.NewReader(data))
-	if err != nil {
-		t.Fatalf("the file is not a PNG: %v", err)
+	root, byID := parseSVG(t, string(data))
+	if root.attr("viewBox") != "0 0 1000 500" {
+		t.Errorf("viewBox %q, want 0 0 1000 500", root.attr("viewBox"))
 	}
-	if b := img.Bounds(); b.Dx() != 1000 || b.Dy() != 500 {
-		t.Fatalf("size %v, want 1000×500", b.Size())
-	}
-	counts := map[color.RGBA]int{}
-	nonWhite := 0
-	for y := range 500 {
-		for x := range 1000 {
-			c := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
-			counts[c]++
-			if c != colWhite {
-				nonWhite++
-			}
+	var texts []string
+	root.walk(func(n *svgNode) {
+		if n.XMLName.Local == "text" {
+			texts = append(texts, n.Text)
+		}
+	})
+	all := strings.Join(texts, "|")
+	for _, want := range []string{"|" + plotYTitle + "|", "|" + plotXTitle + "|", "50000 × 100 B, a & b <c>|", "|0|", "|8|", "|1|", "|10|", "|100|"} {
+		if !strings.Contains("|"+all+"|", want) {
+			t.Errorf("no text %q in %q", strings.Trim(want, "|"), all)
 		}
 	}
-	if nonWhite < 1000*500/100 {
-		t.Errorf("only %d pixels are not white: the plot is (nearly) blank", nonWhite)
+	var legend []string
+	byID["legend"].walk(func(n *svgNode) {
+		if n.XMLName.Local == "text" {
+			legend = append(legend, n.Text)
+		}
+	})
+	if strings.Join(legend, " ") != "p50 p99 max" {
+		t.Errorf("legend %q, want p50 p99 max", legend)
 	}
-	for name, c := range map[string]color.RGBA{"axes and text": colAxis, "p50": colP50, "p99": colP99, "max": colMax} {
-		if counts[c] < 200 {
-			t.Errorf("%s: %d pixels of colour %v, want a visible line", name, counts[c], c)
+	for _, id := range []string{"p50", "p99"} {
+		if n := byID[id]; n == nil || n.XMLName.Local != "path" || len(pathPoints(t, n.attr("d"))) != plotBuckets {
+			t.Errorf("series %s: want a path with %d points, got %+v", id, plotBuckets, n)
 		}
 	}
-	// The axes: a dark vertical line at plotLeft and horizontal one at plotBottom.
-	for y := plotTop; y <= plotBottom; y++ {
-		if c := color.RGBAModel.Convert(img.At(plotLeft, y)); c != colAxis {
-			t.Fatalf("y axis: pixel (%d, %d) is %v, want %v", plotLeft, y, c, colAxis)
-		}
+	if n := byID["max"]; n == nil || len(n.Nodes) != plotBuckets || n.Nodes[0].XMLName.Local != "circle" {
+		t.Errorf("series max: want %d circles", plotBuckets)
 	}
-	for x := plotLeft; x <= plotRight; x++ {
-		if c := color.RGBAModel.Convert(img.At(x, plotBottom)); c != colAxis {
-			t.Fatalf("x axis: pixel (%d, %d) is %v, want %v", x, plotBottom, c, colAxis)
-		}
+	if n := byID["slices"]; n == nil || len(n.Nodes) != plotBuckets || !strings.Contains(n.Nodes[0].Nodes[0].Text, ": messages ") {
+		t.Errorf("want %d hover rectangles with a title each", plotBuckets)
 	}
 }
 
@@ -107,67 +170,48 @@ func TestPlotSeriesFollowTheData(t *testing.T) {
 		t.Fatalf("the slices count %d messages, want the %d delivered ones", total, 50_000-500)
 	}
 
-	// The pixels agree: in the spike the p50 line is drawn higher (smaller y) than before it.
-	img, err := renderPlot(sendNs, latUs)
+	// The drawing agrees: in the spike the p50 line is higher (smaller y) than before it.
+	svg, err := renderPlot("", sendNs, latUs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	topOf := func(x int, c color.RGBA) int {
-		for y := plotTop; y <= plotBottom; y++ {
-			if img.RGBAAt(x, y) == c {
-				return y
-			}
-		}
-		return -1
+	_, byID := parseSVG(t, svg)
+	p50 := pathPoints(t, byID["p50"].attr("d"))
+	before, during := p50[plotBuckets/5][1], p50[plotBuckets/2][1]
+	if during >= before-50 {
+		t.Fatalf("p50 line at y=%.1f before the spike and y=%.1f during it; want it clearly higher during", before, during)
 	}
-	xAt := func(frac float64) int { return plotLeft + int(frac*float64(plotRight-plotLeft)) }
-	before, during := topOf(xAt(0.2), colP50), topOf(xAt(0.5), colP50)
-	if before < 0 || during < 0 || during >= before-50 {
-		t.Fatalf("p50 line at y=%d before the spike and y=%d during it; want it clearly higher during", before, during)
+	for i, pt := range p50 {
+		if pt[0] < plotLeft || pt[0] > plotRight || pt[1] < plotTop || pt[1] > plotBottom {
+			t.Fatalf("p50 point %d at %v is outside the plot area", i, pt)
+		}
 	}
 }
 
 func TestPlotWithoutDeliveriesIsAnError(t *testing.T) {
-	if _, err := renderPlot([]int64{0, 1}, []int64{-1, -1}); err == nil {
+	if _, err := renderPlot("", []int64{0, 1}, []int64{-1, -1}); err == nil {
 		t.Fatal("want an error when every message failed")
 	}
-	if _, err := renderPlot([]int64{0}, []int64{1, 2}); err == nil {
+	if _, err := renderPlot("", []int64{0}, []int64{1, 2}); err == nil {
 		t.Fatal("want an error for slices of different lengths")
 	}
 }
 
-func TestPlotHandlesTinyAndInstantRuns(t *testing.T) {
+func TestPlotHandlesTinyInstantAndGappedRuns(t *testing.T) {
 	for name, run := range map[string][2][]int64{
 		"one message":       {{0}, {700}},
 		"all at once, 0 µs": {{0, 0, 0}, {0, 0, 0}},
 		"hour-long latency": {{0, 5e9}, {10, int64(time.Hour / time.Microsecond)}},
+		"gaps":              {{0, 1e9, 2e9, 2.01e9}, {1000, 2000, 3000, 4000}},
 	} {
-		img, err := renderPlot(run[0], run[1])
+		svg, err := renderPlot(name, run[0], run[1])
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
-		if img.Bounds() != image.Rect(0, 0, plotW, plotH) {
-			t.Errorf("%s: bounds %v", name, img.Bounds())
-		}
-	}
-}
-
-func TestFontCoversEveryLabel(t *testing.T) {
-	for _, s := range []string{plotYTitle, plotXTitle, plotLegendP50, plotLegendP99, plotLegendMax, plotTickLabelChars} {
-		for _, r := range s {
-			g, ok := font[r]
-			if !ok {
-				t.Errorf("no glyph for %q (in %q)", r, s)
-			}
-			if r != ' ' && len(g) != glyphH && len(g) != glyphH+2 {
-				t.Errorf("glyph %q has %d rows, want %d or %d", r, len(g), glyphH, glyphH+2)
-			}
-			for _, row := range g {
-				if len(row) != glyphW {
-					t.Errorf("glyph %q has a row %q of width %d, want %d", r, row, len(row), glyphW)
-				}
-			}
+		_, byID := parseSVG(t, svg)
+		if got := len(byID["max"].Nodes); got != len(pathPoints(t, byID["p50"].attr("d"))) || got == 0 {
+			t.Errorf("%s: %d max dots and a p50 path %q, want a point in each per non-empty slice", name, got, byID["p50"].attr("d"))
 		}
 	}
 }
