@@ -42,9 +42,10 @@ type engine interface {
 	// on (partitionHealth): Produce then holds it to the stuck budget. It is called by Produce, so it
 	// is cheap while no partition is stuck.
 	stuck(msg *Message) bool
-	// stuckHeld is how many messages the partitions stuck reports on held when the engine last
-	// looked (0 while none is).
-	stuckHeld() int64
+	// stuckAdmit takes one place for a message stuck reported on, unless the marked partitions
+	// hold limit messages already (as far as the engine knows: what they held when it last looked, and
+	// what it admitted since), and reports whether it took it.
+	stuckAdmit(limit int64) bool
 	// forget drops what the engine keeps for topics (a librdkafka topic handle): the dispatcher has
 	// seen no message for them for a while. A later message to one of them is welcome all the same.
 	// It is called by the worker whose topics they are, never while that worker calls enqueue.

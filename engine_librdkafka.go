@@ -371,7 +371,7 @@ func (e *librdkafkaEngine) stuck(msg *Message) bool {
 	return th.allMarked()
 }
 
-func (e *librdkafkaEngine) stuckHeld() int64 { return e.health.markedHeld.Load() }
+func (e *librdkafkaEngine) stuckAdmit(limit int64) bool { return e.health.admit(limit) }
 
 // partitionOf is the partition librdkafka's partitioner puts a non-empty key in, of n.
 func (e *librdkafkaEngine) partitionOf(key []byte, n int32) int32 {

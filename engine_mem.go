@@ -120,7 +120,7 @@ func (e *memEngine) start(sink reportSink) {
 // stuck is false: the in-memory broker's partitions never stall.
 func (e *memEngine) stuck(*Message) bool { return false }
 
-func (e *memEngine) stuckHeld() int64 { return 0 }
+func (e *memEngine) stuckAdmit(int64) bool { return true }
 
 // forget counts the topics it is told to forget (forgotten).
 func (e *memEngine) forget(topics []string) {

@@ -202,6 +202,20 @@ func (t *topicHealth) allMarked() bool {
 	return true
 }
 
+// admit counts one more message for the marked partitions, unless they hold limit already, and
+// reports whether it did. The next scan replaces the estimate with what they hold.
+func (h *partitionHealth) admit(limit int64) bool {
+	for {
+		n := h.markedHeld.Load()
+		if n >= limit {
+			return false
+		}
+		if h.markedHeld.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
 // tally sums counts by partition run: consecutive calls for the same topic and partition make one
 // atomic update, not one per message.
 type tally struct {

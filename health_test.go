@@ -192,13 +192,13 @@ func TestStoppedBrokerHoldsAtMostHalfTheBufferForItsKeys(t *testing.T) {
 	require.Eventually(t, func() bool { return eng.health.marked.Load() > 0 }, 5*time.Second, 10*time.Millisecond,
 		"the stopped broker's partitions are marked")
 	// Until the stopped broker's keys have filled their budget.
-	require.Eventually(t, func() bool { return eng.stuckHeld() >= p.in.stuck.maxMsgs*9/10 }, 12*time.Second, 10*time.Millisecond,
-		"the stopped broker's partitions hold %d", eng.stuckHeld())
+	require.Eventually(t, func() bool { return eng.health.markedHeld.Load() >= p.in.stuck.maxMsgs*9/10 }, 12*time.Second, 10*time.Millisecond,
+		"the stopped broker's partitions hold %d", eng.health.markedHeld.Load())
 	filled := time.Now()
 	time.Sleep(2 * time.Second)
 	during := d.rate(filled, filled.Add(2*time.Second), healthy)
 	held, _ := p.limit.Used()
-	stuckHeld := eng.stuckHeld()
+	stuckHeld := eng.health.markedHeld.Load()
 	blocked := time.Duration(maxHealthyWait.Load())
 	close(stop)
 	require.NoError(t, mc.SetRoundtripDuration(2, 0))

@@ -71,7 +71,7 @@ func (in *intake) accept(ctx context.Context, msg *Message, block bool) (*record
 	// waiting outside the buffer's queue, so that it holds up no message for a healthy partition.
 	stuck := false
 	if in.eng.stuck(msg) {
-		if stuck, err = in.stuck.acquire(ctx, block, size, in.eng.stuckHeld, func() bool { return in.eng.stuck(msg) }); err != nil {
+		if stuck, err = in.stuck.acquire(ctx, block, size, in.eng, msg); err != nil {
 			return nil, err
 		}
 	}
@@ -192,8 +192,8 @@ func (in *intake) acceptBatch(ctx context.Context, msgs []*Message, called time.
 // and Produce for the healthy partitions goes on. A message produced to such a partition by key or
 // explicitly (or unkeyed, to a topic whose every partition is marked) waits for a place here, outside
 // the buffer's queue; TryProduce fails with ErrBufferFull. Its place is given back with its outcome.
-// The bound counts both what the marked partitions held when they were last looked at (which includes
-// what they took before they were marked) and what it let through since, whichever is more.
+// The bound counts what the marked partitions hold, including what they took before they were marked
+// (engine.stuckAdmit), and what the budget let through, whichever is more.
 type stuckBudget struct {
 	maxMsgs  int64
 	maxBytes int64
@@ -210,14 +210,16 @@ func newStuckBudget(maxMsgs int, maxBytes int64) *stuckBudget {
 	return &stuckBudget{maxMsgs: max(int64(maxMsgs)/2, 1), maxBytes: max(maxBytes/2, 1)}
 }
 
-// acquire takes a place of size bytes while stillStuck, waiting for one with block (ctx bounds the
-// wait) or failing with ErrBufferFull. It reports whether it took one: not when the partition stopped
-// being stuck meanwhile.
-func (b *stuckBudget) acquire(ctx context.Context, block bool, size int64, held func() int64, stillStuck func() bool) (bool, error) {
+// acquire takes a place of size bytes for msg, which eng says is stuck, waiting for one with block
+// (ctx bounds the wait) or failing with ErrBufferFull. It reports whether it took one: not when msg's
+// partition stopped being stuck meanwhile.
+func (b *stuckBudget) acquire(ctx context.Context, block bool, size int64, eng engine, msg *Message) (bool, error) {
 	for {
 		gen := b.freed.generation()
-		if n, s := b.msgs.Add(1), b.bytes.Add(size); max(n, held()+1) <= b.maxMsgs && (s <= b.maxBytes || n == 1) {
-			return true, nil
+		if n, s := b.msgs.Add(1), b.bytes.Add(size); n <= b.maxMsgs && (s <= b.maxBytes || n == 1) {
+			if eng.stuckAdmit(b.maxMsgs) {
+				return true, nil
+			}
 		}
 		b.msgs.Add(-1)
 		b.bytes.Add(-size)
@@ -233,7 +235,7 @@ func (b *stuckBudget) acquire(ctx context.Context, block bool, size int64, held 
 			return false, ctx.Err()
 		}
 		t.Stop()
-		if !stillStuck() {
+		if !eng.stuck(msg) {
 			return false, nil
 		}
 	}

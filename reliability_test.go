@@ -80,6 +80,13 @@ func (c *tagCounter) Handle(_ context.Context, r slog.Record) error {
 	return nil
 }
 
+// count is how many log lines had tag.
+func (c *tagCounter) count(tag string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.tags[tag]
+}
+
 func (c *tagCounter) String() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -470,7 +477,10 @@ func testRoundTripSpikes(t *testing.T, topic string, long time.Duration, timeout
 	s := l.verify(t)
 	l.verifyStats(t, p, 0, 0)
 	require.Zero(t, s.Failed, "%v", s)
-	tolerate := timeouts && !knownBugs()
+	// On a loaded machine a spike below socket.timeout.ms can still time a request out (the answer
+	// comes later than the spike): the mock's duplicates are tolerated then too, never when no request
+	// timed out.
+	tolerate := (timeouts || tags.count("REQTMOUT") > 0) && !knownBugs()
 	ls := l.checkLog(t, cl, topic, partitions, aioproducertest.LogCheck{AllowDuplicates: tolerate})
 	if ls.Duplicated > 0 {
 		t.Logf("%s: %d delivered messages duplicated in the log", bugMockDuplicates, ls.Duplicated)

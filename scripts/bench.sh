@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # bench.sh - run the side-by-side benchmarks (raw confluent-kafka-go vs aioproducer) interleaved, REPS
 # times each, and print the median of every benchmark and the ratio of each aioproducer benchmark to its
-# raw pair. Usage: scripts/bench.sh [REPS] (default 5). Output also goes to .cache/bench/latest.txt.
+# raw pair. Usage: scripts/bench.sh [REPS] (default 5). Output also goes to .cache/bench/latest.txt, and
+# as markdown headed by the command, commit, machine and load to .cache/bench/mock-latest.md (which
+# scripts/benchmarks-md.sh puts into BENCHMARKS.md).
 set -euo pipefail
 reps=${1:-5}
 out_dir=.cache/bench
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+t0=$(date +%s)
 mkdir -p "$out_dir"
 raw="$out_dir/raw.txt"
 : >"$raw"
@@ -38,3 +42,15 @@ awk -v reps="$reps" '
       if (r in m) printf "  %-50s %.2f\n", n, m[n] / m[r]
     }
   }' "$raw" | tee "$out_dir/latest.txt"
+{
+  echo "# make bench (librdkafka's in-process mock cluster)"
+  echo
+  echo "- command: \`scripts/bench.sh $reps\` (\`make bench\`): raw confluent-kafka-go and aioproducer alternate in one process, $reps interleaved reps, medians; one partition, 100 B values, acks=all, idempotence on"
+  echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!.cache' 2>/dev/null || echo ' (dirty)')"
+  echo "- date: $(date -u '+%F %T') UTC; $(nproc) CPUs; go: $(go env GOVERSION)"
+  echo "- load average before: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg); wall time $(($(date +%s) - t0)) s"
+  echo
+  echo '```'
+  cat "$out_dir/latest.txt"
+  echo '```'
+} >"$out_dir/mock-latest.md"
