@@ -170,7 +170,9 @@ func (e *librdkafkaEngine) enqueue(recs []*record) (int, error) {
 		counted := int32(partUnknown)
 		switch {
 		case explicit:
-			counted = part
+			if t.health.tracks(part) {
+				counted = part
+			}
 		case r.placed:
 			part, counted = r.part, r.part
 		case e.unkeyed(r.msg.Key):
@@ -217,8 +219,9 @@ func (e *librdkafkaEngine) enqueue(recs []*record) (int, error) {
 		i := order[k]
 		sl := &e.slots[b.Opaque(int(i))]
 		if sl.part == partLater && sl.gen == sc.gens[i] {
-			sl.part = parts[i]
-			if parts[i] >= 0 {
+			sl.part = partUnknown
+			if sl.th.tracks(parts[i]) {
+				sl.part = parts[i]
 				counts.enqueued(sl.th, parts[i], nowNs)
 			}
 		}
@@ -495,7 +498,7 @@ func (e *librdkafkaEngine) run() {
 				switch {
 				case sl.part >= 0:
 					counts.reported(sl.th, sl.part, 1, progress, nowNs)
-				case sl.th != nil && d.Partition >= 0:
+				case sl.th != nil && sl.th.tracks(d.Partition):
 					counts.reported(sl.th, d.Partition, 0, progress, nowNs)
 				}
 				reps = append(reps, r)

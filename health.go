@@ -122,7 +122,20 @@ func (t *topicHealth) partitions() []partHealth {
 	return nil
 }
 
-// part returns partition p's counters, growing the slice if p is beyond it.
+// maxTracked bounds the partitions partitionHealth counts: an explicit partition the topic does not
+// have (a user's mistake, which librdkafka fails) must not grow the counters' slice to its number.
+const maxTracked = 1 << 14
+
+// tracks reports whether partition p of t is counted: within the partitions known from metadata, or
+// while those are unknown, below maxTracked.
+func (t *topicHealth) tracks(p int32) bool {
+	if n := t.count.Load(); n > 0 {
+		return p >= 0 && p < n
+	}
+	return p >= 0 && p < maxTracked
+}
+
+// part returns partition p's counters, growing the slice if p is beyond it (p must be tracked).
 func (t *topicHealth) part(p int32) *partHealth {
 	if ps := t.partitions(); int(p) < len(ps) {
 		return &ps[p]

@@ -212,3 +212,23 @@ func TestStoppedBrokerHoldsAtMostHalfTheBufferForItsKeys(t *testing.T) {
 	assert.Less(t, blocked, time.Second, "a healthy key's Produce waited %v", blocked)
 	assert.Zero(t, d.failed.Load())
 }
+
+// An explicit partition the topic does not have (a user's mistake, which librdkafka fails) is not
+// counted: its number must not size the counters (a fuzzed 1<<30 once tried to allocate 24 GiB).
+func TestHealthDoesNotCountPartitionsTheTopicLacks(t *testing.T) {
+	mc := newMockCluster(t, 1)
+	require.NoError(t, mc.CreateTopic("few", 2, 1))
+	p := newTestProducer(t, mc.BootstrapServers(), nil)
+	ctx := ctxTimeout(t, 30*time.Second)
+	for _, part := range []int32{1 << 30, 5, 1<<31 - 1} {
+		f, err := p.Produce(ctx, &Message{Topic: "few", Value: []byte("v"), Partition: ExplicitPartition(part)})
+		require.NoError(t, err)
+		_, err = f.Wait(ctx)
+		var ke kafka.Error
+		require.ErrorAs(t, err, &ke, "partition %d", part)
+		assert.Equal(t, kafka.ErrUnknownPartition, ke.Code(), "partition %d", part)
+	}
+	th := p.eng.(*librdkafkaEngine).health.lookup("few")
+	require.NotNil(t, th)
+	assert.LessOrEqual(t, len(th.partitions()), maxTracked)
+}
