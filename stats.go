@@ -16,7 +16,8 @@ type Stats struct {
 	// Delivered and Failed count outcomes.
 	Delivered uint64
 	Failed    uint64
-	// Batches is the number of messageBatch values executed, and MeanBatchSize their mean length.
+	// Batches is the number of calls that handed messages to librdkafka (each carries the messages
+	// of one or more topics; see WithBatchSize), and MeanBatchSize their mean number of messages.
 	Batches       uint64
 	MeanBatchSize float64
 	// QueueFullWaits counts the times librdkafka's queue was full and a worker waited for deliveries.
