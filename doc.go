@@ -49,7 +49,7 @@
 // Flush waits for the outcomes of everything accepted before it. Close stops intake, sends what is
 // buffered, waits for every outcome and releases librdkafka; if its context ends first it fails what
 // is left and still returns with every outcome handed over and no goroutine left. Both send at once,
-// without waiting for the buffer timeout or librdkafka's linger.ms. Give Close a deadline: with no
+// without waiting for librdkafka's linger.ms. Give Close a deadline: with no
 // broker reachable it would otherwise wait until librdkafka times the messages out
 // (message.timeout.ms, 5 minutes by default).
 package aioproducer

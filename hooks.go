@@ -69,19 +69,21 @@ type DeliveryEvent struct {
 }
 
 // HookBatch is told of every batch an executor worker hands to librdkafka, on that worker's goroutine,
-// after librdkafka took it (not of a batch librdkafka took none of). A slow HookBatch delays the
-// worker's next batch.
+// after librdkafka took it (not of a batch librdkafka took none of). A worker's call into librdkafka
+// may carry several topics: each topic's part of it is one batch, one event. A slow HookBatch delays
+// the worker's next call.
 type HookBatch interface {
 	OnBatch(e BatchEvent)
 }
 
-// BatchEvent is one batch handed to librdkafka.
+// BatchEvent is one batch handed to librdkafka: one topic's messages in a worker's call.
 type BatchEvent struct {
 	Topic string
 	// Messages and Bytes count what librdkafka accepted of the batch (key, value and header bytes).
 	Messages int
 	Bytes    int64
-	// Took is how long handing the batch over took, waits for a full librdkafka queue included.
+	// Took is how long the worker's call took, waits for a full librdkafka queue included: the same for
+	// every topic of the call.
 	Took time.Duration
 }
 
@@ -98,8 +100,8 @@ type HookError interface {
 // HookStats is told of librdkafka's statistics, every "statistics.interval.ms" (librdkafka's setting,
 // off by default: set it in the ConfigMap to receive them), parsed into LibrdkafkaStats. Events run on
 // the callback goroutine, which parses them too; when the hook is still busy with an earlier one, the
-// newer replaces any other still waiting. Without a HookStats the producer parses nothing (and the
-// default engine does not even ask librdkafka for the reports). The hook may keep s.
+// newer replaces any other still waiting. Without a HookStats the producer parses nothing (and does
+// not even ask librdkafka for the reports). The hook may keep s.
 type HookStats interface {
 	OnStats(s *LibrdkafkaStats)
 }

@@ -241,8 +241,8 @@ func (p *Producer) produceBatch(ctx context.Context, msgs []*Message, called tim
 }
 
 // Flush waits until every message accepted before the call has its outcome (its Future is done, its
-// callback has run, its Result was sent), or ctx ends. It sends what the producer buffers at once,
-// without waiting for the buffer timeout, and while it waits librdkafka sends what it holds at once,
+// callback has run, its Result was sent), or ctx ends. The producer's workers hand what it buffers to
+// librdkafka whenever they are free, and while Flush waits librdkafka sends what it holds at once,
 // without waiting for linger.ms (as rd_kafka_flush does). Messages accepted during Flush may get their
 // outcomes before it returns, but it does not wait for them. After Close it returns ErrClosed.
 //
@@ -259,7 +259,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 }
 
 // Close stops taking messages (Produce returns ErrClosed from then on), sends what is buffered at once
-// (without waiting for the buffer timeout or linger.ms), waits for every outcome, and releases
+// (without waiting for linger.ms), waits for every outcome, and releases
 // librdkafka. If ctx ends first, it fails what was never sent with an error wrapping ErrClosed ("not
 // sent"), purges what librdkafka holds (a message purged in flight may be in the log: IsOutcomeUnknown
 // is true for it), waits for those outcomes, and returns an error wrapping ctx's. Either way every

@@ -16,8 +16,8 @@ type Stats struct {
 	// Delivered and Failed count outcomes.
 	Delivered uint64
 	Failed    uint64
-	// Batches is the number of calls that handed messages to librdkafka (each carries the messages
-	// of one or more topics; see WithBatchSize), and MeanBatchSize their mean number of messages.
+	// Batches is the number of calls the workers made to hand messages to librdkafka (a call may carry
+	// several topics), and MeanBatchSize their mean number of messages.
 	Batches       uint64
 	MeanBatchSize float64
 	// QueueFullWaits counts the times librdkafka's queue was full and a worker waited for deliveries.

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"testing"
 	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/stretchr/testify/require"
 
 	"github.com/seed-f937cf20/aioproducer"
 	"github.com/seed-f937cf20/aioproducer/aioproducertest"
@@ -27,6 +31,50 @@ func (s *OrderService) PlaceOrder(ctx context.Context, id string) error {
 		return fmt.Errorf("order %s: %w", id, err)
 	}
 	return nil
+}
+
+// A unit test of OrderService as you write it: NewFake closes the Fake at the end of the test.
+func TestPlaceOrderWithAFake(t *testing.T) {
+	fake := aioproducertest.NewFake(t, aioproducertest.FailWith(func(m *aioproducer.Message) error {
+		if string(m.Key) == "13" {
+			return errors.New("unlucky order") // what this message's Future, callback or channel gets
+		}
+		return nil
+	}))
+	svc := &OrderService{Events: fake}
+	ctx := context.Background()
+
+	require.NoError(t, svc.PlaceOrder(ctx, "12"))
+	require.ErrorContains(t, svc.PlaceOrder(ctx, "13"), "unlucky order")
+	require.Len(t, fake.Messages(), 2) // History() adds each one's partition, offset and outcome
+}
+
+// The Fake in manual mode: the test decides when the broker answers, and how.
+func TestPlaceOrderWaitsForTheBroker(t *testing.T) {
+	fake := aioproducertest.NewFake(t, aioproducertest.ManualCompletion())
+	svc := &OrderService{Events: fake}
+
+	done := make(chan error, 1)
+	go func() { done <- svc.PlaceOrder(context.Background(), "42") }()
+	for fake.Outstanding() == 0 { // PlaceOrder waits for its Future
+		time.Sleep(time.Millisecond)
+	}
+	fake.FailNext(kafka.NewError(kafka.ErrMsgTimedOut, "timed out", false))
+	err := <-done
+	require.True(t, aioproducer.IsOutcomeUnknown(err), "a timed-out message may be in the log: %v", err)
+}
+
+// An integration test on librdkafka's mock cluster: a real Producer, the topic read back.
+func TestPlaceOrderOnTheMockCluster(t *testing.T) {
+	c := aioproducertest.NewCluster(t, aioproducertest.WithTopic("orders", 3)) // stopped at the end of the test
+	p := c.NewProducer(t, nil)                                                 // closed at the end of the test
+	svc := &OrderService{Events: p}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	require.NoError(t, svc.PlaceOrder(ctx, "12"))
+	recs := c.Records(t, "orders", 1) // waits for 1 record: key, value, headers, timestamp, partition, offset
+	require.Equal(t, "12", string(recs[0].Key))
 }
 
 // A unit test of OrderService with the Fake: no broker, no librdkafka. In a test function, write
