@@ -133,6 +133,9 @@ type rdkTopic struct {
 // added to it get unkeyed messages too.
 const metaEvery = 5 * time.Minute
 
+// metaRetry is how soon a partition count that could not be learned is asked for again.
+const metaRetry = time.Second
+
 // enqueueScratch is what one enqueue call works in, pooled.
 type enqueueScratch struct {
 	b    rdk.Batch
@@ -301,9 +304,9 @@ func (e *librdkafkaEngine) topicLocked(topic string, now time.Time) (*rdkTopic, 
 // metaQueue is how many topics may wait for metadataLoop.
 const metaQueue = 4096
 
-// metadataTimeoutMs bounds one topic's metadata request. A request that lands on a broker that stopped
-// answering waits it out: it is asked again at the next call.
-const metadataTimeoutMs = 2000
+// metadataTimeoutMs bounds one topic's metadata request, and so how long Close waits for one in
+// progress. A request that lands on a broker that stopped answering gives up: it is asked again later.
+const metadataTimeoutMs = 500
 
 // metadataLoop learns the partition counts (and leaders) of the topics enqueue asks for, one request
 // at a time, on a goroutine of its own: the engine's calls never wait for the network. While partitions
@@ -347,7 +350,7 @@ func (e *librdkafkaEngine) learn(name string) {
 	if t, ok := e.topics[name]; ok {
 		t.metaAsk = false
 		if err != nil {
-			t.metaAt = time.Time{} // ask again at the next call
+			t.metaAt = time.Now().Add(metaRetry - metaEvery) // ask again in metaRetry
 		}
 	}
 	e.mu.Unlock()

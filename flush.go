@@ -100,8 +100,9 @@ func flushAndWait(ctx context.Context, flushes *flushTracker, fl *flusher) error
 }
 
 // flushSliceMs is how long one rd_kafka_flush call of the flusher lasts. It returns sooner when
-// librdkafka has nothing left; it bounds how long Close waits for the flusher to stop.
-const flushSliceMs = 100
+// librdkafka has nothing left; it bounds how long Close waits for the flusher to stop, and how long
+// librdkafka goes on ignoring linger.ms after the last Flush returned.
+const flushSliceMs = 20
 
 // flusher makes librdkafka send what it holds at once while a Flush or Close waits, as rd_kafka_flush
 // does for the raw client: librdkafka then ignores linger.ms, which could otherwise keep a Flush waiting
