@@ -10,6 +10,8 @@ package main
 //	            produce→delivered time (p50, p99)
 //	churn       aio defaults and raw confluent-kafka-go each write 100 messages to each of 20,000
 //	            topics in turn; Go heap, C heap and RSS before, right after, and after an idle minute
+//	stuck       3 brokers of a cluster of its own, one SIGSTOPped 30 s under unkeyed load at a fixed
+//	            rate: delivery to the other brokers' partitions before, during and after (stuck.go)
 //
 // Each cell's topics are created up front with the admin client, in chunks (topic auto-creation is off
 // on the test brokers), primed with one message per partition (primeTopics), shared by the cell's runs,
@@ -41,7 +43,7 @@ const (
 var scaleRows = []string{scRaw, scAio, scFranz, scC}
 
 // scaleKinds are the cells -scale can name, in the order they run.
-var scaleKinds = []string{"topics", "partitions", "goroutines", "churn"}
+var scaleKinds = []string{"topics", "partitions", "goroutines", "churn", "stuck"}
 
 // scaleSpec is one child run of a scale cell, passed to the child as JSON (-scale-spec).
 type scaleSpec struct {
@@ -59,6 +61,11 @@ type scaleSpec struct {
 	// churn: messages per topic, and how long to idle before the last memory reading.
 	PerTopic int           `json:"per_topic,omitempty"`
 	Idle     time.Duration `json:"idle,omitempty"`
+	// stuck: the offered rate (messages a second), the file the child writes its records to, and how
+	// long the run is meant to last (to size the records).
+	Rate int           `json:"rate,omitempty"`
+	Out  string        `json:"out,omitempty"`
+	For  time.Duration `json:"for,omitempty"`
 }
 
 func (s scaleSpec) topicName(i int) string { return fmt.Sprintf("%s-%d", s.Prefix, i) }
@@ -100,6 +107,7 @@ type scaleConfig struct {
 	churnIdle     time.Duration
 	chunk         int
 	primeBytes    int // per partition, before a cell's runs
+	stuck         stuckConfig
 }
 
 // scaleCell is one cell: its topics and the runs on them.
@@ -152,6 +160,9 @@ func (sc scaleConfig) cells() []scaleCell {
 		s.Count = s.Topics * s.PerTopic
 		cells = append(cells, scaleCell{kind: "churn", label: strconv.Itoa(sc.churnTopics), spec: s, partitions: 1, rows: []string{scAio, scRaw}})
 	}
+	if sc.kinds["stuck"] { // its own cluster and topics: runStuck
+		cells = append(cells, scaleCell{kind: "stuck", label: "3 brokers", partitions: sc.stuck.parts, rows: stuckRows})
+	}
 	return cells
 }
 
@@ -161,6 +172,7 @@ type cellResult struct {
 	created time.Duration
 	primed  time.Duration
 	skipped string // why the cell did not run
+	stuck   *stuckResult
 }
 
 func runScale(sc scaleConfig) int {
@@ -190,6 +202,10 @@ func runScale(sc scaleConfig) int {
 			}
 		}
 		if len(rows) == 0 {
+			continue
+		}
+		if c.kind == "stuck" {
+			cr.stuck = runStuck(sc, rows)
 			continue
 		}
 		need := c.spec.Topics * c.partitions
@@ -504,6 +520,11 @@ func printScale(sc scaleConfig, cells []scaleCell, results []cellResult) {
 			fmt.Println()
 		case "churn":
 			printChurn(cells[idx[0]], results[idx[0]])
+			continue
+		case "stuck":
+			if r := results[idx[0]].stuck; r != nil {
+				printStuck(sc, r)
+			}
 			continue
 		}
 		printScaleTable(kind, cells, results, idx)

@@ -42,6 +42,9 @@ func scaleChild(name, bootstrap, spec string) int {
 		return 2
 	}
 	s.Goroutines = max(1, s.Goroutines)
+	if s.Kind == "stuck" {
+		return stuckChild(name, bootstrap, s)
+	}
 	topic = s.topicName(0) // franz-go's default produce topic; every record names its own
 	var fn func(string, scaleSpec) (scaleOut, error)
 	switch {
