@@ -16,12 +16,10 @@ package main
 // and the resume as the harness took them.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -206,71 +204,31 @@ func runStuckClient(self, boot string, adm *kafka.AdminClient, st stuckConfig, s
 		r.err = err
 		return r
 	}
-	cmd := exec.Command(self, "-child", row, "-broker", boot, "-scale-spec", string(js))
-	stdin, err := cmd.StdinPipe()
+	ch, err := startLive(self, "-child", row, "-broker", boot, "-scale-spec", string(js))
 	if err != nil {
 		r.err = err
 		return r
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		r.err = err
-		return r
-	}
-	var errb lockedBuffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		r.err = err
-		return r
-	}
-	// One goroutine reads the child's stdout to its end, then waits for it: READY comes once the
-	// client delivered its first message, the rest when it ends.
-	var outMu sync.Mutex
-	var outLines []string
-	ready := make(chan int64, 1)
-	exited := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var t0 int64
-			if _, err := fmt.Sscanf(sc.Text(), "READY %d", &t0); err == nil {
-				ready <- t0
-				continue
+	defer func() { _ = ch.wait(time.Minute) }() // the child stops at EOF on its stdin too
+	// READY comes once the client delivered its first message.
+	deadline := time.Now().Add(2 * time.Minute)
+	var rest []string
+	for r.t0 == 0 {
+		lines, eof := ch.take(time.Until(deadline))
+		for _, l := range lines {
+			if _, err := fmt.Sscanf(l, "READY %d", &r.t0); err != nil {
+				rest = append(rest, l)
 			}
-			outMu.Lock()
-			outLines = append(outLines, sc.Text())
-			outMu.Unlock()
 		}
-		exited <- cmd.Wait()
-	}()
-	var exitErr error
-	waited := false
-	wait := func(d time.Duration) error {
-		if !waited {
-			select {
-			case exitErr = <-exited:
-			case <-time.After(d):
-				_ = cmd.Process.Kill()
-				exitErr = fmt.Errorf("the child did not finish within %v: killed (%v)", d, <-exited)
-			}
-			waited = true
+		switch {
+		case r.t0 != 0:
+		case eof:
+			r.err = fmt.Errorf("the child ended before READY: %v", ch.wait(time.Minute))
+			return r
+		case time.Now().After(deadline):
+			r.err = fmt.Errorf("no READY from the child within 2 minutes: %s", lastLines(ch.errb.String(), 5))
+			return r
 		}
-		return exitErr
-	}
-	defer func() {
-		_ = stdin.Close() // the child stops at EOF too
-		_ = wait(time.Minute)
-	}()
-	select {
-	case r.t0 = <-ready:
-	case err := <-exited:
-		waited, exitErr = true, err
-		r.err = fmt.Errorf("the child ended before READY: %v: %s", err, lastLines(errb.String(), 5))
-		return r
-	case <-time.After(2 * time.Minute):
-		_ = cmd.Process.Kill()
-		r.err = fmt.Errorf("no READY from the child within 2 minutes: %s", lastLines(errb.String(), 5))
-		return r
 	}
 	time.Sleep(time.Until(time.Unix(0, r.t0).Add(st.steady)))
 
@@ -307,51 +265,29 @@ func runStuckClient(self, boot string, adm *kafka.AdminClient, st stuckConfig, s
 		return r
 	}
 	time.Sleep(st.after)
-	_, _ = io.WriteString(stdin, "STOP\n")
-	_ = stdin.Close()
+	_ = ch.send("STOP")
 	r.stopped = time.Now().UnixNano()
-	if err := wait(15 * time.Minute); err != nil {
-		r.err = fmt.Errorf("%v: %s", err, lastLines(errb.String(), 5))
+	if err := ch.wait(15 * time.Minute); err != nil {
+		r.err = err
 		return r
 	}
-	if ps := cmd.ProcessState; ps != nil {
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			r.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	r.cpu = ch.cpu()
+	for {
+		lines, eof := ch.take(time.Second)
+		rest = append(rest, lines...)
+		if eof {
+			break
 		}
 	}
-	outMu.Lock()
-	defer outMu.Unlock()
-	for _, l := range outLines {
-		var a, b int64
-		var name string
-		if n, _ := fmt.Sscanf(l, "RESULT %d %d", &a, &b); n == 2 {
-			r.flushed = time.Duration(a)
-		} else if n, _ := fmt.Sscanf(l, "STAT %s %d", &name, &a); n == 2 && name == "refused" {
-			r.refused = int(a)
-		}
+	var res result
+	for _, l := range rest {
+		scanResult(&res, l)
 	}
+	r.flushed, r.refused = res.d, int(res.stats["refused"])
 	if r.calls, r.deliveries, err = readStuckLog(out); err != nil {
 		r.err = fmt.Errorf("the child's log: %v", err)
 	}
 	return r
-}
-
-// lockedBuffer is a bytes.Buffer that a child's stderr may write while the harness reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // createStuckTopic creates topic with parts partitions, replication 3 and min.insync.replicas 2 once the
@@ -479,7 +415,8 @@ type stuckWindow struct {
 
 // stuckWindows are, in order: the 10 s before the pause, the whole pause, from the fence to the resume
 // (the fence: pause + broker.session.timeout.ms + 2 s, when the controller has fenced the paused
-// broker and dropped it from every ISR), and the last 10 s of the run.
+// broker and dropped it from every ISR), the last 10 s of the pause (the backlog of the first seconds
+// after the fence is delivered by then), and the last 10 s of the run.
 func stuckWindows(r stuckRun, session time.Duration) []stuckWindow {
 	sec := int64(time.Second)
 	fence := min(r.paused+int64(session)+2*sec, r.resumed)
@@ -487,6 +424,7 @@ func stuckWindows(r stuckRun, session time.Duration) []stuckWindow {
 		{name: "before the pause (last 10 s)", from: r.paused - 10*sec, to: r.paused},
 		{name: "the whole pause", from: r.paused, to: r.resumed},
 		{name: "fence → resume", from: fence, to: r.resumed},
+		{name: "the last 10 s of the pause", from: max(r.paused, r.resumed-10*sec), to: r.resumed},
 		{name: "after the resume (last 10 s)", from: max(r.resumed, r.stopped-10*sec), to: r.stopped},
 	}
 	other := r.otherPartitions()
@@ -529,9 +467,9 @@ func (r stuckRun) otherPartitions() []bool {
 	return o
 }
 
-// stall is the longest stretch of the pause without a delivery to the other brokers' partitions, as
-// offsets from the pause.
-func (r stuckRun) stall() (from, to time.Duration) {
+// gaps are the stretches of the pause of at least 1 s without a delivery to the other brokers'
+// partitions, as offsets from the pause.
+func (r stuckRun) gaps() [][2]time.Duration {
 	other := r.otherPartitions()
 	ts := []int64{r.paused}
 	for _, d := range r.deliveries {
@@ -541,13 +479,13 @@ func (r stuckRun) stall() (from, to time.Duration) {
 	}
 	ts = append(ts, r.resumed)
 	slices.Sort(ts)
-	var a, b int64
+	var out [][2]time.Duration
 	for i := 1; i < len(ts); i++ {
-		if ts[i]-ts[i-1] > b-a {
-			a, b = ts[i-1], ts[i]
+		if ts[i]-ts[i-1] >= int64(time.Second) {
+			out = append(out, [2]time.Duration{time.Duration(ts[i-1] - r.paused), time.Duration(ts[i] - r.paused)})
 		}
 	}
-	return time.Duration(a - r.paused), time.Duration(b - r.paused)
+	return out
 }
 
 // longestCall is the longest Produce call that was under way at some time during the pause, and when
@@ -622,7 +560,7 @@ func printStuck(sc scaleConfig, res *stuckResult) {
 		}
 	}
 	fmt.Println()
-	fmt.Println("| client | paused node | its partitions | no delivery to the other brokers' partitions | fence → resume × before | ≥ 0.5? | longest Produce in the pause | failed | produced | delivered | flush after stop | client CPU |")
+	fmt.Println("| client | paused node | its partitions | no delivery to the other brokers' partitions (≥ 1 s) | fence → resume × before | ≥ 0.5? | longest Produce in the pause | failed | produced | delivered | flush after stop | client CPU |")
 	fmt.Println("| --- | --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, r := range res.runs {
 		if r.err != nil {
@@ -639,7 +577,13 @@ func printStuck(sc scaleConfig, res *stuckResult) {
 		if r.controller < 0 {
 			ctrl = "controller unknown"
 		}
-		a, b := r.stall()
+		var gaps []string
+		for _, g := range r.gaps() {
+			gaps = append(gaps, fmt.Sprintf("+%.1f → +%.1f s", g[0].Seconds(), g[1].Seconds()))
+		}
+		if len(gaps) == 0 {
+			gaps = append(gaps, "none")
+		}
 		x := ws[2].other / max(ws[0].other, 1e-9)
 		meets := "no"
 		if x >= 0.5 {
@@ -647,8 +591,8 @@ func printStuck(sc scaleConfig, res *stuckResult) {
 		}
 		lc := r.longestCall()
 		ok, failed := r.delivered()
-		fmt.Printf("| %s | %d (%s) | %s | from +%s to +%s | %.2f | %s | %v (from +%s) | %d | %d | %d | %s | %s |\n",
-			r.row, r.node, ctrl, strings.Join(mine, ","), secs(a), secs(b), x, meets, lc.d.Round(time.Millisecond), secs(lc.at),
+		fmt.Printf("| %s | %d (%s) | %s | %s | %.2f | %s | %v (from +%s) | %d | %d | %d | %s | %s |\n",
+			r.row, r.node, ctrl, strings.Join(mine, ","), strings.Join(gaps, ", "), x, meets, lc.d.Round(time.Millisecond), secs(lc.at),
 			failed+r.refused, len(r.calls), ok, secs(r.flushed), secs(r.cpu))
 	}
 	fmt.Println()
