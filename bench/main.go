@@ -335,7 +335,7 @@ func franzOpts(bootstrap, comp string) []kgo.Opt {
 		codec = kgo.ZstdCompression()
 	}
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(bootstrap),
+		kgo.SeedBrokers(strings.Split(bootstrap, ",")...),
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(time.Duration(lingerMs) * time.Millisecond),
