@@ -127,7 +127,7 @@ out=$OUT_DIR/$OUT_NAME-$stamp.md
 {
   echo "# bench -broker (real Kafka 4.4.0, one KRaft broker via scripts/kafka.sh)"
   echo
-  echo "- command: \`scripts/bench-kafka.sh $*\`"
+  echo "- command: \`$AIOBENCH_COMMAND\`"
   echo "- commit: $(git -C "$REPO_ROOT" rev-parse --short HEAD)$(git -C "$REPO_ROOT" diff --quiet HEAD -- . ':!.cache' 2>/dev/null || echo ' (dirty)')"
   echo "- date: $(date -u '+%F %T') UTC; $(nproc) CPUs; go: $(go env GOVERSION)"
   echo "- load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
