@@ -644,6 +644,7 @@ func main() {
 	churnTopics := flag.Int("churn-topics", 20_000, "-scale churn: topics written in turn")
 	churnMsgs := flag.Int("churn-msgs", 100, "-scale churn: messages per topic")
 	churnIdle := flag.Duration("churn-idle", time.Minute, "-scale churn: idle time before the last memory reading")
+	churnWindow := flag.Int("churn-window", 3000, "-scale churn: topics alive on the broker at once at most (created ahead of the client in -scale-chunk chunks, deleted behind it once delivered)")
 	stuckRate := flag.Int("stuck-rate", 20_000, "-scale stuck: offered messages a second (unkeyed, -scale-size bytes)")
 	stuckParts := flag.Int("stuck-partitions", 12, "-scale stuck: partitions of each client's topic (replication 3, min.insync.replicas 2)")
 	stuckSteady := flag.Duration("stuck-steady", 20*time.Second, "-scale stuck: load before the pause")
@@ -757,7 +758,7 @@ func main() {
 			bootstrap: *broker, reps: *reps, only: *only, clients: *clientList, kinds: kinds,
 			size: *scaleSize, count: count, warm: sw, topics: parseInts(*scaleTopics),
 			partitions: *scaleParts, keys: *scaleKeysN, goroutines: parseInts(*scaleG), gParts: *scaleGParts,
-			churnTopics: *churnTopics, churnMsgs: *churnMsgs, churnIdle: *churnIdle, chunk: *scaleChunk, primeBytes: *scalePrime,
+			churnTopics: *churnTopics, churnMsgs: *churnMsgs, churnIdle: *churnIdle, churnWindow: *churnWindow, chunk: *scaleChunk, primeBytes: *scalePrime,
 			stuck: stuckConfig{kafkaSh: *kafkaSh, stateDir: *stuckState, rate: *stuckRate, parts: *stuckParts, node: *stuckNode,
 				steady: *stuckSteady, pause: *stuckPause, after: *stuckAfter},
 		}))
