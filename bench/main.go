@@ -14,9 +14,10 @@
 //	cd bench && go run . -broker 127.0.0.1:9092 -reps 3 -works 100/none,1000/lz4 -partitions 1,6
 //
 // -scale (or -scale-only) adds the SCALE cells against the real broker (scale.go): many topics, many
-// partitions with keys, many producing goroutines, and topic churn:
+// partitions with keys, many producing goroutines, topic churn, and a broker that stops answering on a
+// 3-node cluster the cell starts itself (stuck.go):
 //
-//	cd bench && go run . -broker 127.0.0.1:9092 -reps 3 -scale-only -scale topics,partitions,goroutines,churn
+//	cd bench && go run . -broker 127.0.0.1:9092 -reps 3 -scale-only -scale topics,partitions,goroutines,churn,stuck
 package main
 
 import (
@@ -632,7 +633,7 @@ func main() {
 	pyMax := flag.Int("py-max", 200_000, "-broker: most messages per Python run (the Python clients are slow)")
 	noLat := flag.Bool("no-latency", false, "skip the latency runs")
 	scale := flag.String("scale", "", "-broker: SCALE cells to run too, comma-separated: topics,partitions,goroutines,churn,stuck (or all)")
-	scaleOnly := flag.Bool("scale-only", false, "-broker: run only the SCALE cells (all five unless -scale names some), not the throughput and latency tables")
+	scaleOnly := flag.Bool("scale-only", false, "-broker: run only the SCALE cells (topics, partitions, goroutines and churn unless -scale names some), not the throughput and latency tables")
 	scaleTopics := flag.String("scale-topics", "1,100,1000,10000", "-scale topics: topic counts, each topic 1 partition, messages round-robin over them")
 	scaleParts := flag.Int("scale-partitions", 1000, "-scale partitions: partitions of the one topic the keyed messages go to")
 	scaleKeysN := flag.Int("scale-keys", 100_000, "-scale partitions: distinct keys (message i gets key i mod this)")
@@ -730,9 +731,9 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	if *scaleOnly && len(kinds) == 0 {
+	if *scaleOnly && len(kinds) == 0 { // the one-broker cells: stuck brings up a cluster of its own, so only when named
 		for _, k := range scaleKinds {
-			kinds[k] = true
+			kinds[k] = k != "stuck"
 		}
 	}
 	if mockCluster && len(kinds) > 0 {

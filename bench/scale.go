@@ -14,8 +14,9 @@ package main
 //	            rate: delivery to the other brokers' partitions before, during and after (stuck.go)
 //
 // Each cell's topics are created up front with the admin client, in chunks (topic auto-creation is off
-// on the test brokers), primed with one message per partition (primeTopics), shared by the cell's runs,
-// and deleted after them. Every client runs in a child
+// on the test brokers), primed (primeTopics), shared by the cell's runs, and deleted after them; churn
+// keeps a window of topics alive as its clients go (churn.go), and stuck has a cluster and topics of its
+// own (stuck.go). Every client runs in a child
 // process of its own (-child NAME -scale-spec JSON), as the other real-broker rows do; the clients of a
 // cell take turns, rep after rep.
 
