@@ -31,6 +31,7 @@ func runChurnClient(self, bootstrap string, adm *kafka.AdminClient, sc scaleConf
 	kp, err := kafka.NewProducer(&kafka.ConfigMap{
 		"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": true, "linger.ms": 5,
 		"go.delivery.report.fields": "none", "message.timeout.ms": 600_000,
+		"log_level": 3, // not a PARTCNT notice for every topic deleted behind the client
 	})
 	if err != nil {
 		return result{}, err
