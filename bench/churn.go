@@ -15,28 +15,35 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
 // churnStall is how long the harness waits for a churn child to make progress before it kills it.
-const churnStall = 5 * time.Minute
+const churnStall = 10 * time.Minute
+
+// primeChunk writes one message to each of names, with a producer of its own: a librdkafka producer
+// that has known 20,000 topics spends most of a core in its main thread (rd_kafka_topic_find_fl, a
+// linear search of its topics), beside the client being measured.
+func primeChunk(bootstrap string, names []string, val []byte) error {
+	kp, err := kafka.NewProducer(&kafka.ConfigMap{
+		"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": true, "linger.ms": 5,
+		"go.delivery.report.fields": "none", "message.timeout.ms": 600_000,
+	})
+	if err != nil {
+		return err
+	}
+	defer kp.Close()
+	return primeRound(kp, names, 1, 1, val)
+}
 
 // runChurnClient runs one churn client on topics prefix-0 .. prefix-(Topics-1).
 func runChurnClient(self, bootstrap string, adm *kafka.AdminClient, sc scaleConfig, s scaleSpec, row string) (result, error) {
 	s.Prefix = s.Prefix + "-" + map[string]string{scAio: "a", scRaw: "r"}[row]
 	names := s.topicNames()
 	window, chunk := max(1, sc.churnWindow), max(1, sc.chunk)
-	kp, err := kafka.NewProducer(&kafka.ConfigMap{
-		"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": true, "linger.ms": 5,
-		"go.delivery.report.fields": "none", "message.timeout.ms": 600_000,
-		"log_level": 3, // not a PARTCNT notice for every topic deleted behind the client
-	})
-	if err != nil {
-		return result{}, err
-	}
-	defer kp.Close()
 	val := payload(s.Size)
 	created, deleted, delivered, maxAlive := 0, 0, 0, 0
 	var creating, deleting time.Duration
@@ -46,7 +53,7 @@ func runChurnClient(self, bootstrap string, adm *kafka.AdminClient, sc scaleConf
 		if err := createTopics(adm, names[created:hi], 1, chunk); err != nil {
 			return err
 		}
-		if err := primeRound(kp, names[created:hi], 1, 1, val); err != nil {
+		if err := primeChunk(bootstrap, names[created:hi], val); err != nil {
 			return fmt.Errorf("priming: %v", err)
 		}
 		created = hi
@@ -122,7 +129,13 @@ func runChurnClient(self, bootstrap string, adm *kafka.AdminClient, sc scaleConf
 			fmt.Fprintf(os.Stderr, "scale churn %d %s: %d topics created, %d delivered, %d deleted  load %s\n", s.Topics, row, created, delivered, deleted, loadavg())
 		}
 		if time.Since(lastProgress) > churnStall+s.Idle {
-			return r, fmt.Errorf("no progress for %v (%d topics created, %d delivered): %v", churnStall+s.Idle, created, delivered, ch.wait(0))
+			// The child's goroutines (SIGQUIT) into the log, then the end of it.
+			_ = ch.cmd.Process.Signal(syscall.SIGQUIT)
+			err := ch.wait(10 * time.Second)
+			e := ch.errb.String()
+			e = e[max(0, len(e)-256<<10):]
+			fmt.Fprintf(os.Stderr, "scale churn %d %s: no progress for %v; the end of the child's stderr:\n%s\n", s.Topics, row, churnStall+s.Idle, e)
+			return r, fmt.Errorf("no progress for %v (%d topics created, %d delivered): %v", churnStall+s.Idle, created, delivered, err)
 		}
 	}
 	if err := ch.wait(time.Minute); err != nil {
