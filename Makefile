@@ -69,6 +69,18 @@ BENCH_KAFKA_SCALE_FLAGS ?= -reps 3 -scale-only -scale topics,partitions,goroutin
 bench-kafka-scale:
 	BENCH_KAFKA_OUT=kafka-scale BENCH_KAFKA_STATE_DIR=$(CURDIR)/.cache/kafka/run-scale bash scripts/bench-kafka.sh $(BENCH_KAFKA_SCALE_FLAGS)
 
+## bench-kafka-stuck: bench/'s stuck cell: a 3-node cluster of its own (.cache/kafka/run-stuck3), one broker
+## SIGSTOPped 30 s under unkeyed load at a fixed rate, raw, aio and franz-go in turn; tables in
+## .cache/bench/kafka-stuck-latest.md. About 7 minutes. Not part of CI. BENCH_KAFKA_STUCK_FLAGS adds bench flags
+## (-stuck-rate, -stuck-pause, -clients, ...; scripts/README.md).
+BENCH_KAFKA_STUCK_FLAGS ?=
+.PHONY: bench-kafka-stuck
+bench-kafka-stuck:
+	BENCH_KAFKA_OUT=kafka-stuck BENCH_KAFKA_STATE_DIR=$(CURDIR)/.cache/kafka/run-stuck1 \
+	  BENCH_KAFKA_STUCK_STATE_DIR=$(CURDIR)/.cache/kafka/run-stuck3 \
+	  AIOBENCH_COMMAND="make bench-kafka-stuck$(if $(BENCH_KAFKA_STUCK_FLAGS), BENCH_KAFKA_STUCK_FLAGS='$(BENCH_KAFKA_STUCK_FLAGS)')" \
+	  bash scripts/bench-kafka.sh -scale-only -scale stuck $(BENCH_KAFKA_STUCK_FLAGS)
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidateMessage -fuzztime 30s .
 	$(GO) test -run '^$$' -fuzz FuzzProducerMessage -fuzztime 60s -parallel 1 .

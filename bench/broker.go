@@ -381,20 +381,7 @@ func runProc(cmd *exec.Cmd, count, msgs int) (result, error) {
 	sc := bufio.NewScanner(&out)
 	found := false
 	for sc.Scan() {
-		var ns, m int64
-		if n, _ := fmt.Sscanf(sc.Text(), "RESULT %d %d", &ns, &m); n == 2 {
-			r.d, r.allocs = time.Duration(ns), float64(m)
-			found = true
-			continue
-		}
-		var name string
-		var v float64
-		if n, _ := fmt.Sscanf(sc.Text(), "STAT %s %g", &name, &v); n == 2 {
-			if r.stats == nil {
-				r.stats = map[string]float64{}
-			}
-			r.stats[name] = v
-		}
+		found = scanResult(&r, sc.Text()) || found
 	}
 	if found {
 		return r, nil

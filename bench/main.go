@@ -14,9 +14,10 @@
 //	cd bench && go run . -broker 127.0.0.1:9092 -reps 3 -works 100/none,1000/lz4 -partitions 1,6
 //
 // -scale (or -scale-only) adds the SCALE cells against the real broker (scale.go): many topics, many
-// partitions with keys, many producing goroutines, and topic churn:
+// partitions with keys, many producing goroutines, topic churn, and a broker that stops answering on a
+// 3-node cluster the cell starts itself (stuck.go):
 //
-//	cd bench && go run . -broker 127.0.0.1:9092 -reps 3 -scale-only -scale topics,partitions,goroutines,churn
+//	cd bench && go run . -broker 127.0.0.1:9092 -reps 3 -scale-only -scale topics,partitions,goroutines,churn,stuck
 package main
 
 import (
@@ -335,7 +336,7 @@ func franzOpts(bootstrap, comp string) []kgo.Opt {
 		codec = kgo.ZstdCompression()
 	}
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(bootstrap),
+		kgo.SeedBrokers(strings.Split(bootstrap, ",")...),
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(time.Duration(lingerMs) * time.Millisecond),
@@ -631,8 +632,8 @@ func main() {
 	python := flag.String("python", "", "-broker: a python with confluent-kafka installed, for the Python rows (skipped when empty or missing)")
 	pyMax := flag.Int("py-max", 200_000, "-broker: most messages per Python run (the Python clients are slow)")
 	noLat := flag.Bool("no-latency", false, "skip the latency runs")
-	scale := flag.String("scale", "", "-broker: SCALE cells to run too, comma-separated: topics,partitions,goroutines,churn (or all)")
-	scaleOnly := flag.Bool("scale-only", false, "-broker: run only the SCALE cells (all four unless -scale names some), not the throughput and latency tables")
+	scale := flag.String("scale", "", "-broker: SCALE cells to run too, comma-separated: topics,partitions,goroutines,churn,stuck (or all)")
+	scaleOnly := flag.Bool("scale-only", false, "-broker: run only the SCALE cells (topics, partitions, goroutines and churn unless -scale names some), not the throughput and latency tables")
 	scaleTopics := flag.String("scale-topics", "1,100,1000,10000", "-scale topics: topic counts, each topic 1 partition, messages round-robin over them")
 	scaleParts := flag.Int("scale-partitions", 1000, "-scale partitions: partitions of the one topic the keyed messages go to")
 	scaleKeysN := flag.Int("scale-keys", 100_000, "-scale partitions: distinct keys (message i gets key i mod this)")
@@ -644,6 +645,15 @@ func main() {
 	churnTopics := flag.Int("churn-topics", 20_000, "-scale churn: topics written in turn")
 	churnMsgs := flag.Int("churn-msgs", 100, "-scale churn: messages per topic")
 	churnIdle := flag.Duration("churn-idle", time.Minute, "-scale churn: idle time before the last memory reading")
+	churnWindow := flag.Int("churn-window", 3000, "-scale churn: topics alive on the broker at once at most (created ahead of the client in -scale-chunk chunks, deleted behind it once delivered)")
+	stuckRate := flag.Int("stuck-rate", 20_000, "-scale stuck: offered messages a second (unkeyed, -scale-size bytes)")
+	stuckParts := flag.Int("stuck-partitions", 12, "-scale stuck: partitions of each client's topic (replication 3, min.insync.replicas 2)")
+	stuckSteady := flag.Duration("stuck-steady", 20*time.Second, "-scale stuck: load before the pause")
+	stuckPause := flag.Duration("stuck-pause", 30*time.Second, "-scale stuck: how long the broker stays SIGSTOPped")
+	stuckAfter := flag.Duration("stuck-after", 20*time.Second, "-scale stuck: load after the resume")
+	stuckNode := flag.Int("stuck-node", 0, "-scale stuck: the node (1..3) to pause; 0: the lowest that is not the active KRaft controller")
+	kafkaSh := flag.String("kafka-sh", defaultKafkaSh(), "-scale stuck: scripts/kafka.sh, which starts, pauses and stops the 3-node cluster")
+	stuckState := flag.String("stuck-state-dir", defaultStuckStateDir(), "-scale stuck: the 3-node cluster's state dir (KAFKA_STATE_DIR)")
 	child := flag.String("child", "", "internal: run this one Go client against -broker and print its result")
 	scaleSpecFlag := flag.String("scale-spec", "", "internal: the JSON scale spec of a -child run")
 	childSpec := flag.String("child-spec", "", "internal: topic,size,compression,count,warm[,partitions] of the -child run (partitions: create the topic first)")
@@ -714,16 +724,16 @@ func main() {
 			for _, k := range scaleKinds {
 				kinds[k] = true
 			}
-		case "topics", "partitions", "goroutines", "churn":
+		case "topics", "partitions", "goroutines", "churn", "stuck":
 			kinds[k] = true
 		default:
-			fmt.Fprintf(os.Stderr, "-scale: unknown cell %q (topics, partitions, goroutines, churn, all)\n", k)
+			fmt.Fprintf(os.Stderr, "-scale: unknown cell %q (topics, partitions, goroutines, churn, stuck, all)\n", k)
 			os.Exit(2)
 		}
 	}
-	if *scaleOnly && len(kinds) == 0 {
+	if *scaleOnly && len(kinds) == 0 { // the one-broker cells: stuck brings up a cluster of its own, so only when named
 		for _, k := range scaleKinds {
-			kinds[k] = true
+			kinds[k] = k != "stuck"
 		}
 	}
 	if mockCluster && len(kinds) > 0 {
@@ -749,7 +759,9 @@ func main() {
 			bootstrap: *broker, reps: *reps, only: *only, clients: *clientList, kinds: kinds,
 			size: *scaleSize, count: count, warm: sw, topics: parseInts(*scaleTopics),
 			partitions: *scaleParts, keys: *scaleKeysN, goroutines: parseInts(*scaleG), gParts: *scaleGParts,
-			churnTopics: *churnTopics, churnMsgs: *churnMsgs, churnIdle: *churnIdle, chunk: *scaleChunk, primeBytes: *scalePrime,
+			churnTopics: *churnTopics, churnMsgs: *churnMsgs, churnIdle: *churnIdle, churnWindow: *churnWindow, chunk: *scaleChunk, primeBytes: *scalePrime,
+			stuck: stuckConfig{kafkaSh: *kafkaSh, stateDir: *stuckState, rate: *stuckRate, parts: *stuckParts, node: *stuckNode,
+				steady: *stuckSteady, pause: *stuckPause, after: *stuckAfter},
 		}))
 	}
 	var clients []client

@@ -10,10 +10,13 @@ package main
 //	            produce→delivered time (p50, p99)
 //	churn       aio defaults and raw confluent-kafka-go each write 100 messages to each of 20,000
 //	            topics in turn; Go heap, C heap and RSS before, right after, and after an idle minute
+//	stuck       3 brokers of a cluster of its own, one SIGSTOPped 30 s under unkeyed load at a fixed
+//	            rate: delivery to the other brokers' partitions before, during and after (stuck.go)
 //
 // Each cell's topics are created up front with the admin client, in chunks (topic auto-creation is off
-// on the test brokers), primed with one message per partition (primeTopics), shared by the cell's runs,
-// and deleted after them. Every client runs in a child
+// on the test brokers), primed (primeTopics), shared by the cell's runs, and deleted after them; churn
+// keeps a window of topics alive as its clients go (churn.go), and stuck has a cluster and topics of its
+// own (stuck.go). Every client runs in a child
 // process of its own (-child NAME -scale-spec JSON), as the other real-broker rows do; the clients of a
 // cell take turns, rep after rep.
 
@@ -41,7 +44,7 @@ const (
 var scaleRows = []string{scRaw, scAio, scFranz, scC}
 
 // scaleKinds are the cells -scale can name, in the order they run.
-var scaleKinds = []string{"topics", "partitions", "goroutines", "churn"}
+var scaleKinds = []string{"topics", "partitions", "goroutines", "churn", "stuck"}
 
 // scaleSpec is one child run of a scale cell, passed to the child as JSON (-scale-spec).
 type scaleSpec struct {
@@ -59,6 +62,11 @@ type scaleSpec struct {
 	// churn: messages per topic, and how long to idle before the last memory reading.
 	PerTopic int           `json:"per_topic,omitempty"`
 	Idle     time.Duration `json:"idle,omitempty"`
+	// stuck: the offered rate (messages a second), the file the child writes its records to, and how
+	// long the run is meant to last (to size the records).
+	Rate int           `json:"rate,omitempty"`
+	Out  string        `json:"out,omitempty"`
+	For  time.Duration `json:"for,omitempty"`
 }
 
 func (s scaleSpec) topicName(i int) string { return fmt.Sprintf("%s-%d", s.Prefix, i) }
@@ -98,8 +106,10 @@ type scaleConfig struct {
 	churnTopics   int
 	churnMsgs     int
 	churnIdle     time.Duration
+	churnWindow   int // churn: topics alive at once at most
 	chunk         int
 	primeBytes    int // per partition, before a cell's runs
+	stuck         stuckConfig
 }
 
 // scaleCell is one cell: its topics and the runs on them.
@@ -152,6 +162,9 @@ func (sc scaleConfig) cells() []scaleCell {
 		s.Count = s.Topics * s.PerTopic
 		cells = append(cells, scaleCell{kind: "churn", label: strconv.Itoa(sc.churnTopics), spec: s, partitions: 1, rows: []string{scAio, scRaw}})
 	}
+	if sc.kinds["stuck"] { // its own cluster and topics: runStuck
+		cells = append(cells, scaleCell{kind: "stuck", label: "3 brokers", partitions: sc.stuck.parts, rows: stuckRows})
+	}
 	return cells
 }
 
@@ -161,6 +174,7 @@ type cellResult struct {
 	created time.Duration
 	primed  time.Duration
 	skipped string // why the cell did not run
+	stuck   *stuckResult
 }
 
 func runScale(sc scaleConfig) int {
@@ -180,6 +194,14 @@ func runScale(sc scaleConfig) int {
 	runID := time.Now().Unix() % 100000
 	var lastDel time.Time // the last delete of a cell's topics, and how many partitions it deleted
 	var lastDelParts int
+	// A deleted partition keeps its file open until the broker removes it, file.delete.delay.ms after
+	// the delete (Kafka's default 60 s; bench-kafka.sh sets 1 s with -scale).
+	delDelay := time.Minute
+	if v, err := brokerConfig(adm, "file.delete.delay.ms"); err == nil {
+		if ms, err := strconv.Atoi(v); err == nil {
+			delDelay = time.Duration(ms) * time.Millisecond
+		}
+	}
 	for ci, c := range cells {
 		cr := &results[ci]
 		cr.runs = map[string][]result{}
@@ -192,11 +214,16 @@ func runScale(sc scaleConfig) int {
 		if len(rows) == 0 {
 			continue
 		}
+		if c.kind == "stuck" {
+			cr.stuck = runStuck(sc, rows)
+			continue
+		}
 		need := c.spec.Topics * c.partitions
+		if c.kind == "churn" { // a window of its topics exists at a time
+			need = min(need, (sc.churnWindow+sc.chunk)*c.partitions)
+		}
 		if n := brokerNofile(); n > 0 && lastDelParts > 0 && lastDelParts+need+nofileSpare > n {
-			// A deleted partition keeps its file open until the broker removes it, file.delete.delay.ms
-			// (60 s) after the delete.
-			if wait := time.Until(lastDel.Add(70 * time.Second)); wait > 0 {
+			if wait := time.Until(lastDel.Add(delDelay + 10*time.Second)); wait > 0 {
 				fmt.Fprintf(os.Stderr, "scale %s %s: waiting %.0f s for the broker to close the %d deleted partitions' files\n", c.kind, c.label, wait.Seconds(), lastDelParts)
 				time.Sleep(wait)
 			}
@@ -207,6 +234,20 @@ func runScale(sc scaleConfig) int {
 			continue
 		}
 		c.spec.Prefix = fmt.Sprintf("bench-s%d-%s%s", runID, c.kind[:1], c.label)
+		if c.kind == "churn" {
+			for _, row := range rows {
+				r, err := runChurnClient(self, sc.bootstrap, adm, sc, c.spec, row)
+				lastDel, lastDelParts = time.Now(), need
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "scale churn %s %s: %v\n", c.label, row, err)
+					continue
+				}
+				cr.runs[row] = append(cr.runs[row], r)
+				fmt.Fprintf(os.Stderr, "scale churn %s %-24s %.1f s (waited for topics %.1f s)  rss %.1f→%.1f→%.1f MiB  load %s\n", c.label, row, r.d.Seconds(),
+					time.Duration(r.stats["waited"]).Seconds(), r.stats["before_rss"]/(1<<20), r.stats["after_rss"]/(1<<20), r.stats["idle_rss"]/(1<<20), loadavg())
+			}
+			continue
+		}
 		names := c.spec.topicNames()
 		t0 := time.Now()
 		if err := createTopics(adm, names, c.partitions, sc.chunk); err != nil {
@@ -219,9 +260,6 @@ func runScale(sc scaleConfig) int {
 		cr.created = time.Since(t0)
 		t0 = time.Now()
 		per := sc.primeBytes / max(1, c.spec.Size)
-		if c.kind == "churn" { // its subject is the client's memory: the least that primes will do
-			per = 0
-		}
 		if err := primeTopics(sc.bootstrap, names, c.partitions, per, c.spec.Size); err != nil {
 			cr.skipped = "priming the topics failed: " + err.Error()
 			fmt.Fprintf(os.Stderr, "scale %s %s: prime topics: %v\n", c.kind, c.label, err)
@@ -232,11 +270,7 @@ func runScale(sc scaleConfig) int {
 		cr.primed = time.Since(t0)
 		fmt.Fprintf(os.Stderr, "scale %s %s: %d topic(s) of %d partition(s) created in %.1f s, primed in %.1f s\n",
 			c.kind, c.label, len(names), c.partitions, cr.created.Seconds(), cr.primed.Seconds())
-		reps := sc.reps
-		if c.kind == "churn" {
-			reps = 1
-		}
-		for rep := 1; rep <= reps; rep++ {
+		for rep := 1; rep <= sc.reps; rep++ {
 			for _, row := range rows {
 				r, err := runScaleChild(self, row, sc.bootstrap, c.spec)
 				if err != nil {
@@ -503,7 +537,12 @@ func printScale(sc scaleConfig, cells []scaleCell, results []cellResult) {
 				"Every client reads the clock once per message here, so compare these rows with each other, not with the other cells.")
 			fmt.Println()
 		case "churn":
-			printChurn(cells[idx[0]], results[idx[0]])
+			printChurn(sc, cells[idx[0]], results[idx[0]])
+			continue
+		case "stuck":
+			if r := results[idx[0]].stuck; r != nil {
+				printStuck(sc, r)
+			}
 			continue
 		}
 		printScaleTable(kind, cells, results, idx)
@@ -580,19 +619,23 @@ func printScaleTable(kind string, cells []scaleCell, results []cellResult, idx [
 	}
 }
 
-func printChurn(c scaleCell, cr cellResult) {
+func printChurn(sc scaleConfig, c scaleCell, cr cellResult) {
 	s := c.spec
 	fmt.Printf("### real Kafka, SCALE churn: %d messages of %d B to each of %d one-partition topics in turn, then every delivery awaited; memory before, right after, and after %v idle\n\n",
 		s.PerTopic, s.Size, s.Topics, s.Idle)
+	fmt.Printf("Command: `%s`\n\n", benchCommand())
 	if cr.skipped != "" {
 		fmt.Printf("Skipped: %s\n\n", cr.skipped)
 		return
 	}
-	fmt.Printf("The %d topics were created in %.1f s (chunks of -scale-chunk topics, each awaited until every partition had a leader) and primed in %.1f s. "+
-		"One run per client, on the same topics, aio first. \"before\" is after the client delivered one message to the first topic. "+
+	fmt.Printf("Each client gets %d topics of its own, aio first; one run per client. At most %d of them exist on the broker at a time (its open-file limit: one file per partition): "+
+		"the harness creates them ahead of the client in chunks of %d (each chunk awaited until every partition has a leader, then primed with one message, so that its log exists) "+
+		"and deletes, in chunks, those the client reports fully delivered; the client produces to a topic only once the harness has said it exists (\"waited for topics\" below). "+
+		"So the broker has deleted every topic before the idle time starts. "+
+		"\"before\" is after the client delivered one message to the first topic. "+
 		"Go heap: runtime.ReadMemStats HeapInuse after runtime.GC; C heap: glibc mallinfo2 uordblks+hblkhd (all arenas); RSS from /proc/self/statm. "+
 		"The producer stays open through the idle time. raw confluent-kafka-go keeps a topic handle per topic name for its life.\n\n",
-		s.Topics, cr.created.Seconds(), cr.primed.Seconds())
+		s.Topics, sc.churnWindow, sc.chunk)
 	fmt.Println("| client | phase | Go heap MiB | C heap MiB | RSS MiB |")
 	fmt.Println("| --- | --- | ---: | ---: | ---: |")
 	var lines []string
@@ -606,8 +649,10 @@ func printChurn(c scaleCell, cr cellResult) {
 			name := map[string]string{"before": "before", "after": "right after", "idle": fmt.Sprintf("after %v idle", s.Idle)}[ph]
 			fmt.Printf("| %s | %s | %.1f | %.1f | %.1f |\n", row, name, r.stats[ph+"_go"]/(1<<20), r.stats[ph+"_c"]/(1<<20), r.stats[ph+"_rss"]/(1<<20))
 		}
-		l := fmt.Sprintf("%s: %d messages produced and delivered in %.1f s (%.0f msgs/s); peak RSS %.0f MiB; client CPU %.2f µs/msg",
-			row, r.count, r.d.Seconds(), float64(r.count)/r.d.Seconds(), r.rssMiB, r.cpuUs)
+		l := fmt.Sprintf("%s: %d messages produced and delivered in %.1f s (%.0f msgs/s), of which it waited %.1f s for topics to exist; peak RSS %.0f MiB; client CPU %.2f µs/msg; "+
+			"the harness spent %.1f s creating and priming topics and %.1f s deleting them, at most %.0f alive",
+			row, r.count, r.d.Seconds(), float64(r.count)/r.d.Seconds(), time.Duration(r.stats["waited"]).Seconds(), r.rssMiB, r.cpuUs,
+			time.Duration(r.stats["creating"]).Seconds(), time.Duration(r.stats["deleting"]).Seconds(), r.stats["maxalive"])
 		if b, ok := r.stats["batches"]; ok {
 			l += fmt.Sprintf("; %.0f engine calls, %.1f msgs/engine call", b, r.stats["meanbatch"])
 		}

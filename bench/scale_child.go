@@ -4,6 +4,7 @@ package main
 // on stdout as "RESULT <ns> <mallocs>" and "STAT <name> <value>" lines.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +45,9 @@ func scaleChild(name, bootstrap, spec string) int {
 		return 2
 	}
 	s.Goroutines = max(1, s.Goroutines)
+	if s.Kind == "stuck" {
+		return stuckChild(name, bootstrap, s)
+	}
 	topic = s.topicName(0) // franz-go's default produce topic; every record names its own
 	var fn func(string, scaleSpec) (scaleOut, error)
 	switch {
@@ -456,10 +462,80 @@ func memStats(stats map[string]float64, phase string, m memSnapshot) {
 	stats[phase+"_rss"] = float64(m.rss)
 }
 
+// churnGate is the churn child's side of the topic window (runChurnClient): the harness creates the
+// topics ahead of the client and deletes those fully delivered behind it. It writes "CREATED n" on the
+// child's stdin once topics 0..n-1 exist; the client produces to topic k only once k < n (waited counts
+// the time it could not produce for that). The client reports "DELIVERED d" on stdout once every
+// message to topics 0..d-1 has its delivery report, at least every churnStep topics and at the end. If
+// the harness goes away (EOF on stdin), the child exits.
+type churnGate struct {
+	created atomic.Int64
+	waited  time.Duration // by the producing goroutine
+	topics  int
+	mu      sync.Mutex
+	told    int // the last d reported
+}
+
+// churnStep is how many more topics must be fully delivered before the child says so again.
+const churnStep = 100
+
+func newChurnGate(topics int) *churnGate {
+	g := &churnGate{topics: topics}
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			var n int64
+			if _, err := fmt.Sscanf(sc.Text(), "CREATED %d", &n); err == nil {
+				g.created.Store(n)
+			}
+		}
+		fmt.Fprintln(os.Stderr, "churn: the harness went away")
+		os.Exit(3)
+	}()
+	return g
+}
+
+// wait returns once topic k exists; meanwhile it calls idle, if not nil, until idle says it has
+// nothing to do.
+func (g *churnGate) wait(k int, idle func() (bool, error)) error {
+	if int64(k) < g.created.Load() {
+		return nil
+	}
+	t := time.Now()
+	defer func() { g.waited += time.Since(t) }()
+	for int64(k) >= g.created.Load() {
+		if idle != nil {
+			did, err := idle()
+			if err != nil {
+				return err
+			}
+			if did {
+				continue
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// delivered says that topics 0..d-1 are fully delivered.
+func (g *churnGate) delivered(d int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if d >= g.told+churnStep || (d == g.topics && d > g.told) {
+		g.told = d
+		fmt.Printf("DELIVERED %d\n", d)
+	}
+}
+
 // aioChurn: aio defaults writes s.PerTopic messages to each of s.Topics topics in turn, holding at most
-// aioWindow Futures, and waits for every delivery; memory before, right after and after s.Idle.
+// aioWindow Futures, and waits for every delivery; memory before, right after and after s.Idle. It
+// waits for its Futures in produce order, so once message j's Future is done all the messages before
+// it are too: that gives the fully delivered topics. While its next topic does not exist yet, it
+// waits for the Futures it holds.
 func aioChurn(bootstrap string, s scaleSpec) (scaleOut, error) {
 	ctx := context.Background()
+	g := newChurnGate(s.Topics)
 	p, err := aioproducer.New(configMap(bootstrap, "none"))
 	if err != nil {
 		return scaleOut{}, err
@@ -468,6 +544,9 @@ func aioChurn(bootstrap string, s scaleSpec) (scaleOut, error) {
 	names := s.topicNames()
 	val := payload(s.Size)
 	out := scaleOut{stats: map[string]float64{}}
+	if err := g.wait(0, nil); err != nil {
+		return out, err
+	}
 	f, err := p.Produce(ctx, &aioproducer.Message{Topic: names[0], Value: val})
 	if err != nil {
 		return out, err
@@ -476,43 +555,59 @@ func aioChurn(bootstrap string, s scaleSpec) (scaleOut, error) {
 		return out, err
 	}
 	ring := make([]*aioproducer.Future, aioWindow)
+	i, next := 0, 0 // messages produced; messages whose Future was waited for
+	// waitOne waits for the oldest Future held, if any.
+	waitOne := func() (bool, error) {
+		if next == i {
+			return false, nil
+		}
+		slot := &ring[next%len(ring)]
+		_, err := (*slot).Wait(ctx)
+		*slot = nil
+		next++
+		g.delivered(next / s.PerTopic)
+		return true, err
+	}
 	memStats(out.stats, "before", takeMem())
 	st0 := p.Stats()
 	m0 := mallocs()
 	start := time.Now()
-	i := 0
-	for _, t := range names {
+	for k, t := range names {
+		if err := g.wait(k, waitOne); err != nil { // no topic to produce to: wait for what was
+			return out, err
+		}
 		for range s.PerTopic {
-			slot := &ring[i%len(ring)]
-			if *slot != nil {
-				if _, err := (*slot).Wait(ctx); err != nil {
+			if i-next == len(ring) {
+				if _, err := waitOne(); err != nil {
 					return out, err
 				}
 			}
-			if *slot, err = p.Produce(ctx, &aioproducer.Message{Topic: t, Value: val}); err != nil {
+			if ring[i%len(ring)], err = p.Produce(ctx, &aioproducer.Message{Topic: t, Value: val}); err != nil {
 				return out, err
 			}
 			i++
 		}
 	}
-	for k, f := range ring {
-		if f != nil {
-			if _, err := f.Wait(ctx); err != nil {
-				return out, err
-			}
-			ring[k] = nil
+	for next < i {
+		if _, err := waitOne(); err != nil {
+			return out, err
 		}
 	}
+	g.delivered(s.Topics)
 	out.d, out.mallocs = time.Since(start), mallocs()-m0
 	batchStats(st0, p.Stats(), out.stats)
+	out.stats["waited"] = float64(g.waited)
 	memStats(out.stats, "after", takeMem())
 	time.Sleep(s.Idle)
 	memStats(out.stats, "idle", takeMem())
 	return out, nil
 }
 
-// rawChurn is aioChurn for raw confluent-kafka-go (its Events channel, as the raw rows use it).
+// rawChurn is aioChurn for raw confluent-kafka-go (its Events channel, as the raw rows use it). Its
+// reports come in any order across partitions: it counts them per topic (the index after the last '-'
+// of the topic's name).
 func rawChurn(bootstrap string, s scaleSpec) (scaleOut, error) {
+	g := newChurnGate(s.Topics)
 	cm := configMap(bootstrap, "none")
 	cm["go.delivery.report.fields"] = "none"
 	kp, err := kafka.NewProducer(&cm)
@@ -524,13 +619,28 @@ func rawChurn(bootstrap string, s scaleSpec) (scaleOut, error) {
 	val := payload(s.Size)
 	out := scaleOut{stats: map[string]float64{}}
 	var failed atomic.Int64
-	drain := func(n int) {
+	counts := make([]int32, s.Topics)
+	done := 0 // topics 0..done-1 fully delivered
+	drain := func(n int, count bool) {
 		for n > 0 {
 			if m, ok := (<-kp.Events()).(*kafka.Message); ok {
 				if m.TopicPartition.Error != nil {
 					failed.Add(1)
 				}
 				n--
+				if !count || m.TopicPartition.Topic == nil {
+					continue
+				}
+				t := *m.TopicPartition.Topic
+				if k, err := strconv.Atoi(t[strings.LastIndexByte(t, '-')+1:]); err == nil && k >= 0 && k < len(counts) {
+					counts[k]++
+				}
+				if done < len(counts) && int(counts[done]) >= s.PerTopic {
+					for done < len(counts) && int(counts[done]) >= s.PerTopic {
+						done++
+					}
+					g.delivered(done)
+				}
 			}
 		}
 	}
@@ -546,30 +656,38 @@ func rawChurn(bootstrap string, s scaleSpec) (scaleOut, error) {
 			time.Sleep(100 * time.Microsecond)
 		}
 	}
+	if err := g.wait(0, nil); err != nil {
+		return out, err
+	}
 	if err := produce(&names[0]); err != nil {
 		return out, err
 	}
-	drain(1)
+	drain(1, false)
 	if failed.Load() > 0 {
 		return out, errors.New("the first message failed")
 	}
 	memStats(out.stats, "before", takeMem())
 	m0 := mallocs()
 	start := time.Now()
-	done := make(chan struct{})
-	go func() { drain(s.Topics * s.PerTopic); close(done) }()
+	finished := make(chan struct{})
+	go func() { drain(s.Topics*s.PerTopic, true); close(finished) }()
 	for k := range names {
+		if err := g.wait(k, nil); err != nil {
+			return out, err
+		}
 		for range s.PerTopic {
 			if err := produce(&names[k]); err != nil {
 				return out, err
 			}
 		}
 	}
-	<-done
+	<-finished
+	g.delivered(s.Topics)
 	out.d, out.mallocs = time.Since(start), mallocs()-m0
 	if failed.Load() > 0 {
 		return out, fmt.Errorf("%d failed", failed.Load())
 	}
+	out.stats["waited"] = float64(g.waited)
 	memStats(out.stats, "after", takeMem())
 	time.Sleep(s.Idle)
 	memStats(out.stats, "idle", takeMem())

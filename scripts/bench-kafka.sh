@@ -20,6 +20,11 @@
 # Python is fetched (no row of theirs runs); with -scale the broker's heap defaults to 1g (KAFKA_HEAP), and
 # the broker's open-file limit is passed to bench (AIOBENCH_BROKER_NOFILE), which skips a cell whose
 # partitions the broker could not keep open (one file each) instead of letting the broker die mid-run.
+# With -scale the broker also removes a deleted topic's files after 1 s, not 60 s (KAFKA_FILE_DELETE_DELAY_MS,
+# KAFKA_LOG_SEGMENT_DELETE_DELAY_MS; the churn cell deletes its topics behind it as it goes).
+# The stuck cell (-scale stuck) starts a 3-node cluster of its own with `kafka.sh up3` in
+# BENCH_KAFKA_STUCK_STATE_DIR (default: the broker's state dir + "-stuck") and takes it down after the
+# cell; the trap here takes that state dir down too.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,6 +38,7 @@ PY_DIR=$CACHE/bench-py
 PY_PACKAGES=${BENCH_PY_PACKAGES:-confluent-kafka==2.16.1}
 OUT_DIR=$CACHE/bench
 OUT_NAME=${BENCH_KAFKA_OUT:-kafka}
+STUCK_STATE_DIR=${BENCH_KAFKA_STUCK_STATE_DIR:-$STATE_DIR-stuck}
 scale_only=0 scale=0
 for a in "$@"; do
   case $a in
@@ -42,7 +48,12 @@ for a in "$@"; do
 done
 if [[ $scale == 1 ]]; then
   export KAFKA_HEAP=${KAFKA_HEAP:-1g}
+  export KAFKA_FILE_DELETE_DELAY_MS=${KAFKA_FILE_DELETE_DELAY_MS:-1000}
+  export KAFKA_LOG_SEGMENT_DELETE_DELAY_MS=${KAFKA_LOG_SEGMENT_DELETE_DELAY_MS:-1000}
 fi
+# what bench needs to run the stuck cell, and to name the command in its output
+export AIOBENCH_KAFKA_SH=$KAFKA_SH AIOBENCH_STUCK_STATE_DIR=$STUCK_STATE_DIR
+export AIOBENCH_COMMAND=${AIOBENCH_COMMAND:-scripts/bench-kafka.sh $*}
 
 log() { printf 'bench-kafka: %s\n' "$*" >&2; }
 
@@ -52,6 +63,9 @@ cleanup() {
   trap - EXIT INT TERM
   log "stopping the broker"
   KAFKA_STATE_DIR=$STATE_DIR "$KAFKA_SH" down || true
+  if [[ -f $STUCK_STATE_DIR/cluster.env ]]; then # the stuck cell's cluster, if bench left it up
+    KAFKA_STATE_DIR=$STUCK_STATE_DIR "$KAFKA_SH" down || true
+  fi
   exit "$rc"
 }
 
@@ -113,11 +127,11 @@ out=$OUT_DIR/$OUT_NAME-$stamp.md
 {
   echo "# bench -broker (real Kafka 4.4.0, one KRaft broker via scripts/kafka.sh)"
   echo
-  echo "- command: \`scripts/bench-kafka.sh $*\`"
+  echo "- command: \`$AIOBENCH_COMMAND\`"
   echo "- commit: $(git -C "$REPO_ROOT" rev-parse --short HEAD)$(git -C "$REPO_ROOT" diff --quiet HEAD -- . ':!.cache' 2>/dev/null || echo ' (dirty)')"
   echo "- date: $(date -u '+%F %T') UTC; $(nproc) CPUs; go: $(go env GOVERSION)"
   echo "- load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "- broker: heap ${KAFKA_HEAP:-512m}, open-file limit ${broker_nofile:-unknown}, vm.max_map_count $(cat /proc/sys/vm/max_map_count 2>/dev/null || echo unknown)"
+  echo "- broker: heap ${KAFKA_HEAP:-512m}, open-file limit ${broker_nofile:-unknown}, vm.max_map_count $(cat /proc/sys/vm/max_map_count 2>/dev/null || echo unknown), file.delete.delay.ms ${KAFKA_FILE_DELETE_DELAY_MS:-60000 (default)}, log.segment.delete.delay.ms ${KAFKA_LOG_SEGMENT_DELETE_DELAY_MS:-60000 (default)}"
   echo
 } >"$out"
 t0=$(date +%s)

@@ -66,6 +66,13 @@
 #   KAFKA_NUM_PARTITIONS      num.partitions                       (1)
 #   KAFKA_REPLICATION_FACTOR  default.replication.factor           (number of nodes, max 3)
 #   KAFKA_MIN_ISR             min.insync.replicas                  (1 single node, 2 cluster)
+#   KAFKA_BROKER_SESSION_TIMEOUT_MS  broker.session.timeout.ms: how long the controller waits for a
+#                             broker's heartbeat before it fences it and drops it from every ISR
+#                             (unset: Kafka's default, 9000)
+#   KAFKA_BROKER_HEARTBEAT_MS broker.heartbeat.interval.ms          (unset: Kafka's default, 2000)
+#   KAFKA_FILE_DELETE_DELAY_MS        file.delete.delay.ms: how long a deleted topic's files stay
+#                             (and stay open) before the broker removes them (unset: Kafka's default, 60000)
+#   KAFKA_LOG_SEGMENT_DELETE_DELAY_MS log.segment.delete.delay.ms       (unset: Kafka's default, 60000)
 #   KAFKA_BROKER_PROPS        extra server.properties lines, newline or space separated k=v
 #   KAFKA_HEAP                JVM heap                             (512m)
 #   KAFKA_START_TIMEOUT       seconds to wait for readiness        (90)
@@ -100,6 +107,18 @@ die() { printf 'kafka.sh: error: %s\n' "$*" >&2; exit 1; }
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 for v in START_TIMEOUT STOP_TIMEOUT FETCH_TIMEOUT; do
   is_uint "${!v}" || die "KAFKA_$v must be a whole number of seconds, got '${!v}'"
+done
+# Broker settings with an environment knob of their own: written to server.properties only when set,
+# so that an unset knob leaves Kafka's default.
+MS_KNOBS=(
+  KAFKA_BROKER_SESSION_TIMEOUT_MS:broker.session.timeout.ms
+  KAFKA_BROKER_HEARTBEAT_MS:broker.heartbeat.interval.ms
+  KAFKA_FILE_DELETE_DELAY_MS:file.delete.delay.ms
+  KAFKA_LOG_SEGMENT_DELETE_DELAY_MS:log.segment.delete.delay.ms
+)
+for knob in "${MS_KNOBS[@]}"; do
+  knob=${knob%%:*}
+  [[ -z ${!knob:-} ]] || is_uint "${!knob}" || die "$knob must be a whole number of milliseconds, got '${!knob}'"
 done
 [[ $HEAP =~ ^[0-9]+[kKmMgG]?$ ]] || die "KAFKA_HEAP must look like 512m, got '$HEAP'"
 [[ $PORT_RANGE =~ ^([0-9]+)-([0-9]+)$ ]] && PORT_LO=${BASH_REMATCH[1]} PORT_HI=${BASH_REMATCH[2]} &&
@@ -499,6 +518,11 @@ num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 EOF
+  local knob var
+  for knob in "${MS_KNOBS[@]}"; do
+    var=${knob%%:*}
+    [[ -z ${!var:-} ]] || echo "${knob#*:}=${!var}" >>"$dir/server.properties"
+  done
   if ((SECURE)); then write_secure_props >>"$dir/server.properties"; fi
   if [[ -n ${KAFKA_BROKER_PROPS:-} ]]; then
     local kv
