@@ -134,6 +134,25 @@ func createTopics(t *testing.T, bootstrap string, names []string, partitions, re
 	waitPartitions(t, a, names, partitions, topicReadyTimeout, "led with a full ISR", fullISR(replicas))
 }
 
+// deleteTopics deletes the topics in one request, reporting a failure as a test error. Brokers
+// remove the logs of a deleted topic a minute later (log.segment.delete.delay.ms).
+func deleteTopics(t *testing.T, bootstrap string, names []string) {
+	t.Helper()
+	a := newAdmin(t, bootstrap)
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	res, err := a.DeleteTopics(ctx, names, kafka.SetAdminOperationTimeout(adminTimeout))
+	if err != nil {
+		t.Errorf("delete topics %s: %v", topicList(names), err)
+		return
+	}
+	for _, r := range res {
+		if r.Error.Code() != kafka.ErrNoError {
+			t.Errorf("delete topic %s: %v", r.Topic, r.Error)
+		}
+	}
+}
+
 // fullISR is waitPartitions' test for a partition led by a broker with all replicas in sync.
 func fullISR(replicas int) func(kafka.PartitionMetadata) bool {
 	return func(p kafka.PartitionMetadata) bool { return p.Leader >= 0 && len(p.Isrs) >= replicas }
