@@ -112,40 +112,107 @@ func newAdmin(t *testing.T, bootstrap string) *kafka.AdminClient {
 // createTopic creates a topic and waits until every partition has a leader and a full ISR.
 func createTopic(t *testing.T, bootstrap, name string, partitions, replicas int, config map[string]string) {
 	t.Helper()
+	createTopics(t, bootstrap, []string{name}, partitions, replicas, config)
+}
+
+// createTopics creates the topics in one request, each with the same partitions, replicas and config,
+// and waits until every partition of each has a leader and a full ISR (topicReadyTimeout).
+func createTopics(t *testing.T, bootstrap string, names []string, partitions, replicas int, config map[string]string) {
+	t.Helper()
 	a := newAdmin(t, bootstrap)
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	res, err := a.CreateTopics(ctx, []kafka.TopicSpecification{{
-		Topic:             name,
-		NumPartitions:     partitions,
-		ReplicationFactor: replicas,
-		Config:            config,
-	}}, kafka.SetAdminOperationTimeout(adminTimeout))
-	require.NoError(t, err, "create topic %s", name)
+	specs := make([]kafka.TopicSpecification, len(names))
+	for i, name := range names {
+		specs[i] = kafka.TopicSpecification{Topic: name, NumPartitions: partitions, ReplicationFactor: replicas, Config: config}
+	}
+	res, err := a.CreateTopics(ctx, specs, kafka.SetAdminOperationTimeout(adminTimeout))
+	require.NoError(t, err, "create topics %s", topicList(names))
 	for _, r := range res {
 		require.Equal(t, kafka.ErrNoError, r.Error.Code(), "create topic %s: %v", r.Topic, r.Error)
 	}
-	deadline := time.Now().Add(topicReadyTimeout)
+	waitPartitions(t, a, names, partitions, topicReadyTimeout, "led with a full ISR", fullISR(replicas))
+}
+
+// deleteTopics deletes the topics in one request, reporting a failure as a test error. Brokers
+// remove the logs of a deleted topic a minute later (log.segment.delete.delay.ms).
+func deleteTopics(t *testing.T, bootstrap string, names []string) {
+	t.Helper()
+	a := newAdmin(t, bootstrap)
+	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
+	defer cancel()
+	res, err := a.DeleteTopics(ctx, names, kafka.SetAdminOperationTimeout(adminTimeout))
+	if err != nil {
+		t.Errorf("delete topics %s: %v", topicList(names), err)
+		return
+	}
+	for _, r := range res {
+		if r.Error.Code() != kafka.ErrNoError {
+			t.Errorf("delete topic %s: %v", r.Topic, r.Error)
+		}
+	}
+}
+
+// fullISR is waitPartitions' test for a partition led by a broker with all replicas in sync.
+func fullISR(replicas int) func(kafka.PartitionMetadata) bool {
+	return func(p kafka.PartitionMetadata) bool { return p.Leader >= 0 && len(p.Isrs) >= replicas }
+}
+
+// waitPartitions waits until a broker's metadata shows every topic of names with all its partitions,
+// each without error and passing ok, and returns that metadata. After timeout it fails the test,
+// saying what it waited for (what) and the first partition that did not pass.
+func waitPartitions(t *testing.T, a *kafka.AdminClient, names []string, partitions int, timeout time.Duration,
+	what string, ok func(kafka.PartitionMetadata) bool) *kafka.Metadata {
+	t.Helper()
+	// One topic: ask for it alone. Several: one listing of all topics, not a request per topic.
+	var one *string
+	if len(names) == 1 {
+		one = &names[0]
+	}
+	deadline := time.Now().Add(timeout)
 	for {
-		md, err := a.GetMetadata(&name, false, 5000)
+		md, err := a.GetMetadata(one, one == nil, 5000)
+		last := fmt.Sprint(err)
 		if err == nil {
-			if tm, ok := md.Topics[name]; ok && tm.Error.Code() == kafka.ErrNoError && len(tm.Partitions) == partitions {
-				ready := true
-				for _, p := range tm.Partitions {
-					if p.Error.Code() != kafka.ErrNoError || p.Leader < 0 || len(p.Isrs) < replicas {
-						ready = false
-					}
-				}
-				if ready {
-					return
-				}
+			if last = notAll(md, names, partitions, ok); last == "" {
+				return md
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("topic %s: partitions not all led with a full ISR after %v (last metadata error: %v)", name, topicReadyTimeout, err)
+			t.Fatalf("topics %s: partitions not all %s after %v (last: %s)", topicList(names), what, timeout, last)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// notAll returns "" when md shows every topic of names with all its partitions, each without error
+// and passing ok; else it describes the first that does not.
+func notAll(md *kafka.Metadata, names []string, partitions int, ok func(kafka.PartitionMetadata) bool) string {
+	for _, name := range names {
+		tm, found := md.Topics[name]
+		switch {
+		case !found:
+			return fmt.Sprintf("%s not in the metadata", name)
+		case tm.Error.Code() != kafka.ErrNoError:
+			return fmt.Sprintf("%s: %v", name, tm.Error)
+		case len(tm.Partitions) != partitions:
+			return fmt.Sprintf("%s has %d partitions", name, len(tm.Partitions))
+		}
+		for _, p := range tm.Partitions {
+			if p.Error.Code() != kafka.ErrNoError || !ok(p) {
+				return fmt.Sprintf("%s[%d]: leader %d, replicas %v, ISR %v, error %v", name, p.ID, p.Leader, p.Replicas, p.Isrs, p.Error)
+			}
+		}
+	}
+	return ""
+}
+
+// topicList names the topics for a message: the first, and how many more.
+func topicList(names []string) string {
+	if len(names) == 1 {
+		return names[0]
+	}
+	return fmt.Sprintf("%s and %d more", names[0], len(names)-1)
 }
 
 // partitionLeader returns the broker id leading partition p of topic, once a broker's metadata shows
