@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# benchmarks-md.sh - writes BENCHMARKS.md from the latest results the benchmark targets left in
+# .cache/bench: the summary in scripts/benchmarks-head.md (written by hand from those results), then each
+# results file as its target wrote it (command, commit, machine and load in its header):
+#
+#   make bench               .cache/bench/mock-latest.md          (librdkafka's mock cluster)
+#   make bench-kafka         .cache/bench/kafka-latest.md         (real Kafka, one broker)
+#   make bench-kafka-scale   .cache/bench/kafka-scale-latest.md   (real Kafka: topics, partitions, goroutines, churn)
+#   make bench-kafka-stuck   .cache/bench/kafka-stuck-latest.md   (real Kafka, 3 brokers, one SIGSTOPped)
+#
+# A results file that is missing is named as missing, not left out silently. Earlier results stay in git
+# history, not in the file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=BENCHMARKS.md
+dir=.cache/bench
+{
+  cat scripts/benchmarks-head.md
+  for f in mock-latest kafka-latest kafka-scale-latest kafka-stuck-latest; do
+    echo
+    if [[ -f $dir/$f.md ]]; then
+      # The results' own headings move one level down, under this file's.
+      sed -e 's/^#/##/' "$dir/$f.md"
+    else
+      echo "## $f: no results"
+      echo
+      echo "\`$dir/$f.md\` was not there when \`scripts/benchmarks-md.sh\` ran."
+    fi
+  done
+} >"$out"
+echo "benchmarks-md: wrote $out ($(wc -l <"$out") lines)"
