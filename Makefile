@@ -61,13 +61,21 @@ cover:
 bench:
 	bash scripts/bench.sh 5
 
-## bench-kafka-scale: bench/'s SCALE cells (many topics, 1,000 keyed partitions, 1/64/256 goroutines, topic
-## churn) against one real broker in .cache/kafka/run-scale; tables in .cache/bench/kafka-scale-latest.md.
+## bench-kafka-scale: bench/'s SCALE cells (1 to 10,000 topics, 1,000 keyed partitions, 1/64/256 goroutines)
+## against one real broker in .cache/kafka/run-scale; tables in .cache/bench/kafka-scale-latest.md.
 ## Not part of CI: slow. BENCH_KAFKA_SCALE_FLAGS sets bench's flags (scripts/README.md).
-BENCH_KAFKA_SCALE_FLAGS ?= -reps 3 -scale-only -scale topics,partitions,goroutines,churn
+BENCH_KAFKA_SCALE_FLAGS ?= -reps 3 -max 500000 -scale-only -scale topics,partitions,goroutines
 .PHONY: bench-kafka-scale
 bench-kafka-scale:
 	BENCH_KAFKA_OUT=kafka-scale BENCH_KAFKA_STATE_DIR=$(CURDIR)/.cache/kafka/run-scale bash scripts/bench-kafka.sh $(BENCH_KAFKA_SCALE_FLAGS)
+
+## bench-kafka-churn: bench/'s churn cell (100 messages to each of many one-partition topics in turn; memory
+## before, after, and after an idle minute) against one real broker in .cache/kafka/run-churn; tables in
+## .cache/bench/kafka-churn-latest.md. BENCH_KAFKA_CHURN_FLAGS sets bench's flags (-churn-topics, ...).
+BENCH_KAFKA_CHURN_FLAGS ?= -scale-only -scale churn -churn-topics 20000
+.PHONY: bench-kafka-churn
+bench-kafka-churn:
+	BENCH_KAFKA_OUT=kafka-churn BENCH_KAFKA_STATE_DIR=$(CURDIR)/.cache/kafka/run-churn bash scripts/bench-kafka.sh $(BENCH_KAFKA_CHURN_FLAGS)
 
 ## bench-kafka-stuck: bench/'s stuck cell: a 3-node cluster of its own (.cache/kafka/run-stuck3), one broker
 ## SIGSTOPped 30 s under unkeyed load at a fixed rate, raw, aio and franz-go in turn; tables in
