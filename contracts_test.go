@@ -228,9 +228,9 @@ func TestMessageLargerThanMessageMaxBytesIsRefusedAtProduce(t *testing.T) {
 	assert.False(t, IsOutcomeUnknown(err), "refused before it was sent: %v", err)
 }
 
-// Both engines refuse the same configurations in New, and the *ConfigError names the key as the user
-// wrote it.
-func TestBothEnginesRefuseTheSameConfigurationNamingTheUsersKey(t *testing.T) {
+// New refuses these configurations, and the *ConfigError names the key as the user wrote it (as
+// confluent-kafka-go converts values, and librdkafka's alias or kafka.ConfigMap never named instead).
+func TestNewRefusesConfigurationsNamingTheUsersKey(t *testing.T) {
 	tests := []struct {
 		name string
 		cm   kafka.ConfigMap

@@ -498,7 +498,7 @@ func TestSlowDeliveryHookDelaysNoFutureAndMakesProduceWaitForRoom(t *testing.T) 
 	require.EqualValues(t, limit+1+2, h.events.Load(), "delivered, and the two refused")
 }
 
-// TestHookStatsGetsLibrdkafkasStatisticsParsed runs on both engines: with statistics.interval.ms set,
+// TestHookStatsGetsLibrdkafkasStatisticsParsed: with statistics.interval.ms set,
 // HookStats gets parsed reports that name the topic's partitions and the broker.
 func TestHookStatsGetsLibrdkafkasStatisticsParsed(t *testing.T) {
 	mc := newMockCluster(t, 1)

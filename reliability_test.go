@@ -1341,8 +1341,7 @@ func knownBugs() bool { return os.Getenv("AIOPRODUCER_KNOWN_BUGS") != "" }
 // TestReliabilityTimestampsReachTheLogAsSent produces messages whose timestamps validateMessage
 // accepts at the edges (the Unix epoch, 1 ms after it, just before and after the int64 nanosecond
 // limit in 2262, year 3000) and requires the log's CreateTime and Delivery.Timestamp to be the
-// message's (in ms), or the message to be refused with ErrInvalidMessage. Two cases fail: known bugs,
-// skipped unless AIOPRODUCER_KNOWN_BUGS=1.
+// message's (in ms), or the message to be refused with ErrInvalidMessage.
 func TestReliabilityTimestampsReachTheLogAsSent(t *testing.T) {
 	const topic = "rel-ts"
 	cl := relCluster(t, topic, 1)
@@ -1379,8 +1378,7 @@ func TestReliabilityTimestampsReachTheLogAsSent(t *testing.T) {
 
 // TestReliabilityFatalErrorKeepsItsCause raises librdkafka's fatal error while messages are being
 // enqueued, 10 times, and requires that Produce afterwards fails with an error carrying the fatal error
-// librdkafka raised (its code, IsFatal true). Known bug: skipped unless AIOPRODUCER_KNOWN_BUGS=1 when
-// it occurs.
+// librdkafka raised (its code, IsFatal true).
 func TestReliabilityFatalErrorKeepsItsCause(t *testing.T) {
 	rounds := scaled(10, 3)
 	lost := 0
@@ -1426,7 +1424,7 @@ func TestReliabilityFatalErrorKeepsItsCause(t *testing.T) {
 }
 
 // TestReliabilityHeaderKeyWithNULIsKeptOrRefused requires a header key with a NUL byte to reach the
-// log intact or be refused with ErrInvalidMessage. Known bug: skipped unless AIOPRODUCER_KNOWN_BUGS=1.
+// log intact or be refused with ErrInvalidMessage.
 func TestReliabilityHeaderKeyWithNULIsKeptOrRefused(t *testing.T) {
 	cl := aioproducertest.NewCluster(t)
 	require.NoError(t, cl.CreateTopic("rel-nul", 1))

@@ -12,7 +12,7 @@ import (
 )
 
 // librdkafka asks for an OAUTHBEARER token before it connects: the provider gets the request, with
-// sasl.oauthbearer.config, on both engines; its ctx ends when the producer closes.
+// sasl.oauthbearer.config; its ctx ends when the producer closes.
 func TestTokenProviderAnswersLibrdkafkasRefreshRequest(t *testing.T) {
 	mc := newMockCluster(t, 1)
 	asked := make(chan string, 4)
@@ -79,7 +79,7 @@ func TestTokenProviderNeedsOAuthBearerAndNoOtherTokenSource(t *testing.T) {
 	}
 }
 
-// Credentials can be replaced on a live producer, on both engines.
+// Credentials can be replaced on a live producer.
 func TestSetSaslCredentialsOnALiveProducer(t *testing.T) {
 	p := newTestProducer(t, "127.0.0.1:1", kafka.ConfigMap{"security.protocol": "SASL_PLAINTEXT",
 		"sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "alice", "sasl.password": "old"})

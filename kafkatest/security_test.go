@@ -264,15 +264,11 @@ func logLines(logs string, subs ...string) []string {
 	return out
 }
 
-// TestSecureFailuresObserved pins what the producer reports today when it cannot
-// authenticate or does not trust the broker's certificate: one message with message.timeout.ms=10s, then
-// Close with a deadline. This is the behaviour observed, not the behaviour wanted (failing fast with a
-// typed authentication error): the assertions marked "today" are the ones to change with it.
-//
-// Today the message waits out message.timeout.ms and fails with MSG_TIMED_OUT; its error carries the
-// connection error as text only ("no broker was reachable; last connection error: ..."), and no error in
-// its tree has librdkafka's code _AUTHENTICATION or _SSL. librdkafka logs the connection error at ERROR
-// (tag FAIL) on every attempt. Close returns at once, and every goroutine ends.
+// TestSecureFailuresObserved: when the producer cannot authenticate or does not trust the broker's
+// certificate, one message with message.timeout.ms=10s fails long before that timeout with
+// ErrAuthentication, naming the broker's reason, purged from librdkafka's queue (never sent, not
+// outcome unknown); librdkafka logs the connection error at ERROR (tag FAIL); Close returns at once,
+// and every goroutine ends.
 func TestSecureFailuresObserved(t *testing.T) {
 	b := secure(t)
 	const msgTimeout = 10 * time.Second
@@ -340,8 +336,8 @@ func TestSecureFailuresObserved(t *testing.T) {
 			t.Logf("Close returned after %v", o.closeTook.Round(time.Millisecond))
 
 			// Fail-fast: once the failure has lasted a second with no delivery, the message fails
-			// with ErrAuthentication, naming the broker's reason; before, it waited out
-			// message.timeout.ms (10.0 to 11.0 s here) and said "Message timed out".
+			// with ErrAuthentication, naming the broker's reason, instead of waiting out
+			// message.timeout.ms and saying "Message timed out".
 			assert.Less(t, o.took, msgTimeout/2, "the outcome comes long before message.timeout.ms")
 			require.ErrorIs(t, err, aioproducer.ErrAuthentication)
 			assert.Contains(t, errorCodes(err), kafka.ErrPurgeQueue, "purged from librdkafka's queue, never sent: %v", err)

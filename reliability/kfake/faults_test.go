@@ -516,7 +516,7 @@ func TestLeaderMoveMidRunDeliversAllInKeyOrder(t *testing.T) {
 }
 
 // Scenario 7: Close with a deadline while a produce ack is held. Close returns soon after its deadline
-// with the context's error (about 1.1 s after it: kafka.Producer.Close, rd_kafka_destroy, takes that long
+// with the context's error (about 1.1 s after it: rd_kafka_destroy takes that long
 // with a request in flight; raw confluent-kafka-go shows the same); every message has its outcome at the
 // deadline: the ones librdkafka still queued fail
 // with kafka.ErrPurgeQueue (not written), the ones in the held request with kafka.ErrPurgeInflight
