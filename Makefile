@@ -14,6 +14,7 @@ build:
 TEST_TIMEOUT ?= 10m
 test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	cd bench && $(GO) test -race -count=1 -timeout 5m ./...
 
 race: test
 

@@ -69,6 +69,12 @@ func (f *Future) Done() <-chan struct{} {
 	return f.ch
 }
 
+// IsDone reports whether the outcome is known, without waiting or allocating (Java's
+// Future.isDone). A loop that holds many Futures can collect the finished ones in whatever order they
+// finish: messages for different partitions are delivered in no particular order, and waiting for the
+// oldest first holds the loop back behind the slowest partition.
+func (f *Future) IsDone() bool { return f.state.Load() == futureDone }
+
 // doneChan is Done's channel when the state already decides it, or nil while the future is pending.
 func (f *Future) doneChan() chan struct{} {
 	switch f.state.Load() {

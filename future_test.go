@@ -105,3 +105,17 @@ func TestRecycledRecordsHoldNoReferences(t *testing.T) {
 func TestFutureStaysSmall(t *testing.T) {
 	assert.LessOrEqual(t, unsafe.Sizeof(Future{}), uintptr(80))
 }
+
+func TestFutureIsDoneOnceResolvedWhetherOrNotSomeoneWaits(t *testing.T) {
+	lone := &Future{msg: &Message{Topic: "t"}}
+	assert.False(t, lone.IsDone(), "pending")
+	lone.resolve(Delivery{Topic: "t"}, nil)
+	assert.True(t, lone.IsDone(), "resolved")
+	assert.Nil(t, lone.ch, "IsDone made no channel")
+
+	waited := &Future{msg: &Message{Topic: "t"}}
+	_ = waited.Done() // a waiter's channel: the state is futureWaited
+	assert.False(t, waited.IsDone(), "pending while waited for")
+	waited.resolve(Delivery{}, errors.New("failed"))
+	assert.True(t, waited.IsDone(), "failed is done too")
+}

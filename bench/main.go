@@ -216,12 +216,11 @@ func aioThroughputWith(open func() (*aioproducer.Producer, error), g int, w work
 		msgs[i] = aioproducer.Message{Topic: topic, Value: val}
 		ptrs[i] = &msgs[i]
 	}
-	futs := make([]*aioproducer.Future, w.count)
 	var d time.Duration
 	var m uint64
 	for _, n := range w.passes() {
 		var err error
-		if d, m, err = aioPass(p, g, ptrs[:n], futs[:n]); err != nil {
+		if d, m, err = aioPass(p, g, ptrs[:n]); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -250,22 +249,21 @@ func aioKeepMallocThroughput(bootstrap string, w workload) (time.Duration, uint6
 	return aioDefaults(1)(bootstrap, w)
 }
 
-// aioWindow is how many Futures an aioproducer row holds at most (all goroutines together): before it
-// produces message i, a producing goroutine waits for and drops the Future of its message aioWindow/g
-// places back, as a service that awaits its deliveries would. It is DefaultMaxBufferedMsgs, so the
-// wait never holds a row back more than the buffer itself does; holding all 1M Futures to the end
-// instead (as runs before this constant did) costs about 7% more client CPU per 100 B message on the
-// real broker (bench/realab -window, BENCHMARKS.md).
+// aioWindow is how many Futures an aioproducer row holds at most (all goroutines together): each
+// producing goroutine holds aioWindow/g in an aiopass.Window, which drops them as they finish, in any
+// order, as a service that awaits its deliveries would. It is DefaultMaxBufferedMsgs: the producer's
+// own buffer bounds the row as librdkafka's queue bounds the raw client's. Holding all 1M Futures to
+// the end instead costs about 7% more client CPU per 100 B message on the real broker (bench/realab
+// -window).
 const aioWindow = aioproducer.DefaultMaxBufferedMsgs
 
 // produceFunc, as aioPass's g, is ProduceFunc from one goroutine with one shared callback: no
 // Future, nothing allocated per message.
 const produceFunc = -1
 
-func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs []*aioproducer.Future) (time.Duration, uint64, error) {
+func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message) (time.Duration, uint64, error) {
 	ctx := context.Background()
 	w := workload{count: len(ptrs)}
-	clear(futs)
 	m0 := mallocs()
 	start := time.Now()
 	var errOnce sync.Once
@@ -277,17 +275,20 @@ func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs [
 		}
 		return time.Since(start), mallocs() - m0, nil
 	case g == 0:
+		win := aiopass.NewWindow(aioWindow)
 		for i := 0; i < w.count; i += 1000 {
 			fs, err := p.ProduceBatch(ctx, ptrs[i:min(i+1000, w.count)])
 			if err != nil {
 				return 0, 0, err
 			}
-			copy(futs[i:], fs)
-			for j := i - aioWindow; j < min(i+1000, w.count)-aioWindow; j++ {
-				if err := aiopass.AwaitOld(ctx, futs, j, 0); err != nil {
+			for _, f := range fs {
+				if err := win.Add(ctx, f); err != nil {
 					return 0, 0, err
 				}
 			}
+		}
+		if err := win.Wait(ctx); err != nil {
+			return 0, 0, err
 		}
 	default:
 		var wg sync.WaitGroup
@@ -297,17 +298,19 @@ func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs [
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				win := aiopass.NewWindow(aioWindow / g)
 				for i := lo; i < hi; i++ {
 					f, err := p.Produce(ctx, ptrs[i])
+					if err == nil {
+						err = win.Add(ctx, f)
+					}
 					if err != nil {
 						errOnce.Do(func() { firstErr = err })
 						return
 					}
-					futs[i] = f
-					if err := aiopass.AwaitOld(ctx, futs, i-aioWindow/g, lo); err != nil {
-						errOnce.Do(func() { firstErr = err })
-						return
-					}
+				}
+				if err := win.Wait(ctx); err != nil {
+					errOnce.Do(func() { firstErr = err })
 				}
 			}()
 		}
@@ -315,14 +318,6 @@ func aioPass(p *aioproducer.Producer, g int, ptrs []*aioproducer.Message, futs [
 	}
 	if firstErr != nil {
 		return 0, 0, firstErr
-	}
-	for _, f := range futs {
-		if f == nil {
-			continue
-		}
-		if _, err := f.Wait(ctx); err != nil {
-			return 0, 0, err
-		}
 	}
 	return time.Since(start), mallocs() - m0, nil
 }

@@ -250,7 +250,7 @@ func aioScale(bootstrap string, s scaleSpec) (scaleOut, error) {
 		if measured && lat != nil {
 			err = aioLatencyPass(ctx, p, s.Goroutines, n, mk, futs[:n], lat)
 		} else {
-			err = aioWindowPass(ctx, p, s.Goroutines, n, mk, futs[:n])
+			err = aioWindowPass(ctx, p, s.Goroutines, n, mk)
 		}
 		if err != nil {
 			return out, err
@@ -276,11 +276,10 @@ func batchStats(st0, st1 aioproducer.Stats, stats map[string]float64) {
 }
 
 // aioWindowPass is aio's producing loop of the throughput rows (bench's aioPass for g goroutines):
-// Produce + Future, each goroutine waiting for and dropping the Future aioWindow/g places back before
-// it produces the next message; then every Future still held. The message is made by mk, one
-// allocation per message as a caller producing fresh messages would.
-func aioWindowPass(ctx context.Context, p *aioproducer.Producer, g, n int, mk func(int) *aioproducer.Message, futs []*aioproducer.Future) error {
-	clear(futs)
+// Produce + Future, each goroutine holding at most aioWindow/g Futures in an aiopass.Window, which
+// drops them as they finish, in any order; then every Future still held. The message is made by mk,
+// one allocation per message as a caller producing fresh messages would.
+func aioWindowPass(ctx context.Context, p *aioproducer.Producer, g, n int, mk func(int) *aioproducer.Message) error {
 	g = max(1, g)
 	var wg sync.WaitGroup
 	var once sync.Once
@@ -291,33 +290,24 @@ func aioWindowPass(ctx context.Context, p *aioproducer.Producer, g, n int, mk fu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			win := aiopass.NewWindow(aioWindow / g)
 			for i := lo; i < hi; i++ {
 				f, err := p.Produce(ctx, mk(i))
 				if err == nil {
-					futs[i] = f
-					err = aiopass.AwaitOld(ctx, futs, i-aioWindow/g, lo)
+					err = win.Add(ctx, f)
 				}
 				if err != nil {
 					once.Do(func() { first = err })
 					return
 				}
 			}
+			if err := win.Wait(ctx); err != nil {
+				once.Do(func() { first = err })
+			}
 		}()
 	}
 	wg.Wait()
-	if first != nil {
-		return first
-	}
-	for i, f := range futs {
-		if f == nil {
-			continue
-		}
-		if _, err := f.Wait(ctx); err != nil {
-			return err
-		}
-		futs[i] = nil
-	}
-	return nil
+	return first
 }
 
 // aioLatencyPass is aioWindowPass with each message's produce→delivered time in lat: every producing
