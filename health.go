@@ -16,12 +16,17 @@ import (
 // queues grow.
 //
 // partitionHealth does the same for the engine. It counts, per topic partition, the messages handed
-// to librdkafka whose report has not come (held), and when the partition last made progress (a
-// report). A partition that holds messages and has made no progress for unavailableAfter while
-// others did is marked unavailable (scan): its unkeyed messages go elsewhere (choose), and what is
-// produced to it by key or explicitly may hold at most half the buffer (stuckBudget), so Produce for
-// the healthy partitions goes on. The mark goes with its next report. While nothing makes progress
-// (every broker down, a cluster-wide stall) nothing is marked: nothing could do better.
+// to librdkafka whose report has not come (held) and when the partition last made progress (a
+// report), and per broker when a partition it leads last made progress. A partition that holds
+// messages and has made no progress for unavailableAfter, whose leader has made none either while
+// other brokers did, is marked unavailable (scan). It is the broker that stops answering: a partition
+// alone may wait far longer on a healthy broker, since librdkafka sends one partition per produce
+// request, at most 5 requests in flight per broker with idempotence, so with thousands of partitions
+// on one broker each waits its turn for seconds. A partition whose leader is not known yet is not
+// marked. A marked partition's unkeyed messages go elsewhere (choose), and what is produced to it by
+// key or explicitly may hold at most half the buffer (stuckBudget), so Produce for the healthy
+// partitions goes on. The mark goes with its next report. While nothing makes progress (every broker
+// down, a cluster-wide stall) nothing is marked: nothing could do better.
 //
 // The counts are atomics: a topic's worker adds (engine.enqueue), the engine's report goroutine
 // subtracts and scans. The set of topics is guarded by mu.
@@ -30,6 +35,9 @@ type partitionHealth struct {
 	marked     atomic.Int32  // partitions marked, all topics: 0 is the common case, one atomic load
 	markedHeld atomic.Int64  // the messages the marked partitions held at the last scan
 	progressed atomic.Int64  // when any partition last made progress (UnixNano)
+	// brokers is when a partition led by each broker last made progress (UnixNano), by broker id:
+	// copied on write (a broker is added under mu), read without a lock.
+	brokers atomic.Pointer[map[int32]*atomic.Int64]
 
 	mu     sync.Mutex
 	topics map[string]*topicHealth
@@ -41,7 +49,35 @@ type partitionHealth struct {
 const unavailableAfter = time.Second
 
 func newPartitionHealth(after time.Duration) *partitionHealth {
-	return &partitionHealth{after: after, topics: map[string]*topicHealth{}}
+	h := &partitionHealth{after: after, topics: map[string]*topicHealth{}}
+	h.brokers.Store(&map[int32]*atomic.Int64{})
+	return h
+}
+
+// broker returns broker id's progress clock, made on first use.
+func (h *partitionHealth) broker(id int32) *atomic.Int64 {
+	if c := (*h.brokers.Load())[id]; c != nil {
+		return c
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.brokerLocked(id)
+}
+
+// brokerLocked is broker with mu held.
+func (h *partitionHealth) brokerLocked(id int32) *atomic.Int64 {
+	old := *h.brokers.Load()
+	if c := old[id]; c != nil {
+		return c
+	}
+	m := make(map[int32]*atomic.Int64, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	c := new(atomic.Int64)
+	m[id] = c
+	h.brokers.Store(&m)
+	return c
 }
 
 // topicHealth is one topic's partitions. parts grows when a larger partition count is learned; the
@@ -156,6 +192,14 @@ func (t *topicHealth) part(p int32) *partHealth {
 	return &grown[p]
 }
 
+// leaderOf returns partition p's leader, or -1 while it is not known.
+func (t *topicHealth) leaderOf(p int32) int32 {
+	if l := t.leader.Load(); l != nil && p >= 0 && int(p) < len(*l) {
+		return (*l)[p]
+	}
+	return -1
+}
+
 // setLeaders records the partition count and leaders learned from the cluster's metadata.
 func (t *topicHealth) setLeaders(leaders []int32) {
 	t.leader.Store(&leaders)
@@ -181,6 +225,9 @@ func (t *topicHealth) reported(p int32, n int64, now int64, progress bool) {
 	if progress {
 		ph.progress.Store(now)
 		t.h.progressed.Store(now)
+		if l := t.leaderOf(p); l >= 0 {
+			t.h.broker(l).Store(now)
+		}
 		t.unmark(int(p))
 	}
 }
@@ -270,8 +317,8 @@ func (c *tally) flushReported(now int64) {
 	}
 }
 
-// scan marks the partitions that hold messages and have made no progress for h.after while another
-// partition made some, and lifts the marks of those that hold none. The engine's report goroutine
+// scan marks the partitions that hold messages and have made no progress for h.after, nor has their
+// leader, while another partition made some, and lifts the marks of those that hold none. The engine's report goroutine
 // calls it every after/4 while messages are held; it costs the partitions of the topics in use.
 func (h *partitionHealth) scan(now time.Time) {
 	n := now.UnixNano()
@@ -288,7 +335,7 @@ func (h *partitionHealth) scan(now time.Time) {
 			switch {
 			case held <= 0:
 				t.unmark(i)
-			case othersProgress && ph.progress.Load() < cutoff:
+			case othersProgress && ph.progress.Load() < cutoff && h.brokerStalledLocked(t.leaderOf(int32(i)), cutoff):
 				if ph.marked.CompareAndSwap(false, true) {
 					h.marked.Add(1)
 				}
@@ -299,6 +346,12 @@ func (h *partitionHealth) scan(now time.Time) {
 		}
 	}
 	h.markedHeld.Store(markedHeld)
+}
+
+// brokerStalledLocked reports whether broker id is known and has made no progress since cutoff (mu
+// held).
+func (h *partitionHealth) brokerStalledLocked(id int32, cutoff int64) bool {
+	return id >= 0 && h.brokerLocked(id).Load() < cutoff
 }
 
 // choose returns the partition for the unkeyed messages of one topic run at now, sticky for linger

@@ -238,3 +238,47 @@ func TestHealthDoesNotCountPartitionsTheTopicLacks(t *testing.T) {
 	require.NotNil(t, th)
 	assert.LessOrEqual(t, len(th.partitions()), maxTracked)
 }
+
+// A partition that waits its turn on a broker that answers is not marked, however long it waits:
+// librdkafka serves a broker's partitions one produce request each, so with thousands of them one may
+// wait seconds. One whose leader has delivered nothing for as long, while another broker did, is.
+func TestHealthMarksThePartitionsOfAStalledBrokerNotOfABusyOne(t *testing.T) {
+	const after = time.Second
+	h := newPartitionHealth(after)
+	waiting := h.topic("waiting") // partition 0 on broker 1, partition 1 on broker 2
+	waiting.setLeaders([]int32{1, 2})
+	busy := h.topic("busy") // its only partition on broker 1
+	busy.setLeaders([]int32{1})
+	other := h.topic("other") // on broker 3
+	other.setLeaders([]int32{3})
+
+	t0 := time.Unix(1000, 0)
+	ns := func(d time.Duration) int64 { return t0.Add(d).UnixNano() }
+	waiting.enqueued(0, 5, ns(0))
+	waiting.enqueued(1, 5, ns(0))
+	busy.enqueued(0, 5, ns(0))
+	other.enqueued(0, 5, ns(0))
+	// For 3 s, broker 1 delivers for "busy" and broker 3 for "other"; broker 2 delivers nothing, and
+	// neither does partition 0 of "waiting".
+	for d := 100 * time.Millisecond; d <= 3*time.Second; d += 100 * time.Millisecond {
+		busy.enqueued(0, 1, ns(d))
+		busy.reported(0, 1, ns(d), true)
+		other.enqueued(0, 1, ns(d))
+		other.reported(0, 1, ns(d), true)
+		h.scan(t0.Add(d))
+	}
+	assert.False(t, waiting.isMarked(0), "partition 0 waits on broker 1, which delivers")
+	assert.True(t, waiting.isMarked(1), "partition 1's broker 2 delivered nothing for 3 s while others did")
+	assert.False(t, busy.isMarked(0))
+	assert.False(t, other.isMarked(0))
+
+	// A partition whose leader is not known is not marked either.
+	unknown := h.topic("unknown")
+	unknown.enqueued(0, 1, ns(3*time.Second))
+	for d := 3100 * time.Millisecond; d <= 5*time.Second; d += 100 * time.Millisecond {
+		other.enqueued(0, 1, ns(d))
+		other.reported(0, 1, ns(d), true)
+		h.scan(t0.Add(d))
+	}
+	assert.False(t, unknown.isMarked(0), "no leader known")
+}
