@@ -6,7 +6,7 @@
 #   make bench               .cache/bench/mock-latest.md          (librdkafka's mock cluster)
 #   make bench-kafka         .cache/bench/kafka-latest.md         (real Kafka, one broker)
 #   make bench-kafka-scale   .cache/bench/kafka-scale-latest.md   (real Kafka: topics, partitions, goroutines)
-#   (the goroutines cell of a bench-kafka-scale run) .cache/bench/kafka-goroutines-latest.md
+#   (an earlier bench-kafka-scale run, all cells) .cache/bench/kafka-scale-earlier.md
 #   make bench-kafka-churn   .cache/bench/kafka-churn-latest.md   (real Kafka: topic churn)
 #   make bench-kafka-stuck   .cache/bench/kafka-stuck-latest.md   (real Kafka, 3 brokers, one SIGSTOPped)
 #
@@ -18,7 +18,7 @@ out=BENCHMARKS.md
 dir=.cache/bench
 {
   cat scripts/benchmarks-head.md
-  for f in mock-latest kafka-latest kafka-scale-latest kafka-goroutines-latest kafka-churn-latest kafka-stuck-latest; do
+  for f in mock-latest kafka-latest kafka-scale-latest kafka-scale-earlier kafka-churn-latest kafka-stuck-latest; do
     echo
     if [[ -f $dir/$f.md ]]; then
       # The results' own headings move one level down, under this file's.
