@@ -18,14 +18,21 @@ out=BENCHMARKS.md
 dir=.cache/bench
 {
   cat scripts/benchmarks-head.md
-  for f in mock-latest kafka-latest kafka-scale-latest kafka-scale-earlier kafka-churn-latest kafka-stuck-latest; do
+  for entry in \
+    "mock-latest|Mock cluster, one topic (make bench)" \
+    "kafka-latest|Real Kafka, one topic (make bench-kafka cells)" \
+    "kafka-scale-latest|Real Kafka, scale (latest run)" \
+    "kafka-scale-earlier|Real Kafka, scale (earlier run, every cell)" \
+    "kafka-churn-latest|Real Kafka, topic churn" \
+    "kafka-stuck-latest|Real Kafka, stuck broker"; do
+    f=${entry%%|*}
+    echo
+    echo "## ${entry#*|}"
     echo
     if [[ -f $dir/$f.md ]]; then
-      # The results' own headings move one level down, under this file's.
-      sed -e 's/^#/##/' "$dir/$f.md"
+      # The results' own headings move two levels down, under this file's.
+      sed -e 's/^#/###/' "$dir/$f.md"
     else
-      echo "## $f: no results"
-      echo
       echo "\`$dir/$f.md\` was not there when \`scripts/benchmarks-md.sh\` ran."
     fi
   done
