@@ -136,7 +136,14 @@ func TestLibrdkafkaEngineSteadyStateAllocations(t *testing.T) {
 		}},
 	} {
 		tc.run() // warm the pools
+		// The least of three measurements: AllocsPerRun counts the whole process's allocations, and a
+		// goroutine of the producer or of the test's cluster that allocates now and then (a log
+		// line, a metadata answer) adds to one measurement, not to the cost per message (under
+		// cgocheck2 on a loaded machine, ProduceFunc measured 0.05 once, 0.000 to 0.007 otherwise).
 		perMsg := testing.AllocsPerRun(20, tc.run) / burst
+		for range 2 {
+			perMsg = min(perMsg, testing.AllocsPerRun(20, tc.run)/burst)
+		}
 		t.Logf("%s: %.3f allocs per message", tc.name, perMsg)
 		assert.LessOrEqual(t, perMsg, tc.max, "%s: heap allocations per message", tc.name)
 	}
