@@ -61,11 +61,6 @@ func (h *partitionHealth) broker(id int32) *atomic.Int64 {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.brokerLocked(id)
-}
-
-// brokerLocked is broker with mu held.
-func (h *partitionHealth) brokerLocked(id int32) *atomic.Int64 {
 	old := *h.brokers.Load()
 	if c := old[id]; c != nil {
 		return c
@@ -335,7 +330,7 @@ func (h *partitionHealth) scan(now time.Time) {
 			switch {
 			case held <= 0:
 				t.unmark(i)
-			case othersProgress && ph.progress.Load() < cutoff && h.brokerStalledLocked(t.leaderOf(int32(i)), cutoff):
+			case othersProgress && ph.progress.Load() < cutoff && h.brokerStalled(t.leaderOf(int32(i)), cutoff):
 				if ph.marked.CompareAndSwap(false, true) {
 					h.marked.Add(1)
 				}
@@ -348,10 +343,14 @@ func (h *partitionHealth) scan(now time.Time) {
 	h.markedHeld.Store(markedHeld)
 }
 
-// brokerStalledLocked reports whether broker id is known and has made no progress since cutoff (mu
-// held).
-func (h *partitionHealth) brokerStalledLocked(id int32, cutoff int64) bool {
-	return id >= 0 && h.brokerLocked(id).Load() < cutoff
+// brokerStalled reports whether broker id is known and has made no progress since cutoff (a broker
+// none of whose partitions ever reported has no clock yet: no progress).
+func (h *partitionHealth) brokerStalled(id int32, cutoff int64) bool {
+	if id < 0 {
+		return false
+	}
+	c := (*h.brokers.Load())[id]
+	return c == nil || c.Load() < cutoff
 }
 
 // choose returns the partition for the unkeyed messages of one topic run at now, sticky for linger
