@@ -237,10 +237,11 @@ func aioScale(bootstrap string, s scaleSpec) (scaleOut, error) {
 	}
 	out := scaleOut{stats: map[string]float64{}}
 	var lat []int64
+	var futs []*aioproducer.Future // the latency pass's
 	if s.Latency {
 		lat = make([]int64, s.Count)
+		futs = make([]*aioproducer.Future, s.Count)
 	}
-	futs := make([]*aioproducer.Future, max(s.Count, s.Warm))
 	passes := scalePasses(s)
 	for pi, n := range passes {
 		measured := pi == len(passes)-1
