@@ -28,10 +28,7 @@ const churnStall = 10 * time.Minute
 // that has known 20,000 topics spends most of a core in its main thread (rd_kafka_topic_find_fl, a
 // linear search of its topics), beside the client being measured.
 func primeChunk(bootstrap string, names []string, val []byte) error {
-	kp, err := kafka.NewProducer(&kafka.ConfigMap{
-		"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": true, "linger.ms": 5,
-		"go.delivery.report.fields": "none", "message.timeout.ms": 600_000,
-	})
+	kp, err := newPrimer(bootstrap)
 	if err != nil {
 		return err
 	}

@@ -408,6 +408,15 @@ func waitTopicsReady(ctx context.Context, adm *kafka.AdminClient, names []string
 	}
 }
 
+// newPrimer is the harness's own producer that writes the priming messages of new topics: acks=all,
+// idempotent, linger.ms 5, no report fields, and time enough for a loaded broker.
+func newPrimer(bootstrap string) (*kafka.Producer, error) {
+	return kafka.NewProducer(&kafka.ConfigMap{
+		"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": true, "linger.ms": 5,
+		"go.delivery.report.fields": "none", "message.timeout.ms": 600_000,
+	})
+}
+
 // primeTopics writes to every partition of names, in two rounds, so that no measured client pays for
 // the partitions being new: per messages of size bytes each (at least enough for 8 KiB), then, once
 // those are delivered, one more. On the 2-core VM (ext4) a new partition costs the broker, besides
@@ -426,10 +435,7 @@ func waitTopicsReady(ctx context.Context, adm *kafka.AdminClient, names []string
 func primeTopics(bootstrap string, names []string, partitions, per, size int) error {
 	size = max(1, size)
 	per = max(per, (8<<10+size-1)/size)
-	kp, err := kafka.NewProducer(&kafka.ConfigMap{
-		"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": true, "linger.ms": 5,
-		"go.delivery.report.fields": "none", "message.timeout.ms": 600_000,
-	})
+	kp, err := newPrimer(bootstrap)
 	if err != nil {
 		return err
 	}
