@@ -103,6 +103,10 @@ func (ex *executor) failFatal(err kafka.Error) {
 // its order.
 func (ex *executor) execute(j *job) {
 	recs := j.recs
+	// Counted before the call, as the in-flight gauge is: a report may resolve a record's Future
+	// before enqueue returns, and Stats read after the last Future must count its batch.
+	ex.stats.batches.Add(1)
+	ex.stats.batchedMsgs.Add(uint64(len(recs)))
 	backoff := minQueueFullBackoff
 	hooked := len(ex.hooks.batch) > 0
 	var start time.Time
@@ -162,8 +166,6 @@ func (ex *executor) execute(j *job) {
 			}
 		}
 	}
-	ex.stats.batches.Add(1)
-	ex.stats.batchedMsgs.Add(uint64(len(j.recs)))
 }
 
 // failFrom hands over the outcome of recs, the records of job j from position len(j.recs)-len(recs)
