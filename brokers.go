@@ -20,9 +20,10 @@ type brokerState struct {
 	// until a delivery succeeds or the credentials change.
 	auth atomic.Pointer[authFailure]
 
-	mu     sync.Mutex
-	last   kafka.Error   // the last connection error, guarded by mu
-	downCh chan struct{} // closed when down becomes true; guarded by mu
+	mu        sync.Mutex
+	last      kafka.Error   // the last connection error, guarded by mu
+	downSince time.Time     // when down last became true; guarded by mu
+	downCh    chan struct{} // closed when down becomes true; guarded by mu
 }
 
 func newBrokerState() *brokerState { return &brokerState{downCh: make(chan struct{})} }
@@ -69,6 +70,7 @@ func (b *brokerState) onError(err kafka.Error) (authBegan bool) {
 		b.last = err // ALL_BROKERS_DOWN says less than the connection error before it
 	}
 	if err.Code() == kafka.ErrAllBrokersDown && !b.down.Load() {
+		b.downSince = time.Now()
 		b.down.Store(true)
 		close(b.downCh)
 	}
@@ -100,6 +102,12 @@ func (b *brokerState) delivered() {
 	if b.auth.Load() != nil {
 		b.clearAuth()
 	}
+	b.reached()
+}
+
+// reached is told that a broker answered (a delivery, or a metadata request of brokerWatch): they
+// are not all down.
+func (b *brokerState) reached() {
 	if !b.down.Load() {
 		return
 	}
@@ -125,62 +133,88 @@ func (b *brokerState) unreachable() error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return &brokersDownError{last: b.last}
+	if !b.down.Load() {
+		return nil
+	}
+	return &brokersDownError{last: b.last, since: b.downSince}
 }
 
-// brokersDownError is the cause attached to a message that timed out while no broker was reachable.
-type brokersDownError struct{ last kafka.Error }
+// brokersDownError says that no broker is reachable, since when and why: Health's error, and the cause
+// attached to a message that timed out meanwhile.
+type brokersDownError struct {
+	last  kafka.Error
+	since time.Time
+}
 
 func (e *brokersDownError) Error() string {
-	return fmt.Sprintf("no broker was reachable; last connection error: %v", e.last)
+	return fmt.Sprintf("no broker was reachable since %s (for %v); last connection error: %v",
+		e.since.Format(time.RFC3339), time.Since(e.since).Round(time.Millisecond), e.last)
 }
 
-// Unwrap returns the last connection error, so that errors.As finds its kafka.Error too.
-func (e *brokersDownError) Unwrap() error { return e.last }
+// Unwrap returns ErrBrokersDown and the last connection error, so that errors.As finds its
+// kafka.Error too.
+func (e *brokersDownError) Unwrap() []error { return []error{ErrBrokersDown, e.last} }
 
-// authGrace is how long an authentication failure must last, with no delivery, before authWatch fails
+// authGrace is how long an authentication failure must last, with no delivery, before brokerWatch fails
 // messages for it: a re-authentication that fails once while a token is refreshed, and succeeds on
 // the next connection, must cost no message.
 const authGrace = time.Second
 
-// authWatch makes messages fail promptly while authentication fails: librdkafka keeps them queued
-// and retries the connection until message.timeout.ms, and says "authentication failed" only twice,
-// then just "all brokers are down" at each failed reconnection. Once a failure has lasted authGrace, the
-// watch purges librdkafka's queue (never what is in flight), and again at each of those later events, so
-// each message fails with ErrAuthentication within librdkafka's reconnection backoff
+// brokerWatch follows the brokers for the producer, on one goroutine it owns, asleep while they work.
+//
+// It makes messages fail promptly while authentication fails: librdkafka keeps them queued and retries
+// the connection until message.timeout.ms, and says "authentication failed" only twice, then just "all
+// brokers are down" at each failed reconnection. Once a failure has lasted authGrace, the watch purges
+// librdkafka's queue (never what is in flight), and again at each of those later events, so each
+// message fails with ErrAuthentication within librdkafka's reconnection backoff
 // (reconnect.backoff.max.ms, 10 s by default), until a delivery succeeds or the credentials change.
-// One goroutine, owned by the Producer, asleep while authentication works.
-type authWatch struct {
+//
+// While all brokers are down it asks for metadata every pingEvery, so that Health says they are back
+// as soon as one answers, even when no message is sent to show it (librdkafka says when the brokers go
+// down, never when they come back).
+type brokerWatch struct {
 	brokers *brokerState
-	eng     engine // purgeQueue
+	eng     engine // purgeQueue, ping
 	log     *slog.Logger
 	kick    chan struct{} // capacity 1: an authentication failure began, or librdkafka failed to reconnect during one
 	stop    chan struct{}
 	done    chan struct{}
 }
 
-func newAuthWatch(b *brokerState, eng engine, log *slog.Logger) *authWatch {
-	return &authWatch{brokers: b, eng: eng, log: log, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+// pingEvery is how often brokerWatch asks for metadata while all brokers are down, and how long each
+// request may take.
+const pingEvery = time.Second
+
+func newBrokerWatch(b *brokerState, eng engine, log *slog.Logger) *brokerWatch {
+	return &brokerWatch{brokers: b, eng: eng, log: log, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-func (w *authWatch) start() { go w.run() }
+func (w *brokerWatch) start() { go w.run() }
 
 // poke is told of an error event during an authentication failure.
-func (w *authWatch) poke() { wakeUp(w.kick) }
+func (w *brokerWatch) poke() { wakeUp(w.kick) }
 
 // close stops the watch and waits for it.
-func (w *authWatch) close() {
+func (w *brokerWatch) close() {
 	close(w.stop)
 	<-w.done
 }
 
-func (w *authWatch) run() {
+func (w *brokerWatch) run() {
 	defer close(w.done)
 	var graceC <-chan time.Time
 	grace := time.NewTimer(authGrace)
 	grace.Stop()
 	defer grace.Stop()
+	ping := time.NewTicker(pingEvery)
+	ping.Stop()
+	defer ping.Stop()
+	var pingC <-chan time.Time
 	for {
+		var down <-chan struct{}
+		if pingC == nil {
+			down = w.brokers.wentDown()
+		}
 		select {
 		case <-w.kick:
 			a := w.brokers.auth.Load()
@@ -200,13 +234,25 @@ func (w *authWatch) run() {
 			if w.brokers.auth.Load() != nil {
 				w.purgeQueue()
 			}
+		case <-down:
+			ping.Reset(pingEvery)
+			pingC = ping.C
+		case <-pingC:
+			if !w.brokers.down.Load() {
+				ping.Stop()
+				pingC = nil
+				continue
+			}
+			if w.eng.ping(int(pingEvery.Milliseconds())) == nil {
+				w.brokers.reached()
+			}
 		case <-w.stop:
 			return
 		}
 	}
 }
 
-func (w *authWatch) purgeQueue() {
+func (w *brokerWatch) purgeQueue() {
 	if err := w.eng.purgeQueue(); err != nil {
 		w.log.Error("aioproducer: purge failed", "error", err)
 	}

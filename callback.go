@@ -2,6 +2,7 @@ package aioproducer
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,11 +49,12 @@ type callbackManager struct {
 	resolved []*record // deliver's scratch: records of resolved futures
 	toQueue  []*record // deliver's scratch: records for the callback goroutine
 
-	queue     []*record     // outcomes waiting for their callback or HookDelivery, in order
-	errEvents []error       // errors waiting for HookError, at most maxErrorEvents
-	errLost   int           // errors dropped since the callback goroutine last looked
-	rawStats  []byte        // the latest statistics report waiting for HookStats, if any
-	wake      chan struct{} // capacity 1: the queue is not empty, or closing
+	queue     []*record       // outcomes waiting for their callback or HookDelivery, in order
+	errEvents []error         // errors waiting for HookError, at most maxErrorEvents
+	errLost   int             // errors dropped since the callback goroutine last looked
+	rawStats  []byte          // the latest statistics report waiting for HookStats, if any
+	barriers  []chan struct{} // settle calls, closed once the outcomes queued before them are handed over
+	wake      chan struct{}   // capacity 1: the queue is not empty, or closing
 	closing   bool
 	done      chan struct{}
 }
@@ -228,6 +230,25 @@ func (cm *callbackManager) postStats(raw []byte) {
 	cm.signal()
 }
 
+// settle waits until every outcome queued before the call has been handed over (its callback run, its
+// channel send done, its HookDelivery called), or ctx ends. It must not be called from the callback
+// goroutine.
+func (cm *callbackManager) settle(ctx context.Context) error {
+	ch := make(chan struct{})
+	cm.mu.Lock()
+	cm.barriers = append(cm.barriers, ch)
+	cm.mu.Unlock()
+	cm.signal()
+	select {
+	case <-ch:
+		return nil
+	case <-cm.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // close stops the callback goroutine once the queue is empty and waits for it.
 func (cm *callbackManager) close() {
 	cm.mu.Lock()
@@ -261,11 +282,13 @@ func (cm *callbackManager) run() {
 	cm.gid.Store(goid())
 	var batch []*record
 	var errs []error
+	var bars []chan struct{}
 	hooked := len(cm.hooks.delivery) > 0
 	for range cm.wake {
 		cm.mu.Lock()
 		batch, cm.queue = cm.queue, batch[:0]
 		errs, cm.errEvents = cm.errEvents, errs[:0]
+		bars, cm.barriers = cm.barriers, bars[:0]
 		lost := cm.errLost
 		raw := cm.rawStats
 		cm.errLost, cm.rawStats = 0, nil
@@ -294,6 +317,10 @@ func (cm *callbackManager) run() {
 		n := len(batch) + len(errs) + len(raw)
 		clear(errs)
 		cm.finish(batch, size)
+		for _, ch := range bars {
+			close(ch)
+		}
+		clear(bars)
 		if closing && n == 0 {
 			return
 		}
@@ -337,7 +364,7 @@ func (cm *callbackManager) call(rec *record) {
 type reportRouter struct {
 	callbacks *callbackManager
 	brokers   *brokerState
-	auth      *authWatch
+	auth      *brokerWatch
 	exec      *executor
 	stats     *counters
 	log       *slog.Logger

@@ -14,6 +14,8 @@ type Client interface {
 	ProduceChan(ctx context.Context, msg *Message, ch chan<- Result) error
 	TryProduce(msg *Message) (*Future, error)
 	Flush(ctx context.Context) error
+	Purge(ctx context.Context) error
+	Health() error
 	Close(ctx context.Context) error
 }
 

@@ -1,8 +1,10 @@
 package aioproducer
 
 import (
+	"context"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,6 +34,10 @@ type dispatcher struct {
 	// idleAfter is how long a topic with nothing pending is kept (topicIdleAfter).
 	idleAfter time.Duration
 	wg        sync.WaitGroup
+	// settling counts the settle calls in progress; while there are some, a worker notifies jobDone
+	// after each job.
+	settling atomic.Int32
+	jobDone  notifier
 }
 
 // maxJobBytes bounds the key, value and header bytes of one job (at least one message goes, whatever
@@ -48,6 +54,8 @@ type shard struct {
 	wake     chan struct{} // capacity 1
 	timeouts *timeoutManager
 	forget   []string // the worker's: topics the last sweep forgot
+	added    uint64   // guarded by mu: the records ever added
+	handled  uint64   // guarded by mu: the records of the worker's finished jobs (handed over or failed)
 }
 
 func newDispatcher(workers, maxMsgs int, idleAfter time.Duration, exec *executor, eng engine, state *producerState, flushes *flushTracker, stats *counters) *dispatcher {
@@ -116,6 +124,7 @@ func (d *dispatcher) add(recs []*record, withFuture bool) (int, *Future, error) 
 			r.epoch = e
 			s.batches.add(r)
 		}
+		s.added += uint64(added - start)
 		wake := s.waiting
 		s.waiting = false
 		s.mu.Unlock()
@@ -152,6 +161,13 @@ func (d *dispatcher) run(s *shard) {
 	j := &job{}
 	for {
 		s.mu.Lock()
+		if n := len(j.recs); n > 0 {
+			s.handled += uint64(n)
+			j.reset()
+			if d.settling.Load() > 0 {
+				d.jobDone.notify()
+			}
+		}
 		for s.batches.empty() && !d.state.closing() {
 			if s.timeouts.due(time.Now()) {
 				d.sweep(s)
@@ -181,7 +197,39 @@ func (d *dispatcher) run(s *shard) {
 		}
 		s.mu.Unlock()
 		d.exec.execute(j)
-		j.reset()
+	}
+}
+
+// settle waits until the workers have finished a job with every record added before the call (handed
+// it to the engine, or failed it), or ctx ends.
+func (d *dispatcher) settle(ctx context.Context) error {
+	d.settling.Add(1)
+	defer d.settling.Add(-1)
+	want := make([]uint64, len(d.shards))
+	for i, s := range d.shards {
+		s.mu.Lock()
+		want[i] = s.added
+		s.mu.Unlock()
+	}
+	for {
+		gen := d.jobDone.generation()
+		settled := true
+		for i, s := range d.shards {
+			s.mu.Lock()
+			settled = s.handled >= want[i]
+			s.mu.Unlock()
+			if !settled {
+				break
+			}
+		}
+		if settled {
+			return nil
+		}
+		select {
+		case <-d.jobDone.since(gen):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

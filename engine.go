@@ -1,8 +1,10 @@
 package aioproducer
 
 import (
+	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
@@ -36,6 +38,12 @@ type engine interface {
 	// (Op left empty), with librdkafka's verdict on what may be done next.
 	txn(op, timeoutMs int) error
 	sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, timeoutMs int) error
+	// drain waits until the report goroutine has handed the sink every report the engine held
+	// ready when drain was called (the reports of a purge that returned), or ctx ends.
+	drain(ctx context.Context) error
+	// ping asks the cluster for metadata, waiting up to timeoutMs, and returns nil if a broker
+	// answered.
+	ping(timeoutMs int) error
 	// setSaslCredentials replaces the SASL username and password for new connections.
 	setSaslCredentials(username, password string) error
 	// stuck reports whether msg would go to a partition that stopped making progress while others go
@@ -84,16 +92,45 @@ type report struct {
 // errQueueFull is what engine.enqueue returns when librdkafka's queue is full.
 var errQueueFull = errors.New("aioproducer: librdkafka queue full")
 
-// syslogLevel maps a librdkafka (syslog) log level to a slog level.
-func syslogLevel(l int) slog.Level {
+// logLevel maps one of librdkafka's log lines (its syslog level, facility tag and text) to a slog
+// level. librdkafka's level says how bad the event is for a connection, not for the application: it
+// logs a connection refused during a broker restart at LOG_ERR (3), then reconnects and retries by
+// itself. So what heals by itself is WARN, as the Java client logs a broker it cannot reach, and ERROR
+// is kept for what needs a human: levels 0 to 2, and the level 3 lines that speak of authentication,
+// authorization, TLS certificates or a fatal error (retrying does not cure those; the producer's own
+// ERROR lines say when it fails messages for them). librdkafka's notices that a topic's partition
+// count is known or changed (PARTCNT) are DEBUG: a producer spread over thousands of topics logs one
+// per topic.
+func logLevel(level int, tag, text string) slog.Level {
 	switch {
-	case l <= 3:
+	case level <= 2:
 		return slog.LevelError
-	case l == 4:
+	case level == 3:
+		if needsHuman(text) {
+			return slog.LevelError
+		}
 		return slog.LevelWarn
-	case l <= 6:
+	case level == 4:
+		return slog.LevelWarn
+	case level <= 6:
+		if tag == "PARTCNT" {
+			return slog.LevelDebug
+		}
 		return slog.LevelInfo
 	default:
 		return slog.LevelDebug
 	}
+}
+
+// humanWords are what a librdkafka error line says when retrying will not cure it.
+var humanWords = []string{"authenticat", "authoriz", "sasl", "certificate", "ssl handshake", "fatal"}
+
+func needsHuman(text string) bool {
+	lower := strings.ToLower(text)
+	for _, w := range humanWords {
+		if strings.Contains(lower, w) {
+			return true
+		}
+	}
+	return false
 }

@@ -2,7 +2,9 @@ package aioproducer
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -55,6 +57,13 @@ type librdkafkaEngine struct {
 	started     bool
 	stop        atomic.Bool
 	done        chan struct{}
+
+	// drainers are the drain calls waiting for the report goroutine to find librdkafka's queue empty
+	// (guarded by drainMu); the goroutine arms them at the start of a poll and closes them once a
+	// poll it began after them finds the queue empty.
+	drainMu      sync.Mutex
+	drainers     []chan struct{}
+	drainWaiting atomic.Bool // drainers is not empty
 }
 
 // newLibrdkafkaEngine creates the librdkafka producer for cm; with stats, librdkafka's statistics reports
@@ -301,6 +310,9 @@ func (e *librdkafkaEngine) topicLocked(topic string, now time.Time) (*rdkTopic, 
 	return t, nil
 }
 
+// errNoLeader says that a metadata answer named no leader for some partition.
+var errNoLeader = errors.New("aioproducer: a partition has no leader")
+
 // metaQueue is how many topics may wait for metadataLoop.
 const metaQueue = 4096
 
@@ -342,6 +354,9 @@ func (e *librdkafkaEngine) learn(name string) {
 		if leaders, err = e.p.TopicLeaders(h, metadataTimeoutMs); err == nil && len(leaders) > 0 {
 			if th := e.health.lookup(name); th != nil {
 				th.setLeaders(leaders)
+			}
+			if slices.Contains(leaders, -1) {
+				err = errNoLeader // a partition without a leader (yet): ask again soon
 			}
 		}
 		e.p.DestroyTopic(h)
@@ -453,6 +468,34 @@ func (e *librdkafkaEngine) close() {
 	e.p.Close()
 }
 
+// drain waits until the report goroutine finds librdkafka's report queue empty in a poll that began
+// after the call: every report queued before it (those of a purge that returned, say) has then been
+// handed to the sink. rd_kafka_queue_yield (Wake) makes a poll that waits on an empty queue return at
+// once, never one that has reports to take.
+func (e *librdkafkaEngine) drain(ctx context.Context) error {
+	ch := make(chan struct{})
+	e.drainMu.Lock()
+	e.drainers = append(e.drainers, ch)
+	e.drainWaiting.Store(true)
+	e.drainMu.Unlock()
+	e.p.Wake()
+	select {
+	case <-ch:
+		return nil
+	case <-e.done:
+		return nil // closed: every report was handed over
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (e *librdkafkaEngine) ping(timeoutMs int) error {
+	if _, code := e.p.MetadataOrigin(timeoutMs); code != kafka.ErrNoError {
+		return kafka.NewError(code, "", false)
+	}
+	return nil
+}
+
 func (e *librdkafkaEngine) setSaslCredentials(username, password string) error {
 	return e.p.SetSaslCredentials(username, password)
 }
@@ -471,7 +514,15 @@ func (e *librdkafkaEngine) run() {
 	reps := make([]report, 0, drainBurst)
 	every := e.health.after / 4
 	lastScan := time.Now()
+	var armed []chan struct{} // drain calls made before the poll in progress began
 	for !e.stop.Load() {
+		if e.drainWaiting.Load() {
+			e.drainMu.Lock()
+			armed = append(armed, e.drainers...)
+			e.drainers = e.drainers[:0]
+			e.drainWaiting.Store(false)
+			e.drainMu.Unlock()
+		}
 		n, ev := e.p.Poll(int(every.Milliseconds()), out)
 		now := time.Now()
 		if n > 0 {
@@ -515,6 +566,14 @@ func (e *librdkafkaEngine) run() {
 		if ev != nil {
 			e.handle(ev)
 		}
+		if n == 0 && ev == nil && len(armed) > 0 {
+			// librdkafka's queue was empty: every report it held before the poll began is handed over.
+			for _, ch := range armed {
+				close(ch)
+			}
+			clear(armed)
+			armed = armed[:0]
+		}
 		if now.Sub(lastScan) >= every {
 			e.health.scan(now)
 			lastScan = now
@@ -535,7 +594,7 @@ func localFailure(code kafka.ErrorCode) bool {
 func (e *librdkafkaEngine) handle(ev *rdk.Event) {
 	switch ev.Type {
 	case rdk.EventLog:
-		e.log.Log(context.Background(), syslogLevel(ev.Level), "librdkafka: "+ev.Str, "tag", ev.Tag, "client", e.p.Name())
+		e.log.Log(context.Background(), logLevel(ev.Level, ev.Tag, ev.Str), "librdkafka: "+ev.Str, "tag", ev.Tag, "client", e.p.Name())
 	case rdk.EventTokenRefresh:
 		e.tokens.request(ev.Str)
 	case rdk.EventStats:

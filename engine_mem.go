@@ -1,6 +1,7 @@
 package aioproducer
 
 import (
+	"context"
 	"hash/crc32"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,7 @@ type memReq struct {
 	n     int
 	err   error
 	fatal *kafka.Error
+	drain bool // hand over a purge asked for, and nothing else
 	done  chan int
 }
 
@@ -207,12 +209,17 @@ func (e *memEngine) run() {
 			}
 		case r := <-e.req:
 			n := 0
-			if r.fatal != nil {
+			switch {
+			case r.drain:
+				if e.purgeReq.Swap(false) {
+					e.report(-1, nil, true)
+				}
+			case r.fatal != nil:
 				e.mu.Lock()
 				e.fatal = r.fatal
 				e.mu.Unlock()
 				e.sink.onFatal(*r.fatal)
-			} else {
+			default:
 				n = e.report(r.n, r.err, false)
 			}
 			if r.done != nil {
@@ -355,6 +362,23 @@ func (e *memEngine) purge() error {
 }
 
 func (e *memEngine) purgeQueue() error { return e.purge() }
+
+// drain has the engine's goroutine hand over a purge asked for before the call.
+func (e *memEngine) drain(ctx context.Context) error {
+	done := make(chan int, 1)
+	select {
+	case e.req <- memReq{drain: true, done: done}:
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	<-done
+	return nil
+}
+
+// ping answers at once: the in-memory broker is always up.
+func (e *memEngine) ping(int) error { return nil }
 
 func (e *memEngine) fatalError() (kafka.Error, bool) {
 	e.mu.Lock()

@@ -58,6 +58,17 @@ var (
 
 	// ErrInvalidConfig is wrapped by the *ConfigError that New returns for a configuration it refuses.
 	ErrInvalidConfig = errors.New("aioproducer: invalid configuration")
+
+	// ErrPurged is wrapped by the outcome (a *DeliveryError) of a message that Purge failed while it
+	// was still in the producer's buffer or in librdkafka's queue. Such a message is not in the log and
+	// IsOutcomeUnknown is false for it, unless librdkafka had sent it once and queued it again for a
+	// retry (rd_kafka_message_status says so, and IsOutcomeUnknown is then true).
+	ErrPurged = errors.New("aioproducer: purged before it was sent")
+
+	// ErrBrokersDown is wrapped by the error Health returns while librdkafka can reach no broker, and
+	// by the outcome of a message that timed out meanwhile. The error says since when and names the
+	// last connection error, whose kafka.Error errors.As finds.
+	ErrBrokersDown = errors.New("aioproducer: no broker reachable")
 )
 
 // ConfigError is returned by New for an invalid configuration. Key names the librdkafka property or
@@ -250,7 +261,7 @@ func IsOutcomeUnknown(err error) bool {
 // error's text says.
 //
 //   - the producer's own errors: "invalid_message", "buffer_full", "closed", "fatal",
-//     "authentication", "not_in_transaction", "not_transactional", "transaction_aborted";
+//     "authentication", "not_in_transaction", "not_transactional", "transaction_aborted", "purged";
 //   - the caller's context: "canceled", "deadline_exceeded";
 //   - a librdkafka or broker error (kafka.Error): its code's description in snake case, such as
 //     "local_message_timed_out", "local_unknown_partition", "broker_message_size_too_large";
@@ -269,6 +280,8 @@ func ErrorClass(err error) string {
 		return "buffer_full"
 	case errors.Is(err, ErrTransactionAborted):
 		return "transaction_aborted"
+	case errors.Is(err, ErrPurged):
+		return "purged"
 	case errors.Is(err, ErrNotInTransaction):
 		return "not_in_transaction"
 	case errors.Is(err, ErrNotTransactional):

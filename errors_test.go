@@ -22,6 +22,7 @@ func TestErrorClass(t *testing.T) {
 		{ErrClosed, "closed"},
 		{fmt.Errorf("x: %w", ErrTransactionAborted), "transaction_aborted"},
 		{ErrNotInTransaction, "not_in_transaction"},
+		{errors.Join(kafka.NewError(kafka.ErrPurgeQueue, "", false), ErrPurged), "purged"},
 		{ErrNotTransactional, "not_transactional"},
 		{errors.Join(ErrFatal, kafka.NewError(kafka.ErrFenced, "fenced", true)), "fatal"},
 		{errors.Join(ErrAuthentication, kafka.NewError(kafka.ErrAuthentication, "x", false)), "authentication"},

@@ -49,6 +49,24 @@ func stuckCluster(t *testing.T, bufMsgs int, opts ...Option) (*Producer, *kafka.
 	return p, mc, onTwo
 }
 
+// logHealth logs what the engine's partitionHealth holds for topic: each partition's leader, held
+// messages, mark and last progress, and each broker's last progress.
+func logHealth(t *testing.T, p *Producer, topic string) {
+	eng := p.eng.(*librdkafkaEngine)
+	th := eng.health.lookup(topic)
+	now := time.Now().UnixNano()
+	ps := th.partitions()
+	for i := range ps {
+		ph := &ps[i]
+		t.Logf("health: partition %d leader %d held %d marked %v progress %v ago", i, th.leaderOf(int32(i)),
+			ph.held.Load(), ph.marked.Load(), time.Duration(now-ph.progress.Load()))
+	}
+	for id, c := range *eng.health.brokers.Load() {
+		t.Logf("health: broker %d progress %v ago", id, time.Duration(now-c.Load()))
+	}
+	t.Logf("health: any progress %v ago; %d marked", time.Duration(now-eng.health.progressed.Load()), eng.health.marked.Load())
+}
+
 // deliveries counts delivered messages per partition, and the time of each.
 type deliveries struct {
 	mu     sync.Mutex
@@ -125,6 +143,9 @@ func TestStoppedBrokerDoesNotStallUnkeyedDeliveryElsewhere(t *testing.T) {
 	time.Sleep(5 * time.Second)
 	during := d.rate(stopped.Add(2*time.Second), stopped.Add(5*time.Second), elsewhere)
 	blocked := time.Duration(maxWait.Load())
+	if during < before/2 {
+		logHealth(t, p, "stuck") // what the health saw, for a failure that does not reproduce
+	}
 	require.NoError(t, mc.SetRoundtripDuration(2, 0))
 	close(stop)
 	wg.Wait()

@@ -257,6 +257,7 @@ type producerState struct {
 	closed   atomic.Bool
 	fatal    atomic.Pointer[fatalError]
 	closeErr atomic.Pointer[error] // the error messages failed by an aborted Close carry
+	purging  atomic.Int32          // Purge calls in progress: what librdkafka purged from its queue was theirs
 	brokers  *brokerState
 
 	transactional bool
@@ -328,6 +329,10 @@ func (s *producerState) onFailure(topic string, err error) {
 // in flight.
 var errPurgedInFlight = errors.New("purged in flight when Close's context ended: it may be in the log")
 
+// errPurgedCause is the cause of a message that Purge failed: never handed to librdkafka, or purged
+// from its queue.
+var errPurgedCause = fmt.Errorf("%w by Purge", ErrPurged)
+
 // cause returns what to attach to a message's failure, if the producer knows more than librdkafka's
 // error: the fatal error; Close's abort for a message it purged; the unreachable brokers for a message
 // that timed out while all were down.
@@ -346,6 +351,9 @@ func (s *producerState) cause(err error) error {
 	case kafka.ErrPurgeQueue:
 		if ce := s.closeErr.Load(); ce != nil {
 			return *ce
+		}
+		if s.purging.Load() > 0 {
+			return errPurgedCause
 		}
 		if err := s.brokers.authFailed(); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -35,9 +36,10 @@ type Producer struct {
 	flusher   *flusher
 	eng       engine
 	brokers   *brokerState
-	auth      *authWatch
+	auth      *brokerWatch
 	txn       *txnManager // nil unless transactional.id is set
 	closer    *closer
+	purgeMu   sync.Mutex // one Purge at a time
 }
 
 // New creates a Producer for the librdkafka configuration cm (see librdkafka's CONFIGURATION.md;
@@ -88,7 +90,7 @@ func newProducer(cfg config, eng engine) *Producer {
 	p.exec = newExecutor(eng, p.state, p.limit, p.callbacks, p.flusher, &notifier{}, p.stats, p.hooks, log)
 	p.disp = newDispatcher(cfg.workers, cfg.batchSize, cfg.idleAfter, p.exec, eng, p.state, p.flushes, p.stats)
 	p.in = newIntake(&p.cfg, p.limit, stuck, eng, records, p.disp, p.state)
-	p.auth = newAuthWatch(p.brokers, eng, log)
+	p.auth = newBrokerWatch(p.brokers, eng, log)
 	if cfg.kafka.transactional {
 		p.txn = newTxnManager(eng, p.exec, p.disp, p.flushes, p.flusher, p.state, log)
 	}
@@ -288,10 +290,102 @@ func (p *Producer) SetSaslCredentials(username, password string) error {
 	if err := p.state.usable(); err != nil {
 		return err
 	}
-	if err := p.eng.setSaslCredentials(username, password); err != nil {
+	var err error
+	if !p.closer.withEngine(func() { err = p.eng.setSaslCredentials(username, password) }) {
+		return ErrClosed
+	}
+	if err != nil {
 		return fmt.Errorf("aioproducer: set SASL credentials: %w", err)
 	}
 	p.brokers.clearAuth() // the new credentials may work: stop failing messages for the old ones
+	return nil
+}
+
+// Purge fails at once every accepted message that has not been sent to a broker: those in the
+// producer's buffer and those queued in librdkafka. Their outcomes are *DeliveryError values wrapping ErrPurged
+// and kafka.ErrPurgeQueue: not in the log, so IsOutcomeUnknown is false and producing them again
+// duplicates nothing (unless librdkafka had sent one before and queued it again for a retry: see
+// ErrPurged). Messages in
+// flight, in a produce request a broker has not answered yet, keep their real outcome. The producer
+// stays open: what is produced after Purge returns is sent as usual. Purge returns once every purged
+// message has its outcome (its Future is done, its callback has run, its Result was sent), or when ctx
+// ends, with an error wrapping ctx's; the purge then goes on by itself.
+//
+// It is for dropping what is buffered without closing: a tenant deleted, a deploy aborted, a backlog
+// that is no longer worth sending (confluent-kafka-go's Purge with PurgeQueue, franz-go's
+// AbortBufferedRecords, the Python AIOProducer's purge). Messages accepted while Purge runs may be
+// purged too. On a transactional producer it waits for a transactional call in progress, and a
+// purged message fails the open transaction, as any failed message does: abort it. After Close it
+// returns ErrClosed; after a fatal error, the fatal error (every message has failed already).
+//
+// Called from a callback or a channel send, it does not wait for the callbacks of the purged
+// messages, which run on the goroutine it is called from, once it returns.
+func (p *Producer) Purge(ctx context.Context) error {
+	if err := p.state.usable(); err != nil {
+		return err
+	}
+	if p.txn != nil {
+		p.txn.mu.Lock()
+		defer p.txn.mu.Unlock()
+	}
+	p.purgeMu.Lock()
+	defer p.purgeMu.Unlock()
+	p.state.purging.Add(1)
+	defer p.state.purging.Add(-1)
+	// From here on the workers fail what they would hand to librdkafka, and a worker waiting for
+	// room in librdkafka's queue looks again at once.
+	p.exec.discard(errPurgedNotSent)
+	defer p.exec.discard(nil)
+	p.exec.space.notify()
+	var err error
+	if !p.closer.withEngine(func() { err = p.eng.purgeQueue() }) {
+		return ErrClosed
+	}
+	if err != nil {
+		return fmt.Errorf("aioproducer: purge: %w", err)
+	}
+	if err := p.disp.settle(ctx); err != nil {
+		return fmt.Errorf("aioproducer: purge: waiting for the workers: %w", err)
+	}
+	if err := p.eng.drain(ctx); err != nil {
+		return fmt.Errorf("aioproducer: purge: waiting for librdkafka's reports: %w", err)
+	}
+	if !p.callbacks.inCallback() {
+		if err := p.callbacks.settle(ctx); err != nil {
+			return fmt.Errorf("aioproducer: purge: waiting for the callbacks: %w", err)
+		}
+	}
+	return nil
+}
+
+// errPurgedNotSent is what the executor fails a message with while Purge runs: librdkafka's own error
+// for a message purged from its queue, so that every purged message reads alike.
+var errPurgedNotSent = kafka.NewError(kafka.ErrPurgeQueue, "Local: Purged in queue", false)
+
+// Health returns nil while the producer can deliver messages, and otherwise why not: an error
+// wrapping ErrClosed once Close has begun, ErrFatal after a fatal librdkafka error (close the producer
+// and make a new one), ErrAuthentication while a broker refuses the credentials, or ErrBrokersDown
+// while librdkafka can reach no broker (its text says since when and names the last connection
+// error). The brokers count as back once one answers: a delivery, or the metadata request the
+// producer makes every second while they are down.
+//
+// It reads a few atomics and takes no lock on the message path, so a readiness probe may call it as
+// often as it likes (franz-go's Ping asks a broker instead; this asks nothing). Before the first
+// connection it returns nil: a producer whose brokers were never reached is not known to be down
+// until librdkafka says so, after its first attempts fail (a few seconds at most).
+func (p *Producer) Health() error {
+	if p.state.closing() {
+		return ErrClosed
+	}
+	if f := p.state.fatal.Load(); f != nil {
+		return f
+	}
+	if err := p.brokers.authFailed(); err != nil {
+		return err
+	}
+	if err := p.brokers.unreachable(); err != nil {
+		return fmt.Errorf("aioproducer: %w", err)
+	}
 	return nil
 }
 

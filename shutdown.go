@@ -21,7 +21,7 @@ type closer struct {
 	eng       engine
 	flushes   *flushTracker
 	flusher   *flusher
-	auth      *authWatch
+	auth      *brokerWatch
 	callbacks *callbackManager
 	txn       *txnManager // nil unless transactional
 	brokers   *brokerState
@@ -31,6 +31,22 @@ type closer struct {
 	once sync.Once
 	done chan struct{}
 	res  error
+
+	// engMu is held shared by a call that uses the engine from the application's goroutine (Purge,
+	// SetSaslCredentials), and exclusively to release it: released is then set.
+	engMu    sync.RWMutex
+	released bool
+}
+
+// withEngine runs fn unless the engine has been released, and reports whether it ran it.
+func (c *closer) withEngine(fn func()) bool {
+	c.engMu.RLock()
+	defer c.engMu.RUnlock()
+	if c.released {
+		return false
+	}
+	fn()
+	return true
 }
 
 // close is Producer.Close.
@@ -109,6 +125,9 @@ func (c *closer) shutdown(ctx context.Context) error {
 	c.disp.wait()
 	c.flusher.close()
 	c.auth.close()
+	c.engMu.Lock()
+	c.released = true
+	c.engMu.Unlock()
 	c.eng.close()
 	c.callbacks.close()
 	return res

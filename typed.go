@@ -190,6 +190,13 @@ func (tp *TypedProducer[K, V]) ProduceBatch(ctx context.Context, tms []*TypedMes
 // or not, by any view of the Producer.
 func (tp *TypedProducer[K, V]) Flush(ctx context.Context) error { return tp.p.Flush(ctx) }
 
+// Purge fails every message of the Producer not yet sent (see Producer.Purge): those of every
+// TypedProducer over it, and its own.
+func (tp *TypedProducer[K, V]) Purge(ctx context.Context) error { return tp.p.Purge(ctx) }
+
+// Health is the Producer's (see Producer.Health).
+func (tp *TypedProducer[K, V]) Health() error { return tp.p.Health() }
+
 // Close closes the Producer (see Producer.Close), and with it every TypedProducer over it.
 func (tp *TypedProducer[K, V]) Close(ctx context.Context) error { return tp.p.Close(ctx) }
 
