@@ -183,7 +183,7 @@ func (c *partitionCounts) known(topic string) int32 {
 			return n
 		}
 	}
-	_, _ = c.ask(topic, c.entry(topic))
+	_, _ = c.ask(topic, c.entry(topic), false)
 	return 0
 }
 
@@ -209,11 +209,11 @@ func (c *partitionCounts) wait(ctx context.Context, topic string) (int32, error)
 		t := c.entry(topic)
 		if n := t.n.Load(); n > 0 {
 			if time.Since(time.Unix(0, t.at.Load())) > metaEvery {
-				_, _ = c.ask(topic, t)
+				_, _ = c.ask(topic, t, true)
 			}
 			return n, nil
 		}
-		done, err := c.ask(topic, t)
+		done, err := c.ask(topic, t, false)
 		if err != nil {
 			return 0, err
 		}
@@ -259,12 +259,16 @@ func (c *partitionCounts) waitError(topic string, t *topicCount, ctxErr error) e
 }
 
 // ask starts a request for topic's count unless one is in progress, and returns the channel closed
-// when it ends. It fails with ErrClosed once close has begun.
-func (c *partitionCounts) ask(topic string, t *topicCount) (<-chan struct{}, error) {
+// when it ends; without refresh, none starts once the count is known (a request that ended since the
+// caller looked). It fails with ErrClosed once close has begun.
+func (c *partitionCounts) ask(topic string, t *topicCount, refresh bool) (<-chan struct{}, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.fetching != nil {
 		return t.fetching, nil
+	}
+	if !refresh && t.n.Load() > 0 {
+		return closedChan, nil
 	}
 	c.mu.Lock()
 	if c.closed {

@@ -296,7 +296,10 @@ func TestPartitionsIsTheTopicsPartitionCount(t *testing.T) {
 	_, err = p.Partitions(ctx, "bad/name")
 	require.ErrorIs(t, err, ErrInvalidMessage)
 
-	strict := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"allow.auto.create.topics": false},
+	// Not idempotent, so no pidKick: this test once found "missing" created (2 of 12 runs on a loaded
+	// machine, not reproduced since). The suspect, not confirmed: pidKick's metadata request for
+	// every topic librdkafka knows, which librdkafka may send allowing auto-creation.
+	strict := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"allow.auto.create.topics": false, "enable.idempotence": false},
 		WithPartitioner(func(*Message, int32) int32 { return 0 }))
 	start := time.Now()
 	_, err = strict.Partitions(ctx, "missing")
@@ -423,4 +426,37 @@ func TestPartitionCountsAskOnceAndRetryWhatMayPass(t *testing.T) {
 	require.ErrorIs(t, <-done, ErrClosed)
 	_, err = c.wait(ctx, "later")
 	require.ErrorIs(t, err, ErrClosed)
+}
+
+// TestPartitionCountsAreKeptFresh: a count older than metaEvery is still answered at once, and asked
+// for again, so that partitions added to a topic are seen; a count the engine's own refresh learned
+// (store) is taken as it comes; a forgotten topic is asked for again.
+func TestPartitionCountsAreKeptFresh(t *testing.T) {
+	var count, asked atomic.Int32
+	count.Store(3)
+	c := newPartitionCounts(func(string) (int32, error) { asked.Add(1); return count.Load(), nil })
+	defer c.close()
+	ctx := ctxTimeout(t, 10*time.Second)
+	n, err := c.wait(ctx, "t")
+	require.NoError(t, err)
+	require.EqualValues(t, 3, n)
+
+	count.Store(5) // partitions were added
+	c.entry("t").at.Store(time.Now().Add(-metaEvery - time.Second).UnixNano())
+	n, err = c.wait(ctx, "t")
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, n, "the old count, at once")
+	require.Eventually(t, func() bool { return c.known("t") == 5 }, 5*time.Second, time.Millisecond, "asked for again")
+
+	c.store("t", 8) // the engine's metadataLoop learned it
+	assert.EqualValues(t, 8, c.known("t"))
+	c.store("untracked", 8)
+	assert.False(t, c.has("untracked"), "the engine's refresh follows only the topics asked for")
+
+	c.forget([]string{"t"})
+	before := asked.Load()
+	n, err = c.wait(ctx, "t")
+	require.NoError(t, err)
+	assert.EqualValues(t, 5, n)
+	assert.Equal(t, before+1, asked.Load(), "a forgotten topic is asked for again")
 }
