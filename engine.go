@@ -47,13 +47,21 @@ type engine interface {
 	// setSaslCredentials replaces the SASL username and password for new connections.
 	setSaslCredentials(username, password string) error
 	// stuck reports whether msg would go to a partition that stopped making progress while others go
-	// on (partitionHealth): Produce then holds it to the stuck budget. It is called by Produce, so it
-	// is cheap while no partition is stuck.
-	stuck(msg *Message) bool
+	// on (partitionHealth): part, its explicit partition or the Partitioner's choice, or, when that is
+	// kafka.PartitionAny, the one librdkafka would choose. Produce then holds it to the stuck budget.
+	// It is called by Produce, so it is cheap while no partition is stuck.
+	stuck(msg *Message, part int32) bool
 	// stuckAdmit takes one place for a message stuck reported on, unless the marked partitions
 	// hold limit messages already (as far as the engine knows: what they held when it last looked, and
 	// what it admitted since), and reports whether it took it.
 	stuckAdmit(limit int64) bool
+	// knownPartitions returns topic's partition count as the engine last learned it, without waiting,
+	// or 0 while it is not known: then it starts learning it. It is called by Produce for every
+	// message a Partitioner places, so a known count costs a map lookup.
+	knownPartitions(topic string) int32
+	// partitions returns topic's partition count, waiting for the cluster's metadata while it is not
+	// known, until ctx ends. A topic that does not exist fails with the metadata error.
+	partitions(ctx context.Context, topic string) (int32, error)
 	// forget drops what the engine keeps for topics (a librdkafka topic handle): the dispatcher has
 	// seen no message for them for a while. A later message to one of them is welcome all the same.
 	// It is called by the worker whose topics they are, never while that worker calls enqueue.

@@ -47,6 +47,8 @@ type librdkafkaEngine struct {
 	linger time.Duration // sticky.partitioning.linger.ms
 	meta   chan string   // topics whose partition count to learn (metadataLoop)
 	metaWG sync.WaitGroup
+	// counts are the partition counts the Partitioner and Producer.Partitions read.
+	counts *partitionCounts
 
 	scratch sync.Pool // *enqueueScratch, one per enqueue call in progress
 	// partitioned counts the records librdkafka's partitioner function placed in the C helper (for
@@ -80,6 +82,7 @@ func newLibrdkafkaEngine(cm kafka.ConfigMap, log *slog.Logger, tokens TokenProvi
 		meta: make(chan string, metaQueue),
 	}
 	e.tokens = newTokenRefresher(tokens, log, p.SetOAuthBearerToken, p.SetOAuthBearerTokenFailure)
+	e.counts = newPartitionCounts(e.learnCount)
 	e.scratch.New = func() any { return new(enqueueScratch) }
 	return e, nil
 }
@@ -178,7 +181,7 @@ func (e *librdkafkaEngine) enqueue(recs []*record) (int, error) {
 			}
 			chosen = -2 // not chosen yet for this run
 		}
-		part, explicit := r.msg.Partition.ID()
+		part, explicit := r.partition()
 		counted := int32(partUnknown)
 		switch {
 		case explicit:
@@ -289,7 +292,8 @@ func (e *librdkafkaEngine) unkeyed(key []byte) bool {
 }
 
 // topicLocked returns topic's state, made on first use, and asks for its partition count when it is
-// not known or old. e.mu is held.
+// not known or old, if the engine places messages itself or the count is followed (partitionCounts).
+// e.mu is held.
 func (e *librdkafkaEngine) topicLocked(topic string, now time.Time) (*rdkTopic, error) {
 	t, ok := e.topics[topic]
 	if !ok {
@@ -300,7 +304,7 @@ func (e *librdkafkaEngine) topicLocked(topic string, now time.Time) (*rdkTopic, 
 		t = &rdkTopic{h: h, health: e.health.topic(topic)}
 		e.topics[topic] = t
 	}
-	if e.kind != rdk.PartitionerNone && !t.metaAsk && now.Sub(t.metaAt) > metaEvery {
+	if !t.metaAsk && now.Sub(t.metaAt) > metaEvery && (e.kind != rdk.PartitionerNone || e.counts.has(topic)) {
 		select {
 		case e.meta <- topic:
 			t.metaAsk, t.metaAt = true, now
@@ -345,21 +349,13 @@ func (e *librdkafkaEngine) metadataLoop() {
 	}
 }
 
-// learn asks the cluster for topic name's partitions, through a topic handle of its own (the engine's
-// may be destroyed meanwhile), and records them in its health.
+// learn asks the cluster for topic name's partitions (learnCount) for metadataLoop.
 func (e *librdkafkaEngine) learn(name string) {
-	h, err := e.p.Topic(name)
-	if err == nil {
-		var leaders []int32
-		if leaders, err = e.p.TopicLeaders(h, metadataTimeoutMs); err == nil && len(leaders) > 0 {
-			if th := e.health.lookup(name); th != nil {
-				th.setLeaders(leaders)
-			}
-			if slices.Contains(leaders, -1) {
-				err = errNoLeader // a partition without a leader (yet): ask again soon
-			}
+	_, err := e.learnCount(name)
+	if th := e.health.lookup(name); err == nil && th != nil {
+		if l := th.leader.Load(); l != nil && slices.Contains(*l, -1) {
+			err = errNoLeader // a partition without a leader (yet): ask again soon
 		}
-		e.p.DestroyTopic(h)
 	}
 	e.mu.Lock()
 	if t, ok := e.topics[name]; ok {
@@ -371,10 +367,41 @@ func (e *librdkafkaEngine) learn(name string) {
 	e.mu.Unlock()
 }
 
-// stuck reports whether msg goes to a partition marked unavailable: its explicit partition, its key's
-// (with librdkafka's partitioner function, a cgo call, made only while some partition is marked), or,
-// unkeyed, every partition of its topic.
-func (e *librdkafkaEngine) stuck(msg *Message) bool {
+// learnCount asks the cluster for topic name's partitions, through a topic handle of its own (the
+// engine's may be destroyed meanwhile), records them in its health and its count, and returns the
+// count. One request, of at most metadataTimeoutMs.
+func (e *librdkafkaEngine) learnCount(name string) (int32, error) {
+	h, err := e.p.Topic(name)
+	if err != nil {
+		return 0, err
+	}
+	defer e.p.DestroyTopic(h)
+	leaders, err := e.p.TopicLeaders(h, metadataTimeoutMs)
+	if err != nil {
+		return 0, err
+	}
+	if len(leaders) == 0 {
+		return 0, kafka.NewError(kafka.ErrUnknownTopic, "no partitions in the topic's metadata", false)
+	}
+	if th := e.health.lookup(name); th != nil {
+		th.setLeaders(leaders)
+	}
+	e.counts.store(name, int32(len(leaders)))
+	return int32(len(leaders)), nil
+}
+
+// knownPartitions is the count partitionCounts knows, asking for it when it does not.
+func (e *librdkafkaEngine) knownPartitions(topic string) int32 { return e.counts.known(topic) }
+
+// partitions waits for the count partitionCounts learns, until ctx ends.
+func (e *librdkafkaEngine) partitions(ctx context.Context, topic string) (int32, error) {
+	return e.counts.wait(ctx, topic)
+}
+
+// stuck reports whether msg goes to a partition marked unavailable: part, its explicit partition or
+// the Partitioner's choice; else its key's (with librdkafka's partitioner function, a cgo call, made
+// only while some partition is marked), or, unkeyed, every partition of its topic.
+func (e *librdkafkaEngine) stuck(msg *Message, part int32) bool {
 	if e.health.marked.Load() == 0 {
 		return false
 	}
@@ -382,8 +409,8 @@ func (e *librdkafkaEngine) stuck(msg *Message) bool {
 	if th == nil {
 		return false
 	}
-	if p, ok := msg.Partition.ID(); ok {
-		return th.isMarked(p)
+	if part >= 0 {
+		return th.isMarked(part)
 	}
 	if len(msg.Key) > 0 && e.kind != rdk.PartitionerNone {
 		n := th.count.Load()
@@ -412,6 +439,7 @@ func (e *librdkafkaEngine) forget(topics []string) {
 		}
 	}
 	e.health.forget(topics)
+	e.counts.forget(topics)
 }
 
 // knownTopics is how many topic handles the engine keeps (for tests).
@@ -459,6 +487,7 @@ func (e *librdkafkaEngine) close() {
 		close(e.meta)
 		e.metaWG.Wait()
 	}
+	e.counts.close()
 	e.mu.Lock()
 	for name, t := range e.topics {
 		e.p.DestroyTopic(t.h)

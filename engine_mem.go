@@ -120,7 +120,15 @@ func (e *memEngine) start(sink reportSink) {
 }
 
 // stuck is false: the in-memory broker's partitions never stall.
-func (e *memEngine) stuck(*Message) bool { return false }
+func (e *memEngine) stuck(*Message, int32) bool { return false }
+
+// knownPartitions is topic's partition count as the engine's configuration gives it (1 by default):
+// the in-memory broker knows every topic.
+func (e *memEngine) knownPartitions(topic string) int32 { return max(e.cfg.Partitions(topic), 1) }
+
+func (e *memEngine) partitions(_ context.Context, topic string) (int32, error) {
+	return e.knownPartitions(topic), nil
+}
 
 func (e *memEngine) stuckAdmit(int64) bool { return true }
 
@@ -168,8 +176,8 @@ func (e *memEngine) enqueue(recs []*record) (int, error) {
 			err = rerr
 			break
 		}
-		parts := max(e.cfg.Partitions(r.msg.Topic), 1)
-		part, explicit := r.msg.Partition.ID()
+		parts := e.knownPartitions(r.msg.Topic)
+		part, explicit := r.partition()
 		switch {
 		case explicit:
 		case len(r.msg.Key) > 0: // consistent_random hashes only a non-empty key

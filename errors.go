@@ -17,13 +17,16 @@ var (
 	ErrClosed = errors.New("aioproducer: producer closed")
 
 	// ErrBufferFull is returned by TryProduce when accepting the message would exceed the limits set
-	// with WithMaxBuffered. Produce waits for space instead.
+	// with WithMaxBuffered, and, with WithPartitioner, while the partition count of the message's topic
+	// is not known yet (TryProduce asks for it without waiting: a retry a moment later gets past).
+	// Produce waits instead.
 	ErrBufferFull = errors.New("aioproducer: buffer full")
 
 	// ErrInvalidMessage is returned by Produce and its variants for a message that can never be sent:
 	// nil, an invalid topic name, a negative partition, a timestamp outside what can be sent (see
-	// Message.Timestamp), a header key that is not UTF-8 or holds a NUL byte, or a message larger
-	// than the producer's byte buffer. Only that call fails.
+	// Message.Timestamp), a header key that is not UTF-8 or holds a NUL byte, a message larger than
+	// the producer's byte buffer, or a partition a Partitioner chose outside the topic's partitions
+	// (WithPartitioner). Only that call fails.
 	ErrInvalidMessage = errors.New("aioproducer: invalid message")
 
 	// ErrFatal marks a fatal librdkafka error, such as an idempotent producer that lost its

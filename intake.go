@@ -23,7 +23,8 @@ const futureBlock = 16
 type intake struct {
 	limit    *limiter.Limiter
 	stuck    *stuckBudget
-	eng      engine // stuck
+	eng      engine      // stuck, partition counts
+	part     Partitioner // WithPartitioner, or nil
 	records  *pool[record]
 	disp     *dispatcher
 	state    *producerState
@@ -35,7 +36,7 @@ type intake struct {
 
 func newIntake(cfg *config, limit *limiter.Limiter, stuck *stuckBudget, eng engine, records *pool[record], disp *dispatcher, state *producerState) *intake {
 	return &intake{
-		limit: limit, stuck: stuck, eng: eng, records: records, disp: disp, state: state,
+		limit: limit, stuck: stuck, eng: eng, part: cfg.partitioner, records: records, disp: disp, state: state,
 		maxMsg: cfg.kafka.messageMaxBytes, maxBytes: cfg.maxBytes, maxMsgs: cfg.maxMsgs, runMsgs: cfg.batchSize,
 	}
 }
@@ -67,11 +68,19 @@ func (in *intake) accept(ctx context.Context, msg *Message, block bool) (*record
 	if err := in.state.takes(); err != nil {
 		return nil, err
 	}
+	part, chosen, err := in.place(ctx, msg, block)
+	if err != nil {
+		return nil, err
+	}
+	target := part
+	if !chosen {
+		target, _ = msg.Partition.ID()
+	}
 	// A message for a partition that stopped making progress takes a place in the stuck budget first,
 	// waiting outside the buffer's queue, so that it holds up no message for a healthy partition.
 	stuck := false
-	if in.eng.stuck(msg) {
-		if stuck, err = in.stuck.acquire(ctx, block, size, in.eng, msg); err != nil {
+	if in.eng.stuck(msg, target) {
+		if stuck, err = in.stuck.acquire(ctx, block, size, in.eng, msg, target); err != nil {
 			return nil, err
 		}
 	}
@@ -95,6 +104,7 @@ func (in *intake) accept(ctx context.Context, msg *Message, block bool) (*record
 	}
 	rec := in.newRecord(msg, size, now)
 	rec.stuck = stuck
+	rec.chosen, rec.part = chosen, part
 	return rec, nil
 }
 
@@ -144,12 +154,26 @@ func (in *intake) acceptBatch(ctx context.Context, msgs []*Message, called time.
 		return nil, err
 	}
 	sizes := make([]int64, len(msgs))
+	var parts []int32 // the Partitioner's choices, -1 for none
+	if in.part != nil {
+		parts = make([]int32, len(msgs))
+	}
 	for i, m := range msgs {
 		size, err := in.check(m)
 		if err != nil {
 			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
 		sizes[i] = size
+		if parts != nil {
+			p, chosen, err := in.place(ctx, m, true)
+			if err != nil {
+				return nil, fmt.Errorf("message %d: %w", i, err)
+			}
+			parts[i] = -1
+			if chosen {
+				parts[i] = p
+			}
+		}
 	}
 	futs := make([]Future, len(msgs))
 	out := make([]*Future, 0, len(msgs))
@@ -172,6 +196,9 @@ func (in *intake) acceptBatch(ctx context.Context, msgs []*Message, called time.
 		for i := start; i < end; i++ {
 			rec := in.newRecord(msgs[i], sizes[i], now)
 			rec.start = called
+			if parts != nil && parts[i] >= 0 {
+				rec.chosen, rec.part = true, parts[i]
+			}
 			futs[i].msg = msgs[i]
 			rec.fut = &futs[i]
 			recs = append(recs, rec)
@@ -210,10 +237,10 @@ func newStuckBudget(maxMsgs int, maxBytes int64) *stuckBudget {
 	return &stuckBudget{maxMsgs: max(int64(maxMsgs)/2, 1), maxBytes: max(maxBytes/2, 1)}
 }
 
-// acquire takes a place of size bytes for msg, which eng says is stuck, waiting for one with block
-// (ctx bounds the wait) or failing with ErrBufferFull. It reports whether it took one: not when msg's
-// partition stopped being stuck meanwhile.
-func (b *stuckBudget) acquire(ctx context.Context, block bool, size int64, eng engine, msg *Message) (bool, error) {
+// acquire takes a place of size bytes for msg, going to partition part (kafka.PartitionAny: not fixed
+// yet), which eng says is stuck, waiting for one with block (ctx bounds the wait) or failing with
+// ErrBufferFull. It reports whether it took one: not when msg's partition stopped being stuck meanwhile.
+func (b *stuckBudget) acquire(ctx context.Context, block bool, size int64, eng engine, msg *Message, part int32) (bool, error) {
 	for {
 		gen := b.freed.generation()
 		if n, s := b.msgs.Add(1), b.bytes.Add(size); n <= b.maxMsgs && (s <= b.maxBytes || n == 1) {
@@ -235,7 +262,7 @@ func (b *stuckBudget) acquire(ctx context.Context, block bool, size int64, eng e
 			return false, ctx.Err()
 		}
 		t.Stop()
-		if !eng.stuck(msg) {
+		if !eng.stuck(msg, part) {
 			return false, nil
 		}
 	}

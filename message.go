@@ -31,7 +31,8 @@ type Message struct {
 	// 2262-04-11 (librdkafka reads 0 as unset; confluent-kafka-go converts through UnixNano).
 	Timestamp time.Time
 	// Partition pins the message to one partition, set with ExplicitPartition. The zero value lets
-	// the "partitioner" setting choose: by default a hash of the key. With the *_random partitioners
+	// the Partitioner of WithPartitioner choose, if the producer has one, else the "partitioner"
+	// setting: by default a hash of the key (murmur2_random hashes keys as the Java client does). With the *_random partitioners
 	// (the default consistent_random, murmur2_random, fnv1a_random) the producer picks the partition
 	// of a message without a key (null, or empty with consistent_random): the same one for
 	// sticky.partitioning.linger.ms, then a lightly loaded one, avoiding partitions that stopped

@@ -34,8 +34,10 @@ type record struct {
 	// stuck: admitted under the stuck budget (its partition was marked unavailable).
 	stuck bool
 	// placed: the engine chose part for this unkeyed message; offered again after a full queue, it
-	// keeps it, so that its partition's order stays the produce order.
+	// keeps it, so that its partition's order stays the produce order. chosen: the Partitioner chose
+	// part when the message was accepted; the engines take it as an explicit partition.
 	placed bool
+	chosen bool
 	part   int32
 
 	// With a HookDelivery only (zero otherwise): when Produce was called, and how long the outcome
@@ -45,6 +47,15 @@ type record struct {
 }
 
 func (r *record) reset() { *r = record{} }
+
+// partition returns the partition r was given before the engine: its message's explicit one, or the
+// Partitioner's choice; else kafka.PartitionAny and false.
+func (r *record) partition() (int32, bool) {
+	if r.chosen {
+		return r.part, true
+	}
+	return r.msg.Partition.ID()
+}
 
 // validateMessage checks what can be checked before a message is accepted and returns its size in
 // bytes (key, value, header keys and values). Every error wraps ErrInvalidMessage.

@@ -43,6 +43,9 @@ type config struct {
 	hooks      hookSet       // hookList sorted by interface, by validate
 	idleAfter  time.Duration // topicIdleAfter; tests shorten it
 	stuckAfter time.Duration // unavailableAfter; tests shorten it
+
+	partitioner    Partitioner // WithPartitioner
+	partitionerSet bool        // WithPartitioner was given (a nil fn is refused)
 }
 
 func defaultConfig() config {
@@ -119,6 +122,8 @@ func (c *config) validate() error {
 		return &ConfigError{Key: "WithMaxBuffered", Err: fmt.Errorf("byte limit %d is less than 1", c.maxBytes)}
 	case c.logger == nil:
 		return &ConfigError{Key: "WithLogger", Err: errors.New("nil logger")}
+	case c.partitionerSet && c.partitioner == nil:
+		return &ConfigError{Key: "WithPartitioner", Err: errors.New("nil Partitioner")}
 	}
 	hooks, err := newHookSet(c.hookList)
 	if err != nil {

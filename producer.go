@@ -389,6 +389,28 @@ func (p *Producer) Health() error {
 	return nil
 }
 
+// Partitions returns topic's partition count, as the Java producer's partitionsFor(topic).size() does:
+// from what the producer knows of the cluster's metadata, asking the cluster when it knows nothing of
+// topic yet and waiting for the answer until ctx ends. The count is the one a Partitioner (see
+// WithPartitioner) is given; a count learned more than 5 minutes ago is returned, and asked for again.
+// A topic that does not exist fails with the metadata error, which names the topic and wraps the
+// kafka.Error (kafka.ErrUnknownTopicOrPart): unless the cluster creates topics on first use
+// (allow.auto.create.topics, the broker's auto.create.topics.enable), which asking for the count then
+// does. An invalid topic name fails with ErrInvalidMessage; after Close, Partitions returns ErrClosed.
+// On aioproducertest.Fake it returns the count aioproducertest.WithPartitions gave the topic, else 1.
+func (p *Producer) Partitions(ctx context.Context, topic string) (int32, error) {
+	if err := p.state.usable(); err != nil {
+		return 0, err
+	}
+	if err := validateTopic(topic); err != nil {
+		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return p.eng.partitions(ctx, topic)
+}
+
 // Stats returns a snapshot of the producer's counters.
 func (p *Producer) Stats() Stats {
 	s := p.stats.snapshot()

@@ -225,5 +225,10 @@ func (tp *TypedProducer[K, V]) AbortTransaction(ctx context.Context) error {
 	return tp.p.AbortTransaction(ctx)
 }
 
+// Partitions is the Producer's (see Producer.Partitions): topic's partition count.
+func (tp *TypedProducer[K, V]) Partitions(ctx context.Context, topic string) (int32, error) {
+	return tp.p.Partitions(ctx, topic)
+}
+
 // Stats returns the Producer's counters: they count every view of it.
 func (tp *TypedProducer[K, V]) Stats() Stats { return tp.p.Stats() }

@@ -23,8 +23,9 @@ import (
 // message with a non-empty key goes to the CRC-32 (IEEE) of its key modulo the topic's partitions
 // (librdkafka's default partitioner, consistent_random, for keyed messages), and messages with a null
 // or empty key, which that partitioner places at random, go round robin. A topic has the partitions
-// that WithPartitions gives it, else 1. A message for a partition the topic does not have fails with
-// kafka.ErrUnknownPartition when it is completed.
+// that WithPartitions gives it, else 1: the count Partitions returns and an aioproducer.WithPartitioner
+// (through WithProducerOptions) is given, whose choice is kept as an explicit partition. A message for a
+// partition the topic does not have fails with kafka.ErrUnknownPartition when it is completed.
 //
 // What the Fake does not simulate: librdkafka's settings (the fake takes no ConfigMap), transactions
 // (the transactional methods fail), fatal errors, a full librdkafka queue, timeouts.

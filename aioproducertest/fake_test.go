@@ -521,3 +521,28 @@ func TestFakeBacksATypedProducer(t *testing.T) {
 	require.Len(t, f.Messages(), 1)
 	assert.Equal(t, "v", string(f.Messages()[0].Value))
 }
+
+// TestFakeAnswersPartitionsAndRunsThePartitioner: the Fake's Partitions is the count WithPartitions
+// gave the topic, else 1; a Partitioner gets that count and the Fake takes its choice as the partition.
+func TestFakeAnswersPartitionsAndRunsThePartitioner(t *testing.T) {
+	last := func(m *aioproducer.Message, partitions int32) int32 { return partitions - 1 }
+	f := aioproducertest.NewFake(t, aioproducertest.WithPartitions("t", 3),
+		aioproducertest.WithProducerOptions(aioproducer.WithPartitioner(last)))
+	ctx := ctxFor(t, 10*time.Second)
+	for topic, want := range map[string]int32{"t": 3, "other": 1} {
+		n, err := f.Partitions(ctx, topic)
+		require.NoError(t, err)
+		assert.Equal(t, want, n, topic)
+	}
+	for _, m := range []*aioproducer.Message{msg("t", "k", "v"), msg("t", "", "v"), msg("other", "k", "v")} {
+		fut, err := f.Produce(ctx, m)
+		require.NoError(t, err)
+		d, err := fut.Wait(ctx)
+		require.NoError(t, err)
+		n, _ := f.Partitions(ctx, m.Topic)
+		assert.Equal(t, n-1, d.Partition, "%s key %q", m.Topic, m.Key)
+	}
+	require.NoError(t, f.Close(ctx))
+	_, err := f.Partitions(ctx, "t")
+	require.ErrorIs(t, err, aioproducer.ErrClosed)
+}
