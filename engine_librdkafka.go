@@ -60,9 +60,9 @@ type librdkafkaEngine struct {
 	stop        atomic.Bool
 	done        chan struct{}
 
-	// drainers are the drain calls waiting for the report goroutine to find librdkafka's queue empty
-	// (guarded by drainMu); the goroutine arms them at the start of a poll and closes them once a
-	// poll it began after them finds the queue empty.
+	// drainers are the drain calls waiting for the report goroutine (guarded by drainMu); it arms them
+	// at the start of a poll and closes them once, after a poll it began after them, it has handed
+	// over everything librdkafka queued.
 	drainMu      sync.Mutex
 	drainers     []chan struct{}
 	drainWaiting atomic.Bool // drainers is not empty
@@ -497,10 +497,10 @@ func (e *librdkafkaEngine) close() {
 	e.p.Close()
 }
 
-// drain waits until the report goroutine finds librdkafka's report queue empty in a poll that began
-// after the call: every report queued before it (those of a purge that returned, say) has then been
-// handed to the sink. rd_kafka_queue_yield (Wake) makes a poll that waits on an empty queue return at
-// once, never one that has reports to take.
+// drain waits until the report goroutine, after a poll that began after the call, finds that it has
+// handed over everything librdkafka queued (rdk.Drained): every report queued before the call (those
+// of a purge that returned, say) has then been handed to the sink. Events that keep coming (log lines
+// while a broker is down) do not delay it. Wake makes a poll waiting on an empty queue return at once.
 func (e *librdkafkaEngine) drain(ctx context.Context) error {
 	ch := make(chan struct{})
 	e.drainMu.Lock()
@@ -595,8 +595,8 @@ func (e *librdkafkaEngine) run() {
 		if ev != nil {
 			e.handle(ev)
 		}
-		if n == 0 && ev == nil && len(armed) > 0 {
-			// librdkafka's queue was empty: every report it held before the poll began is handed over.
+		if len(armed) > 0 && e.p.Drained() {
+			// Every report librdkafka queued before the poll began is handed over.
 			for _, ch := range armed {
 				close(ch)
 			}

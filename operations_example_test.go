@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -131,4 +132,101 @@ func Example_tuning() {
 	defer closeWithin(p, 10*time.Second)
 	fmt.Println("started")
 	// Output: started
+}
+
+// Purge drops what the producer has not sent, without closing it: here the broker is down, so
+// nothing has been sent, and every message fails with ErrPurged at once. The producer stays open.
+func ExampleProducer_Purge() {
+	c, err := aioproducertest.StartCluster(aioproducertest.WithTopic("tenant-42", 1))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetBrokerDown(1); err != nil {
+		log.Fatal(err)
+	}
+	p, err := aioproducer.New(c.Config(), aioproducer.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	ctx := context.Background()
+	var futs []*aioproducer.Future
+	for _, v := range []string{"a", "b", "c"} {
+		f, err := p.Produce(ctx, &aioproducer.Message{Topic: "tenant-42", Value: []byte(v)})
+		if err != nil {
+			log.Fatal(err)
+		}
+		futs = append(futs, f)
+	}
+
+	// The tenant was deleted: its backlog is not worth sending.
+	if err := p.Purge(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for _, f := range futs {
+		_, err := f.Wait(ctx) // resolved already: Purge returns once every purged message has its outcome
+		fmt.Println("purged:", errors.Is(err, aioproducer.ErrPurged), "may be in the log:", aioproducer.IsOutcomeUnknown(err))
+	}
+	fmt.Println("still open:", !errors.Is(p.Health(), aioproducer.ErrClosed))
+	// Output:
+	// purged: true may be in the log: false
+	// purged: true may be in the log: false
+	// purged: true may be in the log: false
+	// still open: true
+}
+
+// Health answers a readiness probe: nil while the producer can deliver, else why not. It reads a few
+// atomics, so the probe may call it as often as it likes.
+func ExampleProducer_Health() {
+	c, err := aioproducertest.StartCluster(aioproducertest.WithTopic("events", 1))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	p, err := aioproducer.New(c.Config(kafka.ConfigMap{"reconnect.backoff.max.ms": 200}),
+		aioproducer.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close(context.Background())
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := p.Health(); err != nil {
+			// ErrBrokersDown says since when and the last connection error.
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+
+	probe := func() int {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		return rec.Code
+	}
+	waitFor := func(code int) int {
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && probe() != code; {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return probe()
+	}
+	f, _ := p.Produce(context.Background(), &aioproducer.Message{Topic: "events", Value: []byte("e-1")})
+	if _, err := f.Wait(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("broker up:", probe())
+	if err := c.SetBrokerDown(1); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("broker down:", waitFor(http.StatusServiceUnavailable), errors.Is(p.Health(), aioproducer.ErrBrokersDown))
+	if err := c.SetBrokerUp(1); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("broker back:", waitFor(http.StatusOK))
+	// Output:
+	// broker up: 200
+	// broker down: 503 true
+	// broker back: 200
 }

@@ -112,6 +112,10 @@ void aiop_close(aiop_h *h) {
 
 void aiop_wake(aiop_h *h) { rd_kafka_queue_yield(h->mainq); }
 
+/* Whether every event queued so far has been handed to the caller: none held back, the queue empty.
+ * Called between aiop_poll calls, by their one caller. */
+int aiop_drained(aiop_h *h) { return !h->cur && !h->next && rd_kafka_queue_length(h->mainq) == 0; }
+
 aiop_topic_t *aiop_topic(aiop_h *h, const char *name) { return rd_kafka_topic_new(h->rk, name, NULL); }
 
 /* The scratch memory of one aiop_produce call: on the stack while it fits, else malloc'ed. Calls run

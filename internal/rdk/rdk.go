@@ -405,6 +405,10 @@ func (p *Producer) Poll(timeoutMs int, out []Report) (int, *Event) {
 	return 0, ev
 }
 
+// Drained reports whether Poll has returned every event librdkafka queued so far: it holds none back
+// and the queue is empty. It must be called by Poll's caller, between calls.
+func (p *Producer) Drained() bool { return C.aiop_drained(p.h) != 0 }
+
 // Wake makes a Poll in progress (or the next one) return at once.
 func (p *Producer) Wake() { C.aiop_wake(p.h) }
 
