@@ -51,7 +51,7 @@ func (in *intake) check(m *Message) (int64, error) {
 			ErrInvalidMessage, m.Topic, size, in.maxMsg)
 	}
 	if size > in.maxBytes {
-		return 0, fmt.Errorf("%w: topic %q: %d bytes is more than the buffer holds (WithMaxBuffered: %d bytes)",
+		return 0, fmt.Errorf("%w: topic %q: %d bytes is more than the buffer holds (%d bytes: WithMaxBuffered, or queue.buffering.max.kbytes if smaller)",
 			ErrInvalidMessage, m.Topic, size, in.maxBytes)
 	}
 	return size, nil

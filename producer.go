@@ -59,6 +59,7 @@ func New(cm kafka.ConfigMap, opts ...Option) (*Producer, error) {
 		return nil, err
 	}
 	cfg.kafka = ks
+	sizeQueue(kcm, &cfg)
 	if cfg.tokens != nil {
 		if err := checkTokenProvider(cm); err != nil {
 			return nil, err
