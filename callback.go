@@ -156,11 +156,20 @@ func (cm *callbackManager) finish(recs []*record, size int64) {
 }
 
 // fail hands over the outcome of a message that never reached librdkafka.
-func (cm *callbackManager) fail(rec *record, err error) {
+func (cm *callbackManager) fail(rec *record, err error) { cm.failHinted(rec, err, "") }
+
+// expire hands over the outcome of a message whose deadline passed before librdkafka took it.
+func (cm *callbackManager) expire(rec *record) { cm.failHinted(rec, errExpired, expiredHint) }
+
+// failHinted is fail with what a DeliveryError adds to a kafka.Error.
+func (cm *callbackManager) failHinted(rec *record, err error, hint string) {
 	cm.stats.failed.Add(1)
 	var ke kafka.Error
 	if errors.As(err, &ke) {
 		err = cm.deliveryError(rec, err, statusNotPersisted)
+		if de, ok := err.(*DeliveryError); ok && hint != "" {
+			de.hint = hint
+		}
 	}
 	cm.state.onFailure(rec.msg.Topic, err)
 	hooked := len(cm.hooks.delivery) > 0

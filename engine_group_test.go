@@ -37,7 +37,7 @@ func TestPartitionerOfNamesTheOnesTheEngineCanCall(t *testing.T) {
 func TestLibrdkafkaEngineGroupedPartitionsKeepOrder(t *testing.T) {
 	mc := newMockCluster(t, 1)
 	require.NoError(t, mc.CreateTopic("grp", 4, 1))
-	p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 50}, WithBatchSize(200))
+	p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 50}, WithBatchSize(200), withSmallQueue())
 	ctx := ctxTimeout(t, 60*time.Second)
 	const n, bad = 3000, 1234
 	msgs := make([]*Message, n)
@@ -73,7 +73,7 @@ func TestLibrdkafkaEngineKeyedMessagesGoWhereLibrdkafkaPutsThem(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			mc := newMockCluster(t, 1)
 			require.NoError(t, mc.CreateTopic("keyed", 6, 1))
-			p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 100, "partitioner": name}, WithBatchSize(300))
+			p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 100, "partitioner": name}, WithBatchSize(300), withSmallQueue())
 			kind := partitionerOf(kafka.ConfigMap{"partitioner": name})
 			ctx := ctxTimeout(t, 60*time.Second)
 			const n = 6000

@@ -63,7 +63,7 @@ func TestLibrdkafkaEngineDeliversHeadersKeysAndTimestamps(t *testing.T) {
 func TestLibrdkafkaEngineQueueFullKeepsOrder(t *testing.T) {
 	mc := newMockCluster(t, 1)
 	require.NoError(t, mc.CreateTopic("qf", 1, 1))
-	p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 50}, WithBatchSize(200))
+	p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 50}, WithBatchSize(200), withSmallQueue())
 	ctx := ctxTimeout(t, 60*time.Second)
 	const n = 2000
 	msgs := make([]*Message, n)

@@ -24,6 +24,7 @@ type executor struct {
 	callbacks *callbackManager
 	flusher   *flusher
 	space     *notifier // deliveries have freed room in librdkafka's queue
+	dls       *deadlines
 	stats     *counters
 	hooks     *hookSet
 	log       *slog.Logger
@@ -39,9 +40,9 @@ type executor struct {
 }
 
 func newExecutor(eng engine, state *producerState, limit *limiter.Limiter, callbacks *callbackManager, fl *flusher,
-	space *notifier, stats *counters, hooks *hookSet, log *slog.Logger) *executor {
+	space *notifier, dls *deadlines, stats *counters, hooks *hookSet, log *slog.Logger) *executor {
 	return &executor{
-		eng: eng, state: state, limit: limit, callbacks: callbacks, flusher: fl, space: space, stats: stats,
+		eng: eng, state: state, limit: limit, callbacks: callbacks, flusher: fl, space: space, dls: dls, stats: stats,
 		hooks: hooks, log: log, aborted: make(chan struct{}),
 	}
 }
@@ -100,7 +101,9 @@ func (ex *executor) failFatal(err kafka.Error) {
 
 // execute hands one job to librdkafka. The engine may reorder the job's records within each topic
 // (grouping them by partition, each partition's in order): what it did not take is offered again in
-// its order.
+// its order. Before each offer, a record whose deadline has passed fails with errExpired, and the
+// offer stops short of it, so that the records behind it (of its partition too) still go, as they do
+// when librdkafka times a message out.
 func (ex *executor) execute(j *job) {
 	recs := j.recs
 	// Counted before the call, as the in-flight gauge is: a report may resolve a record's Future
@@ -127,13 +130,29 @@ func (ex *executor) execute(j *job) {
 			recs = nil
 			break
 		}
+		offer := recs
+		if ex.dls.on() {
+			now := ex.dls.now()
+			k := firstExpired(recs, now)
+			if k == 0 {
+				ex.mu.RUnlock()
+				k = 1
+				for k < len(recs) && recs[k].expiredAt(now) {
+					k++
+				}
+				ex.expireFrom(j, recs[:k], hooked)
+				recs = recs[k:]
+				continue
+			}
+			offer = recs[:k]
+		}
 		// Counted before the call, so a report that comes before it returns never makes the in-flight
 		// gauge negative; what enqueue did not take is taken back.
-		ex.stats.enqueued.Add(uint64(len(recs)))
-		n, err := ex.eng.enqueue(recs)
+		ex.stats.enqueued.Add(uint64(len(offer)))
+		n, err := ex.eng.enqueue(offer)
 		ex.mu.RUnlock()
-		if n < len(recs) {
-			ex.stats.enqueued.Add(-uint64(len(recs) - n))
+		if n < len(offer) {
+			ex.stats.enqueued.Add(-uint64(len(offer) - n))
 		}
 		if n > 0 {
 			ex.flusher.enqueued()
@@ -143,7 +162,7 @@ func (ex *executor) execute(j *job) {
 		case err == nil:
 		case errors.Is(err, errQueueFull):
 			ex.stats.queueFullWaits.Add(1)
-			ex.waitForRoom(gen, &backoff)
+			ex.waitForRoom(gen, &backoff, earliestDeadline(recs))
 		default:
 			var ke kafka.Error
 			if errors.As(err, &ke) && (ke.Code() == kafka.ErrFatal || ke.IsFatal()) {
@@ -181,6 +200,17 @@ func (ex *executor) failFrom(j *job, recs []*record, err error, hooked bool) {
 	}
 }
 
+// expireFrom is failFrom for records whose deadline passed.
+func (ex *executor) expireFrom(j *job, recs []*record, hooked bool) {
+	if hooked {
+		j.untake(len(j.recs)-len(recs), recs)
+	}
+	ex.stats.failedEarly.Add(uint64(len(recs)))
+	for _, r := range recs {
+		ex.callbacks.expire(r)
+	}
+}
+
 // The backoff of a worker whose librdkafka queue is full, between two offers that no delivery report
 // came between.
 const (
@@ -189,11 +219,16 @@ const (
 )
 
 // waitForRoom waits, after librdkafka's queue was found full, until a delivery report has come since
-// generation gen, the executor aborts, or the backoff has passed. The backoff is needed: librdkafka
-// frees a message's room only when the report event that carried it is destroyed, which may be after
-// the report reached us, so the last report before the queue drains may come before the refusal.
-func (ex *executor) waitForRoom(gen uint64, backoff *time.Duration) {
-	t := time.NewTimer(*backoff)
+// generation gen, the executor aborts, the backoff has passed, or deadline dl (0: none) comes. The
+// backoff is needed: librdkafka frees a message's room only when the report event that carried it is
+// destroyed, which may be after the report reached us, so the last report before the queue drains may
+// come before the refusal.
+func (ex *executor) waitForRoom(gen uint64, backoff *time.Duration, dl int64) {
+	wait := *backoff
+	if dl != 0 {
+		wait = min(wait, ex.dls.until(dl))
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-ex.space.since(gen):

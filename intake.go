@@ -26,6 +26,7 @@ type intake struct {
 	eng      engine      // stuck, partition counts
 	part     Partitioner // WithPartitioner, or nil
 	records  *pool[record]
+	dls      *deadlines
 	disp     *dispatcher
 	state    *producerState
 	maxMsg   int64 // message.max.bytes
@@ -34,9 +35,10 @@ type intake struct {
 	runMsgs  int   // ProduceBatch takes at most this many at once (WithBatchSize)
 }
 
-func newIntake(cfg *config, limit *limiter.Limiter, stuck *stuckBudget, eng engine, records *pool[record], disp *dispatcher, state *producerState) *intake {
+func newIntake(cfg *config, limit *limiter.Limiter, stuck *stuckBudget, eng engine, records *pool[record], dls *deadlines,
+	disp *dispatcher, state *producerState) *intake {
 	return &intake{
-		limit: limit, stuck: stuck, eng: eng, part: cfg.partitioner, records: records, disp: disp, state: state,
+		limit: limit, stuck: stuck, eng: eng, part: cfg.partitioner, records: records, dls: dls, disp: disp, state: state,
 		maxMsg: cfg.kafka.messageMaxBytes, maxBytes: cfg.maxBytes, maxMsgs: cfg.maxMsgs, runMsgs: cfg.batchSize,
 	}
 }
@@ -52,7 +54,7 @@ func (in *intake) check(m *Message) (int64, error) {
 			ErrInvalidMessage, m.Topic, size, in.maxMsg)
 	}
 	if size > in.maxBytes {
-		return 0, fmt.Errorf("%w: topic %q: %d bytes is more than the buffer holds (WithMaxBuffered: %d bytes)",
+		return 0, fmt.Errorf("%w: topic %q: %d bytes is more than the buffer holds (%d bytes: WithMaxBuffered, or queue.buffering.max.kbytes if smaller)",
 			ErrInvalidMessage, m.Topic, size, in.maxBytes)
 	}
 	return size, nil
@@ -99,7 +101,7 @@ func (in *intake) accept(ctx context.Context, msg *Message, block bool) (*record
 		return nil, err
 	}
 	var now time.Time
-	if msg.Timestamp.IsZero() {
+	if msg.Timestamp.IsZero() || in.dls.on() {
 		now = time.Now()
 	}
 	rec := in.newRecord(msg, size, now)
@@ -108,10 +110,12 @@ func (in *intake) accept(ctx context.Context, msg *Message, block bool) (*record
 	return rec, nil
 }
 
-// newRecord returns msg's record, stamped with now unless msg has its own timestamp.
+// newRecord returns msg's record, accepted at now: stamped with it unless msg has its own timestamp,
+// and its deadline counted from it.
 func (in *intake) newRecord(msg *Message, size int64, now time.Time) *record {
 	rec := in.records.get()
 	rec.msg, rec.size = msg, size
+	rec.deadline = in.dls.at(now)
 	ts := msg.Timestamp
 	if ts.IsZero() {
 		ts = now

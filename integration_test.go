@@ -494,7 +494,9 @@ func TestMessageLibrdkafkaRefusesFailsAloneAndItsNeighboursAreDelivered(t *testi
 func TestFullLibrdkafkaQueueIsWaitedOutInsideInProduceOrder(t *testing.T) {
 	const topic, n = "queue-full", 3000
 	mc := itCluster(t, 1, map[string]int{topic: 1})
-	p := itProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 20})
+	// The buffer keeps its 100 000 messages (as before New sized it down to the queue), so that the
+	// workers meet the full queue, as they may for a moment when librdkafka frees room late.
+	p := itProducer(t, mc.BootstrapServers(), kafka.ConfigMap{"queue.buffering.max.messages": 20}, aioproducer.KeepBufferOverSmallQueue)
 	ctx := itCtx(t, 20*time.Second)
 
 	msgs := make([]*aioproducer.Message, n)
@@ -800,4 +802,95 @@ func TestFlushLeavesNothingHeldSoTryProduceFitsAtOnce(t *testing.T) {
 		require.Zero(t, st.InFlight, "in flight after Flush %d: %+v", n, st)
 	}
 	require.EqualValues(t, n, p.Stats().Delivered)
+}
+
+// TestEveryOutcomeComesWithinMessageTimeoutOfProduceWhileTheBrokerIsDown is issue 21's scenario:
+// message.timeout.ms 1 s, librdkafka's queue 10 messages, the broker down, producers on 4 goroutines
+// for 3 s. Every accepted message must have its outcome, librdkafka's timeout error, within
+// message.timeout.ms plus a stated slack of its Produce returning, though librdkafka holds only 10 at a
+// time: New makes the buffer no larger than librdkafka's queue, and a message not handed over by its
+// deadline fails in the producer.
+func TestEveryOutcomeComesWithinMessageTimeoutOfProduceWhileTheBrokerIsDown(t *testing.T) {
+	const (
+		topic      = "deadline"
+		timeout    = time.Second
+		slack      = 500 * time.Millisecond // librdkafka's timeout scan, the worker's latency, a loaded machine
+		producers  = 4
+		produceFor = 3 * timeout
+	)
+	mc := itCluster(t, 1, map[string]int{topic: 2})
+	p := itProducer(t, mc.BootstrapServers(), kafka.ConfigMap{
+		"message.timeout.ms":           int(timeout.Milliseconds()),
+		"queue.buffering.max.messages": 10,
+		"reconnect.backoff.ms":         20,
+		"reconnect.backoff.max.ms":     200,
+	})
+	ctx := itCtx(t, 30*time.Second)
+	warm, err := p.Produce(ctx, &aioproducer.Message{Topic: topic, Value: []byte("warm-up")})
+	require.NoError(t, err)
+	_, err = warm.Wait(ctx)
+	require.NoError(t, err, "the broker up")
+	itSetBrokers(t, mc, 1, false)
+
+	type outcome struct {
+		returned, got time.Time
+		err           error
+	}
+	var (
+		mu       sync.Mutex
+		outcomes []*outcome
+		pending  sync.WaitGroup
+	)
+	pctx, cancel := context.WithTimeout(ctx, produceFor)
+	defer cancel()
+	var wg sync.WaitGroup
+	for g := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				o := &outcome{}
+				pending.Add(1)
+				err := p.ProduceFunc(pctx, &aioproducer.Message{Topic: topic, Key: []byte(strconv.Itoa(g)), Value: []byte(strconv.Itoa(i))},
+					func(_ aioproducer.Delivery, err error) {
+						o.got, o.err = time.Now(), err
+						pending.Done()
+					})
+				if err != nil {
+					pending.Done()
+					require.ErrorIs(t, err, context.DeadlineExceeded)
+					return
+				}
+				o.returned = time.Now()
+				mu.Lock()
+				outcomes = append(outcomes, o)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	done := make(chan struct{})
+	go func() { pending.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout + 5*time.Second):
+		t.Fatalf("outcomes missing %v after the last Produce", timeout+5*time.Second)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Greater(t, len(outcomes), 10, "more messages accepted than librdkafka's queue holds")
+	var worst time.Duration
+	for i, o := range outcomes {
+		var ke kafka.Error
+		require.ErrorAs(t, o.err, &ke, "message %d", i)
+		require.Equal(t, kafka.ErrMsgTimedOut, ke.Code(), "message %d: %v", i, o.err)
+		require.False(t, aioproducer.IsOutcomeUnknown(o.err), "message %d was never sent: %v", i, o.err)
+		took := o.got.Sub(o.returned)
+		worst = max(worst, took)
+		require.LessOrEqual(t, took, timeout+slack, "message %d's outcome came %v after Produce returned", i, took)
+	}
+	t.Logf("%d messages accepted in %v with the broker down; the latest outcome came %v after its Produce returned",
+		len(outcomes), produceFor, worst)
+	itSetBrokers(t, mc, 1, true)
 }

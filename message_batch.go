@@ -40,6 +40,9 @@ type record struct {
 	chosen bool
 	part   int32
 
+	// deadline: the record fails if librdkafka has not taken it by then (deadlines.at; 0: never).
+	deadline int64
+
 	// With a HookDelivery only (zero otherwise): when Produce was called, and how long the outcome
 	// took from then.
 	start time.Time

@@ -46,6 +46,10 @@ type config struct {
 
 	partitioner    Partitioner // WithPartitioner
 	partitionerSet bool        // WithPartitioner was given (a nil fn is refused)
+
+	// smallQueue keeps the buffer as WithMaxBuffered says when the user's librdkafka queue is smaller
+	// (sizeQueue): tests set it to reach the executor's queue-full path with a small queue.
+	smallQueue bool
 }
 
 func defaultConfig() config {
@@ -76,9 +80,16 @@ func WithWorkers(n int) Option { return func(c *config) { c.workers = n } }
 // (like the Java producer's buffer.memory, and counting messages inside librdkafka too): at most messages
 // messages and bytes bytes of keys, values and headers. When it is full, Produce waits and TryProduce
 // fails with ErrBufferFull. Defaults 100000 messages and 64 MiB; both at least 1. A message larger than
-// bytes fails with ErrInvalidMessage. librdkafka's own queue (queue.buffering.max.messages, default
-// 100000, and queue.buffering.max.kbytes) is a second bound: when it is full the producer waits for
-// deliveries and tries again.
+// bytes fails with ErrInvalidMessage.
+//
+// It is the producer's one buffer: librdkafka's own queue is sized so that it never holds a message
+// back. Unless the configuration sets them, New sets queue.buffering.max.messages and
+// queue.buffering.max.kbytes to at least these limits (librdkafka's defaults, 100000 messages and 1 GiB,
+// when those are larger; its maxima, 2147483647 of each, cap them). When the configuration sets them
+// smaller, the buffer takes their values instead (queue.buffering.max.kbytes × 1024 bytes;
+// queue.buffering.max.messages=0 sets no limit): Produce then waits, and TryProduce fails, when
+// librdkafka's queue would be full. So a message waits before librdkafka gets it only for a worker,
+// and message.timeout.ms bounds its outcome (see Produce).
 func WithMaxBuffered(messages int, bytes int64) Option {
 	return func(c *config) { c.maxMsgs, c.maxBytes = messages, bytes }
 }
@@ -142,6 +153,8 @@ type kafkaSettings struct {
 	messageTimeout  time.Duration // message.timeout.ms (delivery.timeout.ms)
 	messageMaxBytes int64         // message.max.bytes
 	transactional   bool          // transactional.id is set
+	queueMsgs       int64         // queue.buffering.max.messages; -1 unless set (0: no limit)
+	queueKBytes     int64         // queue.buffering.max.kbytes; -1 unless set
 }
 
 // librdkafka's defaults for kafkaSettings.
@@ -151,7 +164,53 @@ const (
 )
 
 // defaultKafkaSettings are kafkaSettings for a configuration that sets none of their keys.
-var defaultKafkaSettings = kafkaSettings{messageTimeout: defaultMessageTimeout, messageMaxBytes: defaultMessageMaxBytes}
+var defaultKafkaSettings = kafkaSettings{
+	messageTimeout: defaultMessageTimeout, messageMaxBytes: defaultMessageMaxBytes, queueMsgs: -1, queueKBytes: -1,
+}
+
+// librdkafka's defaults and maxima of queue.buffering.max.messages and queue.buffering.max.kbytes.
+const (
+	defaultQueueMsgs   = 100_000
+	defaultQueueKBytes = 1 << 20 // 1 GiB
+	maxQueueSetting    = 1<<31 - 1
+)
+
+// sizeQueue makes the buffer (WithMaxBuffered) the producer's one bound: it sets librdkafka's queue
+// limits in cm to at least the buffer's where the user set none, and lowers the buffer to the user's
+// where they are smaller, so that librdkafka's queue is never full while the buffer has room (but for
+// a moment: librdkafka frees a message's room when its report event is destroyed, just after the
+// outcome). A message then waits before librdkafka gets it only for its worker, and its outcome comes
+// within message.timeout.ms of Produce plus that wait (deadline.go). The limiter counts key, value and
+// headers, librdkafka only the value, so the bytes bound is the limiter's too. With smallQueue the
+// buffer keeps its limits (tests of the queue-full path).
+func sizeQueue(cm kafka.ConfigMap, cfg *config) {
+	msgs := cfg.kafka.queueMsgs
+	if msgs < 0 {
+		msgs = min(max(defaultQueueMsgs, int64(cfg.maxMsgs)), maxQueueSetting)
+		cm["queue.buffering.max.messages"] = int(msgs)
+	}
+	kb := cfg.kafka.queueKBytes
+	if kb < 0 {
+		kb = min(max(defaultQueueKBytes, ceilDiv(cfg.maxBytes, 1024)), maxQueueSetting)
+		cm["queue.buffering.max.kbytes"] = int(kb)
+	}
+	if cfg.smallQueue {
+		return
+	}
+	if msgs > 0 && msgs < int64(cfg.maxMsgs) {
+		cfg.maxMsgs = int(msgs)
+	}
+	cfg.maxBytes = min(cfg.maxBytes, kb*1024)
+}
+
+// ceilDiv is a/b rounded up, for a ≥ 0 and b > 0.
+func ceilDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 {
+		q++
+	}
+	return q
+}
 
 // kafkaConfig checks the user's librdkafka configuration and returns the one the producer uses: a copy
 // with safe defaults (acks=all and enable.idempotence=true unless the user chose otherwise) and the
@@ -227,6 +286,14 @@ func checkSettings(cm kafka.ConfigMap, ks *kafkaSettings) error {
 		case "message.max.bytes":
 			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 				ks.messageMaxBytes = n
+			}
+		case "queue.buffering.max.messages":
+			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+				ks.queueMsgs = n
+			}
+		case "queue.buffering.max.kbytes":
+			if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+				ks.queueKBytes = n
 			}
 		}
 	}

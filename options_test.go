@@ -3,11 +3,14 @@ package aioproducer
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/seed-f937cf20/aioproducer/internal/rdk"
 )
 
 func TestNewRefusesInvalidConfigurationNamingTheKey(t *testing.T) {
@@ -119,4 +122,98 @@ func TestErrorHelpersTellErrorsApart(t *testing.T) {
 	require.ErrorAs(t, tooLarge, &ke)
 	assert.Equal(t, kafka.ErrMsgSizeTooLarge, ke.Code())
 	assert.Contains(t, tooLarge.Error(), `aioproducer: delivery to "t" failed`)
+}
+
+// TestLibrdkafkaQueueNeverHoldsTheBufferBack: New sizes librdkafka's queue from WithMaxBuffered where
+// the configuration leaves it unset, and lowers the buffer to a queue the configuration sets smaller,
+// so that librdkafka's queue is never full while the buffer has room.
+func TestLibrdkafkaQueueNeverHoldsTheBufferBack(t *testing.T) {
+	tests := []struct {
+		name             string
+		user             kafka.ConfigMap
+		msgs             int
+		bytes            int64
+		wantQueueMsgs    any // what cm says; nil: the user's value, left alone
+		wantQueueKBytes  any
+		wantBufMsgs      int
+		wantBufBytes     int64
+		defaultTopicConf bool
+	}{
+		{"defaults: librdkafka's larger defaults are kept", nil, DefaultMaxBufferedMsgs, DefaultMaxBufferedSize,
+			defaultQueueMsgs, defaultQueueKBytes, DefaultMaxBufferedMsgs, DefaultMaxBufferedSize, false},
+		{"a larger buffer raises the queue, bytes rounded up to KiB", nil, 300_000, 3<<30 + 1,
+			300_000, 3<<20 + 1, 300_000, 3<<30 + 1, false},
+		{"the queue's maxima cap it", nil, 1 << 40, 1 << 50,
+			maxQueueSetting, maxQueueSetting, maxQueueSetting, maxQueueSetting * 1024, false},
+		{"a smaller queue lowers the buffer", kafka.ConfigMap{"queue.buffering.max.messages": 10, "queue.buffering.max.kbytes": "64"},
+			1000, 1 << 20, nil, nil, 10, 64 << 10, false},
+		{"a larger queue leaves the buffer", kafka.ConfigMap{"queue.buffering.max.messages": 5000, "queue.buffering.max.kbytes": 4096},
+			1000, 1 << 20, nil, nil, 1000, 1 << 20, false},
+		{"no message limit in librdkafka leaves the buffer", kafka.ConfigMap{"queue.buffering.max.messages": 0},
+			1000, 1 << 20, nil, defaultQueueKBytes, 1000, 1 << 20, false},
+		{"in default.topic.config too", kafka.ConfigMap{"queue.buffering.max.messages": 10},
+			1000, 1 << 20, nil, defaultQueueKBytes, 10, 1 << 20, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			user := kafka.ConfigMap{"bootstrap.servers": "127.0.0.1:1"}
+			if tt.defaultTopicConf {
+				user["default.topic.config"] = tt.user
+			} else {
+				for k, v := range tt.user {
+					user[k] = v
+				}
+			}
+			cm, ks, err := kafkaConfig(user)
+			require.NoError(t, err)
+			cfg := defaultConfig()
+			WithMaxBuffered(tt.msgs, tt.bytes)(&cfg)
+			cfg.kafka = ks
+			sizeQueue(cm, &cfg)
+			for key, want := range map[string]any{"queue.buffering.max.messages": tt.wantQueueMsgs, "queue.buffering.max.kbytes": tt.wantQueueKBytes} {
+				if want == nil {
+					want = tt.user[key]
+				}
+				if tt.defaultTopicConf && tt.user[key] != nil {
+					assert.NotContains(t, cm, key, "set in default.topic.config: not set again")
+					continue
+				}
+				assert.EqualValues(t, want, cm[key], key)
+			}
+			assert.Equal(t, tt.wantBufMsgs, cfg.maxMsgs, "the buffer's messages")
+			assert.Equal(t, tt.wantBufBytes, cfg.maxBytes, "the buffer's bytes")
+			for _, kv := range librdkafkaSettings(cm) {
+				require.NoError(t, rdk.CheckSetting(kv[0], kv[1]), "librdkafka takes %s=%s", kv[0], kv[1])
+			}
+		})
+	}
+}
+
+// TestTryProduceFailsWhenASmallerLibrdkafkaQueueIsFull: with queue.buffering.max.messages=10 the buffer
+// holds 10 messages, whatever WithMaxBuffered says: with the broker down, the 11th TryProduce fails
+// with ErrBufferFull instead of waiting in the producer for librdkafka's room.
+func TestTryProduceFailsWhenASmallerLibrdkafkaQueueIsFull(t *testing.T) {
+	mc := newMockCluster(t, 1)
+	require.NoError(t, mc.CreateTopic("small-queue", 1, 1))
+	p, err := New(kafka.ConfigMap{"bootstrap.servers": mc.BootstrapServers(), "queue.buffering.max.messages": 10},
+		WithLogger(quietLogger))
+	require.NoError(t, err)
+	require.NoError(t, mc.SetBrokerDown(1))
+	var futs []*Future
+	for i := range 10 {
+		f, err := p.TryProduce(&Message{Topic: "small-queue", Value: []byte{byte(i)}})
+		require.NoError(t, err, "message %d of 10", i)
+		futs = append(futs, f)
+	}
+	_, err = p.TryProduce(&Message{Topic: "small-queue", Value: []byte("11th")})
+	require.ErrorIs(t, err, ErrBufferFull)
+	assert.EqualValues(t, 10, p.Stats().HeldMessages)
+	assert.Zero(t, p.Stats().QueueFullWaits, "no worker waited for librdkafka's room")
+
+	require.NoError(t, mc.SetBrokerUp(1))
+	require.NoError(t, p.Close(ctxTimeout(t, 30*time.Second)))
+	for i, f := range futs {
+		_, err := f.Wait(t.Context())
+		require.NoError(t, err, "message %d", i)
+	}
 }

@@ -61,6 +61,7 @@ func New(cm kafka.ConfigMap, opts ...Option) (*Producer, error) {
 		return nil, err
 	}
 	cfg.kafka = ks
+	sizeQueue(kcm, &cfg)
 	if cfg.tokens != nil {
 		if err := checkTokenProvider(cm); err != nil {
 			return nil, err
@@ -87,9 +88,10 @@ func newProducer(cfg config, eng engine) *Producer {
 	stuck := newStuckBudget(cfg.maxMsgs, cfg.maxBytes)
 	p.callbacks = newCallbackManager(log, p.limit, stuck, records, p.stats, p.state, cfg.kafka.messageMaxBytes, p.hooks)
 	p.flusher = newFlusher(eng)
-	p.exec = newExecutor(eng, p.state, p.limit, p.callbacks, p.flusher, &notifier{}, p.stats, p.hooks, log)
+	dls := newDeadlines(cfg.kafka.messageTimeout)
+	p.exec = newExecutor(eng, p.state, p.limit, p.callbacks, p.flusher, &notifier{}, dls, p.stats, p.hooks, log)
 	p.disp = newDispatcher(cfg.workers, cfg.batchSize, cfg.idleAfter, p.exec, eng, p.state, p.flushes, p.stats)
-	p.in = newIntake(&p.cfg, p.limit, stuck, eng, records, p.disp, p.state)
+	p.in = newIntake(&p.cfg, p.limit, stuck, eng, records, dls, p.disp, p.state)
 	p.auth = newBrokerWatch(p.brokers, eng, log)
 	if cfg.kafka.transactional {
 		p.txn = newTxnManager(eng, p.exec, p.disp, p.flushes, p.flusher, p.state, log)
@@ -113,6 +115,15 @@ func newProducer(cfg config, eng engine) *Producer {
 // returned the message is accepted, and cancelling ctx does not recall it. A ctx that is already done
 // accepts nothing. On error the message was not accepted and gets no outcome: ErrInvalidMessage,
 // ErrClosed, an error wrapping ErrFatal, or ctx's error. See Message for who owns its bytes.
+//
+// What bounds the outcome: message.timeout.ms (delivery.timeout.ms; 5 minutes by default), T, counts
+// from Produce returning. A message librdkafka has not taken T after it was accepted fails then, in
+// the producer, with librdkafka's timeout error (kafka.ErrMsgTimedOut, not in the log: IsOutcomeUnknown
+// is false); one it took has librdkafka's whole T from then, retries included. The outcome so comes
+// within T plus the wait before librdkafka takes the message, which New keeps to a worker's latency
+// (WithMaxBuffered: librdkafka's queue never holds the buffer back; milliseconds, see DESIGN.md), plus
+// how late librdkafka's own timeout check runs (under 200 ms on the mock cluster). With
+// message.timeout.ms=0 (infinite) nothing bounds it.
 func (p *Producer) Produce(ctx context.Context, msg *Message) (*Future, error) {
 	if !p.hooks.perMessage() || msg == nil {
 		return p.produce(ctx, msg, time.Time{})

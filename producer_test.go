@@ -337,6 +337,69 @@ func TestFullLibrdkafkaQueueWaitsForDeliveriesAndKeepsOrder(t *testing.T) {
 	})
 }
 
+// withMessageTimeout sets message.timeout.ms, as a configuration read by New would.
+func withMessageTimeout(d time.Duration) Option {
+	return func(c *config) { c.kafka.messageTimeout = d }
+}
+
+// TestRecordNotHandedOverByItsDeadlineFailsAsTimedOutAndTheNextStillGoes: with message.timeout.ms T,
+// a record that librdkafka had no room for until T after it was accepted fails then, in the producer,
+// with librdkafka's timeout error, known not to be in the log; a record of the same partition produced
+// after it is handed over once room comes, and delivered after the one before.
+func TestRecordNotHandedOverByItsDeadlineFailsAsTimedOutAndTheNextStillGoes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const timeout = time.Second
+		fe := newMemEngine(memConfig{})
+		fe.setCapacity(1)
+		p := newFakeProducer(t, fe, withMessageTimeout(timeout))
+		ctx := t.Context()
+		produce := func(m *Message) *Future {
+			f, err := p.Produce(ctx, m)
+			require.NoError(t, err)
+			return f
+		}
+		first, stuck, next := msg("t", "first"), msg("t", "stuck"), msg("t", "next")
+		firstF := produce(first) // takes librdkafka's one place
+		stuckF := produce(stuck) // no room
+		accepted := time.Now()
+		time.Sleep(timeout / 2)
+		nextF := produce(next)
+		time.Sleep(timeout/2 - time.Nanosecond)
+		synctest.Wait()
+		require.False(t, isDone(stuckF), "failed before its deadline")
+
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		require.True(t, isDone(stuckF), "no outcome at its deadline")
+		_, err := stuckF.Wait(ctx)
+		assert.Equal(t, timeout, time.Since(accepted))
+		var ke kafka.Error
+		require.ErrorAs(t, err, &ke)
+		assert.Equal(t, kafka.ErrMsgTimedOut, ke.Code())
+		assert.ErrorIs(t, err, kafka.NewError(kafka.ErrMsgTimedOut, "", false), "the error librdkafka reports for a timeout")
+		var de *DeliveryError
+		require.ErrorAs(t, err, &de)
+		assert.False(t, IsOutcomeUnknown(err), "never sent: %v", err)
+		assert.Contains(t, err.Error(), "not persisted")
+		assert.Contains(t, err.Error(), "never sent")
+		require.False(t, isDone(nextF), "the next record waits for room")
+
+		fe.deliver(1) // room for the next
+		synctest.Wait()
+		fe.deliver(-1)
+		d, err := firstF.Wait(ctx)
+		require.NoError(t, err)
+		assert.EqualValues(t, 0, d.Offset)
+		d, err = nextF.Wait(ctx)
+		require.NoError(t, err, "the record behind the one that timed out")
+		assert.EqualValues(t, 1, d.Offset)
+		assert.Equal(t, []*Message{first, next}, fe.enqueued(), "the record that timed out never reached librdkafka")
+		st := p.Stats()
+		assert.EqualValues(t, 2, st.Delivered)
+		assert.EqualValues(t, 1, st.Failed)
+	})
+}
+
 func TestMessageRefusedByLibrdkafkaFailsAloneInItsBatch(t *testing.T) {
 	fe := newMemEngine(memConfig{Auto: true})
 	p := newFakeProducer(t, fe)
