@@ -2,6 +2,7 @@ package aioproducer
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -128,10 +129,12 @@ func TestPurgeFailsWhatWasNotSentAndKeepsTheProducerOpen(t *testing.T) {
 func TestPurgeKeepsTheOutcomeOfWhatIsInFlight(t *testing.T) {
 	mc := newMockCluster(t, 1)
 	require.NoError(t, mc.CreateTopic("inflight", 1, 1))
+	sent := &tagWatch{tag: "PRODUCE", seen: make(chan struct{}, 64)}
 	p := newTestProducer(t, mc.BootstrapServers(), kafka.ConfigMap{
 		"max.in.flight.requests.per.connection": 1, // what comes after the first request waits in the queue
 		"linger.ms":                             0,
-	})
+		"debug":                                 "msg", // a PRODUCE line says a request left
+	}, WithLogger(slog.New(sent)))
 	ctx := ctxTimeout(t, 30*time.Second)
 	warm, err := p.Produce(ctx, msg("inflight", "warm"))
 	require.NoError(t, err)
@@ -139,9 +142,16 @@ func TestPurgeKeepsTheOutcomeOfWhatIsInFlight(t *testing.T) {
 	require.NoError(t, err)
 
 	require.NoError(t, mc.SetRoundtripDuration(1, 3*time.Second))
+	for len(sent.seen) > 0 {
+		<-sent.seen
+	}
 	first, err := p.Produce(ctx, msg("inflight", "first"))
 	require.NoError(t, err)
-	time.Sleep(500 * time.Millisecond) // the first request is on its way
+	select {
+	case <-sent.seen: // the first request is on its way
+	case <-ctx.Done():
+		t.Fatal("no produce request left")
+	}
 	queued := make([]*Future, 20)
 	for i := range queued {
 		queued[i], err = p.Produce(ctx, msg("inflight", "queued"))
@@ -193,4 +203,27 @@ func TestClientHasPurgeAndHealth(t *testing.T) {
 	require.NoError(t, c.Purge(context.Background()))
 	require.NoError(t, c.Health())
 	require.NoError(t, c.Close(context.Background()))
+}
+
+// tagWatch is a slog handler that signals each librdkafka line with its tag.
+type tagWatch struct {
+	tag  string
+	seen chan struct{}
+}
+
+func (w *tagWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (w *tagWatch) WithAttrs([]slog.Attr) slog.Handler       { return w }
+func (w *tagWatch) WithGroup(string) slog.Handler            { return w }
+func (w *tagWatch) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "tag" && a.Value.String() == w.tag {
+			select {
+			case w.seen <- struct{}{}:
+			default:
+			}
+			return false
+		}
+		return true
+	})
+	return nil
 }
