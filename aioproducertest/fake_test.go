@@ -510,6 +510,34 @@ func TestFakeIsAClient(t *testing.T) {
 	require.NoError(t, c.Close(context.Background()), "idempotent")
 }
 
+// On a Fake with ManualCompletion, the messages not yet completed are what Purge fails: a code path
+// that drops a backlog (a tenant deleted) is tested without a cluster.
+func TestFakePurgeFailsWhatIsNotCompleted(t *testing.T) {
+	f := aioproducertest.NewFake(t, aioproducertest.ManualCompletion())
+	ctx := ctxFor(t, 10*time.Second)
+	a, err := f.Produce(ctx, msg("t", "", "a"))
+	require.NoError(t, err)
+	require.True(t, f.CompleteNext(), "a is delivered")
+	b, err := f.Produce(ctx, msg("t", "", "b"))
+	require.NoError(t, err)
+	require.NoError(t, f.Health())
+
+	require.NoError(t, f.Purge(ctx))
+	_, err = a.Wait(ctx)
+	require.NoError(t, err)
+	require.True(t, b.IsDone(), "resolved when Purge returns")
+	_, err = b.Wait(ctx)
+	require.ErrorIs(t, err, aioproducer.ErrPurged)
+	assert.False(t, aioproducer.IsOutcomeUnknown(err))
+	assert.Zero(t, f.Outstanding())
+
+	c, err := f.Produce(ctx, msg("t", "", "c"))
+	require.NoError(t, err, "the Fake stays open")
+	require.True(t, f.CompleteNext())
+	_, err = c.Wait(ctx)
+	require.NoError(t, err)
+}
+
 func TestFakeBacksATypedProducer(t *testing.T) {
 	f := aioproducertest.NewFake(t)
 	tp := aioproducer.NewTyped(f.Producer, aioproducer.StringSerializer{}, aioproducer.StringSerializer{})
