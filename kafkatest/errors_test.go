@@ -314,3 +314,92 @@ func TestUnknownPartition(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownTopicFailsWithinPropagationTime: with topic auto-creation off, a message to a topic that
+// does not exist fails with librdkafka's unknown-topic error, naming the topic, once
+// topic.metadata.propagation.max.ms has passed (librdkafka waits that long for a topic just created
+// elsewhere to reach the broker it asks), long before message.timeout.ms.
+func TestUnknownTopicFailsWithinPropagationTime(t *testing.T) {
+	bs := singleBroker(t)
+	const propagation, timeout = 3 * time.Second, 60 * time.Second
+	missing := topicName(t, "missing")
+	p := newProducer(t, bs, kafka.ConfigMap{
+		"message.timeout.ms":                 int(timeout / time.Millisecond),
+		"topic.metadata.propagation.max.ms":  int(propagation / time.Millisecond),
+		"allow.auto.create.topics":           false,
+		"topic.metadata.refresh.interval.ms": 1000,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	var futs []*aioproducer.Future
+	for i := 0; i < 5; i++ {
+		f, err := p.Produce(ctx, &aioproducer.Message{Topic: missing, Key: []byte{byte(i)}, Value: []byte("x")})
+		require.NoError(t, err)
+		futs = append(futs, f)
+		f, err = p.Produce(ctx, &aioproducer.Message{Topic: missing, Value: []byte("unkeyed")})
+		require.NoError(t, err)
+		futs = append(futs, f)
+	}
+	var slowest time.Duration
+	var example error
+	for i, f := range futs {
+		_, err := f.Wait(ctx)
+		require.Error(t, err, "message %d", i)
+		example = err
+		require.NotErrorIs(t, err, context.DeadlineExceeded, "message %d has no outcome after %v", i, time.Since(start))
+		code, ok := kafkaCode(err)
+		require.True(t, ok, "message %d: %v", i, err)
+		assert.Contains(t, []kafka.ErrorCode{kafka.ErrUnknownTopic, kafka.ErrUnknownTopicOrPart}, code,
+			"message %d: want an unknown-topic error, not %v: %v", i, code, err)
+		assert.Contains(t, err.Error(), missing, "the error names the topic")
+		assert.False(t, aioproducer.IsOutcomeUnknown(err), "never sent: %v", err)
+		slowest = max(slowest, time.Since(start))
+	}
+	t.Logf("%d messages to a missing topic failed within %v (topic.metadata.propagation.max.ms %v, message.timeout.ms %v): %v",
+		len(futs), slowest.Round(time.Millisecond), propagation, timeout, example)
+	assert.Less(t, slowest, propagation+10*time.Second, "failed after the propagation time, not message.timeout.ms")
+}
+
+// TestAFailedMessageAndTheRestOfItsPartition states what the messages after a failed one of the same
+// partition get. By default (idempotence on) a message the broker refuses fails alone and the next
+// ones of its partition are delivered: the log has a gap where it would have been. With
+// enable.gapless.guarantee=true librdkafka refuses to leave a gap: the refusal is a fatal error, and
+// the producer fails everything after it (ErrFatal) and must be replaced.
+func TestAFailedMessageAndTheRestOfItsPartition(t *testing.T) {
+	bs := singleBroker(t)
+	const limit = 64 << 10
+	for _, gapless := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gapless=%v", gapless), func(t *testing.T) {
+			topic := topicName(t, "")
+			createTopic(t, bs, topic, 1, 1, map[string]string{"max.message.bytes": strconv.Itoa(limit)})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			p := newProducer(t, bs, kafka.ConfigMap{
+				"message.max.bytes": 4 << 20, "linger.ms": 0, "enable.gapless.guarantee": gapless,
+			})
+			send := func(value []byte) *aioproducer.Future {
+				f, err := p.Produce(ctx, &aioproducer.Message{Topic: topic, Value: value})
+				require.NoError(t, err)
+				return f
+			}
+			_, err := send([]byte("before")).Wait(ctx)
+			require.NoError(t, err)
+			over := send(bytes.Repeat([]byte{'o'}, limit+512))
+			_, overErr := over.Wait(ctx)
+			require.Error(t, overErr, "over the topic's max.message.bytes")
+			after := send([]byte("after"))
+			_, afterErr := after.Wait(ctx)
+			t.Logf("the refused message: %v; the next one: %v; Health: %v", overErr, afterErr, p.Health())
+			if !gapless {
+				assert.False(t, aioproducer.IsFatal(overErr), "%v", overErr)
+				require.NoError(t, afterErr, "the next message of the partition is delivered")
+				assert.NoError(t, p.Health())
+				return
+			}
+			assert.True(t, aioproducer.IsFatal(afterErr) || aioproducer.IsFatal(overErr), "a gap is fatal: %v / %v", overErr, afterErr)
+			assert.ErrorIs(t, afterErr, aioproducer.ErrFatal, "what comes after a gap fails")
+			assert.ErrorIs(t, p.Health(), aioproducer.ErrFatal)
+		})
+	}
+}

@@ -5,6 +5,7 @@ package kafkatest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-f937cf20/aioproducer"
@@ -43,10 +45,11 @@ func TestLeaderFailover(t *testing.T) {
 		}
 	})
 
+	errLines := &errorLines{}
 	p := newProducer(t, c.bootstrap, kafka.ConfigMap{
 		"message.timeout.ms": 120_000,
 		"linger.ms":          5,
-	})
+	}, aioproducer.WithLogger(slog.New(errLines.tee(t))))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
@@ -144,6 +147,10 @@ func TestLeaderFailover(t *testing.T) {
 	}
 	t.Logf("stats %+v", p.Stats())
 	require.NoError(t, p.Close(ctx))
+	// What heals by itself logs no ERROR line: a failover that lost nothing needed no human.
+	if nFailed == 0 && rejected == 0 {
+		assert.Empty(t, errLines.lines(), "ERROR lines during a failover that lost no message")
+	}
 
 	// Read everything back.
 	got := consumeAll(t, c.bootstrap, topic, 5*time.Minute)

@@ -281,6 +281,41 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// errorLines is a slog handler that keeps the producer's ERROR lines and writes WARN and above to the
+// test log (as newProducer's logger does), for a test that checks what an operator would be paged for.
+type errorLines struct {
+	mu   sync.Mutex
+	errs []string
+	w    *logWriter
+}
+
+// tee returns the handler, writing to t's log.
+func (e *errorLines) tee(t *testing.T) slog.Handler {
+	e.w = &logWriter{t: t, max: 40}
+	return e
+}
+
+func (e *errorLines) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (e *errorLines) WithAttrs([]slog.Attr) slog.Handler           { return e }
+func (e *errorLines) WithGroup(string) slog.Handler                { return e }
+func (e *errorLines) Handle(_ context.Context, r slog.Record) error {
+	line := r.Level.String() + " " + r.Message
+	r.Attrs(func(a slog.Attr) bool { line += " " + a.String(); return true })
+	if r.Level >= slog.LevelError {
+		e.mu.Lock()
+		e.errs = append(e.errs, line)
+		e.mu.Unlock()
+	}
+	_, err := e.w.Write([]byte(line))
+	return err
+}
+
+func (e *errorLines) lines() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]string(nil), e.errs...)
+}
+
 // newProducer returns a producer (acks=all, idempotent, no topic auto-creation, plus extra) that logs
 // warnings to the test log and is closed at cleanup.
 func newProducer(t *testing.T, bootstrap string, extra kafka.ConfigMap, opts ...aioproducer.Option) *aioproducer.Producer {
