@@ -366,7 +366,7 @@ func TestUnknownTopicFailsWithinPropagationTime(t *testing.T) {
 // ones of its partition are delivered: the log has a gap where it would have been. With
 // enable.gapless.guarantee=true librdkafka refuses to leave a gap: the refusal is a fatal error, and
 // the producer fails everything after it (ErrFatal) and must be replaced. (librdkafka does not cover a
-// message that times out in its queue with the guarantee: see its CONFIGURATION.md.)
+// message that fails at message.timeout.ms with the guarantee: see its CONFIGURATION.md.)
 func TestAFailedMessageAndTheRestOfItsPartition(t *testing.T) {
 	bs := singleBroker(t)
 	const limit = 64 << 10
