@@ -287,22 +287,22 @@ var (
 	errMemTxnState         = kafka.NewError(kafka.ErrState, "Local: Erroneous state", false)
 )
 
-// memFault is the error, status and fatality of a message failed with err: a *fakeengine.Fault says
+// memFault is the status, fatality and error of a message failed with err: a *fakeengine.Fault says
 // them, as librdkafka's report does; any other error is reported as it is, its status unknown.
-func memFault(err error) (error, msgStatus, bool) {
+func memFault(err error) (msgStatus, bool, error) {
 	var f *fakeengine.Fault
 	if !errors.As(err, &f) {
-		return err, statusUnknown, false
+		return statusUnknown, false, err
 	}
 	switch f.Class {
 	case fakeengine.NotPersisted:
-		return f.Err, statusNotPersisted, false
+		return statusNotPersisted, false, f.Err
 	case fakeengine.PossiblyPersisted:
-		return f.Err, statusPossiblyPersisted, false
+		return statusPossiblyPersisted, false, f.Err
 	case fakeengine.Fatal:
-		return f.Err, statusNotPersisted, true
+		return statusNotPersisted, true, f.Err
 	}
-	return f.Err, statusUnknown, false // a report carries no retriable or abortable flag
+	return statusUnknown, false, f.Err // a report carries no retriable or abortable flag
 }
 
 // report completes the n oldest pending messages (n < 0: all): with err, with the purge error, or as
@@ -334,7 +334,7 @@ func (e *memEngine) report(n int, err error, purge bool) int {
 		}
 		if rs[i].err != nil && rs[i].status == statusUnknown {
 			var isFatal bool
-			rs[i].err, rs[i].status, isFatal = memFault(rs[i].err)
+			rs[i].status, isFatal, rs[i].err = memFault(rs[i].err)
 			var ke kafka.Error
 			if isFatal && fatal == nil && errors.As(rs[i].err, &ke) {
 				fatal = &ke
