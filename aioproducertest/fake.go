@@ -31,8 +31,8 @@ import (
 // transactional id: the transactional methods work, with the real producer's states and errors, and
 // the Fake records each transaction (Transactions). Without it they fail with ErrNotTransactional, as
 // on a producer without transactional.id. FenceProducer and FailNextTxn fail transactional calls;
-// the errors of faults.go (NotPersistedError, OutcomeUnknownError, FatalError, ...) fail messages and
-// calls as librdkafka classifies its own.
+// NotPersistedError, OutcomeUnknownError, FatalError, RetriableError and AbortableError fail messages
+// and calls as librdkafka classifies its own errors.
 //
 // What the Fake does not simulate: librdkafka's settings (the fake takes no ConfigMap), a full
 // librdkafka queue, timeouts, and the broker's side of transactions (the isolation of what an abort
