@@ -2,6 +2,8 @@ package aioproducer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"hash/crc32"
 	"sync"
 	"sync/atomic"
@@ -10,6 +12,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/seed-f937cf20/aioproducer/internal/fakeengine"
+	"github.com/seed-f937cf20/aioproducer/internal/rdk"
 )
 
 // memEngine is an engine without librdkafka: an in-memory broker behind aioproducertest.Fake and the
@@ -21,6 +24,11 @@ import (
 //
 // For the package's tests it can also act as librdkafka does under stress: a queue of limited
 // capacity (errQueueFull), messages it refuses, a gate that holds enqueue calls, a fatal error.
+//
+// It keeps the transactions of a transactional producer (memTxn: what each took, the offsets sent to
+// it, how it ended) and fails transactional calls as the test asks (FailTxn, Fence), with librdkafka's
+// rules: a fatal error is raised on the producer as librdkafka's error event raises it, and after an
+// abortable one the transaction takes no message and cannot commit until it is aborted.
 type memEngine struct {
 	cfg memConfig
 
@@ -43,6 +51,12 @@ type memEngine struct {
 	purges   int
 	forgot   int
 	txns     []memTxnCall
+
+	txnLog    []*memTxn       // the transactions begun since the start or the last Clear
+	curTxn    *memTxn         // the open one, if any
+	txnFail   map[int][]error // the failures queued for the next calls of each operation (FailTxn)
+	fenced    bool            // the next transactional call fails as a fenced producer's (Fence)
+	abortable *kafka.Error    // the open transaction's abortable error: only an abort clears it
 
 	flushCalls atomic.Int32
 	purgeReq   atomic.Bool   // a purge waits for the report goroutine
@@ -71,7 +85,25 @@ type memReq struct {
 	err   error
 	fatal *kafka.Error
 	drain bool // hand over a purge asked for, and nothing else
+	abort bool // end what is outstanding, as librdkafka's abort_transaction does
 	done  chan int
+}
+
+// memTxn is one transaction, from a BeginTransaction that succeeded.
+type memTxn struct {
+	sent      []*fakeengine.Sent[*Message]
+	offsets   []fakeengine.Offsets
+	committed bool
+	aborted   bool
+}
+
+// memSendOffsets stands for SendOffsetsToTransaction among rdk's transactional operations.
+const memSendOffsets = -1
+
+// memTxnOps are the transactional operations by the name of the Producer's method.
+var memTxnOps = map[string]int{
+	"InitTransactions": rdk.TxnInit, "BeginTransaction": rdk.TxnBegin, "SendOffsetsToTransaction": memSendOffsets,
+	"CommitTransaction": rdk.TxnCommit, "AbortTransaction": rdk.TxnAbort,
 }
 
 // memTxnCall is a transactional call the engine took, and how many messages it had taken before.
@@ -88,7 +120,7 @@ func newMemEngine(cfg memConfig) *memEngine {
 		cfg.Partitions = func(string) int32 { return 1 }
 	}
 	return &memEngine{
-		cfg: cfg, next: map[memPartition]int64{}, rr: map[string]int32{}, refuse: map[*Message]error{},
+		cfg: cfg, next: map[memPartition]int64{}, rr: map[string]int32{}, refuse: map[*Message]error{}, txnFail: map[int][]error{},
 		changed: make(chan struct{}), wake: make(chan struct{}, 1), req: make(chan memReq),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -104,6 +136,7 @@ func newMemProducer(fc memConfig, opts []Option) (*Producer, fakeengine.Engine[*
 	if err := cfg.validate(); err != nil {
 		return nil, nil, err
 	}
+	cfg.kafka.transactional = fc.Transactional
 	me := newMemEngine(fc)
 	return newProducer(cfg, me), me, nil
 }
@@ -176,6 +209,10 @@ func (e *memEngine) enqueue(recs []*record) (int, error) {
 			err = rerr
 			break
 		}
+		if e.abortable != nil { // librdkafka takes no message in a transaction that must be aborted
+			err = errMemTxnState
+			break
+		}
 		parts := e.knownPartitions(r.msg.Topic)
 		part, explicit := r.partition()
 		switch {
@@ -188,6 +225,9 @@ func (e *memEngine) enqueue(recs []*record) (int, error) {
 		}
 		s := &fakeengine.Sent[*Message]{Msg: r.msg, Partition: part, Offset: -1}
 		e.history = append(e.history, s)
+		if e.curTxn != nil {
+			e.curTxn.sent = append(e.curTxn.sent, s)
+		}
 		e.pending = append(e.pending, memPending{rec: r, sent: s, valid: part >= 0 && part < parts})
 		took = append(took, r.msg)
 		n++
@@ -222,6 +262,8 @@ func (e *memEngine) run() {
 				if e.purgeReq.Swap(false) {
 					e.report(-1, nil, true)
 				}
+			case r.abort: // Auto: the broker has them already; otherwise they are purged
+				n = e.report(-1, nil, !e.cfg.Auto)
 			case r.fatal != nil:
 				e.mu.Lock()
 				e.fatal = r.fatal
@@ -242,7 +284,26 @@ func (e *memEngine) run() {
 var (
 	errMemPurged           = kafka.NewError(kafka.ErrPurgeQueue, "Local: Purged in queue", false)
 	errMemUnknownPartition = kafka.NewError(kafka.ErrUnknownPartition, "Local: Unknown partition", false)
+	errMemTxnState         = kafka.NewError(kafka.ErrState, "Local: Erroneous state", false)
 )
+
+// memFault is the status, fatality and error of a message failed with err: a *fakeengine.Fault says
+// them, as librdkafka's report does; any other error is reported as it is, its status unknown.
+func memFault(err error) (msgStatus, bool, error) {
+	var f *fakeengine.Fault
+	if !errors.As(err, &f) {
+		return statusUnknown, false, err
+	}
+	switch f.Class {
+	case fakeengine.NotPersisted:
+		return statusNotPersisted, false, f.Err
+	case fakeengine.PossiblyPersisted:
+		return statusPossiblyPersisted, false, f.Err
+	case fakeengine.Fatal:
+		return statusNotPersisted, true, f.Err
+	}
+	return statusUnknown, false, f.Err // a report carries no retriable or abortable flag
+}
 
 // report completes the n oldest pending messages (n < 0: all): with err, with the purge error, or as
 // the configuration says. It runs on the engine's goroutine only.
@@ -258,6 +319,7 @@ func (e *memEngine) report(n int, err error, purge bool) int {
 		return 0
 	}
 	rs := make([]report, n)
+	var fatal *kafka.Error
 	for i, p := range batch {
 		rs[i] = report{rec: p.rec, partition: p.sent.Partition}
 		switch {
@@ -270,6 +332,14 @@ func (e *memEngine) report(n int, err error, purge bool) int {
 		case e.cfg.Fail != nil:
 			rs[i].err = e.cfg.Fail(p.rec.msg) // outside the lock: it is the test's code
 		}
+		if rs[i].err != nil && rs[i].status == statusUnknown {
+			var isFatal bool
+			rs[i].status, isFatal, rs[i].err = memFault(rs[i].err)
+			var ke kafka.Error
+			if isFatal && fatal == nil && errors.As(rs[i].err, &ke) {
+				fatal = &ke
+			}
+		}
 	}
 	e.mu.Lock()
 	for i, p := range batch {
@@ -281,7 +351,15 @@ func (e *memEngine) report(n int, err error, purge bool) int {
 			e.next[tp]++
 		}
 	}
+	if fatal != nil && e.fatal == nil {
+		e.fatal = fatal
+	}
 	e.mu.Unlock()
+	if fatal != nil {
+		// As librdkafka raises its fatal error (the error event) before the failed message's report:
+		// the message's outcome wraps ErrFatal, the rest outstanding is purged.
+		e.sink.onFatal(*fatal)
+	}
 	e.sink.onReports(rs)
 	e.mu.Lock()
 	e.changedLocked()
@@ -355,6 +433,45 @@ func (e *memEngine) History() []fakeengine.Sent[*Message] {
 func (e *memEngine) Clear() {
 	e.mu.Lock()
 	e.history = nil
+	e.txnLog = nil
+	if e.curTxn != nil {
+		e.curTxn.sent, e.curTxn.offsets = nil, nil
+		e.txnLog = []*memTxn{e.curTxn}
+	}
+	e.mu.Unlock()
+}
+
+// Transactions is fakeengine.Engine's.
+func (e *memEngine) Transactions() []fakeengine.Txn[*Message] {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]fakeengine.Txn[*Message], len(e.txnLog))
+	for i, t := range e.txnLog {
+		out[i] = fakeengine.Txn[*Message]{Committed: t.committed, Aborted: t.aborted,
+			Sent: make([]fakeengine.Sent[*Message], len(t.sent)), Offsets: append([]fakeengine.Offsets(nil), t.offsets...)}
+		for j, s := range t.sent {
+			out[i].Sent[j] = *s
+		}
+	}
+	return out
+}
+
+// FailTxn is fakeengine.Engine's.
+func (e *memEngine) FailTxn(op string, err error) bool {
+	code, ok := memTxnOps[op]
+	if !ok {
+		return false
+	}
+	e.mu.Lock()
+	e.txnFail[code] = append(e.txnFail[code], err)
+	e.mu.Unlock()
+	return true
+}
+
+// Fence is fakeengine.Engine's.
+func (e *memEngine) Fence() {
+	e.mu.Lock()
+	e.fenced = true
 	e.mu.Unlock()
 }
 
@@ -419,16 +536,105 @@ func (e *memEngine) flush(timeoutMs int) bool {
 	}
 }
 
-// txn records the call and succeeds.
+// txn records the call and carries it out: it fails as the test asked (FailTxn, Fence) or as
+// librdkafka's state says (fatal, or the transaction must be aborted), else succeeds. An abort ends
+// what is outstanding first, as rd_kafka_abort_transaction purges it.
 func (e *memEngine) txn(op, _ int) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.txns = append(e.txns, memTxnCall{op: op, taken: e.taken})
+	err := e.txnFailure(op)
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if op == rdk.TxnAbort {
+		e.request(memReq{abort: true})
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch op {
+	case rdk.TxnBegin:
+		e.curTxn = &memTxn{}
+		e.txnLog = append(e.txnLog, e.curTxn)
+	case rdk.TxnCommit, rdk.TxnAbort:
+		if t := e.curTxn; t != nil {
+			t.committed, t.aborted = op == rdk.TxnCommit, op == rdk.TxnAbort
+			for _, s := range t.sent {
+				s.Committed, s.Aborted = t.committed, t.aborted
+			}
+		}
+		e.curTxn, e.abortable = nil, nil
+	}
 	return nil
 }
 
-func (e *memEngine) sendOffsets([]kafka.TopicPartition, *kafka.ConsumerGroupMetadata, int) error {
+// sendOffsets checks its arguments as rdk.SendOffsets does, then records the offsets and the group's
+// id in the open transaction, unless the call fails as txn's do.
+func (e *memEngine) sendOffsets(offsets []kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata, _ int) error {
+	group, err := rdk.GroupID(cgm)
+	if err != nil {
+		return &TxnError{Err: kafka.NewError(kafka.ErrInvalidArg, err.Error(), false)}
+	}
+	tps := make([]kafka.TopicPartition, len(offsets))
+	for i, tp := range offsets {
+		if tp.Topic == nil {
+			return &TxnError{Err: kafka.NewError(kafka.ErrInvalidArg, fmt.Sprintf("offset %d has no topic", i), false)}
+		}
+		topic := *tp.Topic
+		tps[i] = tp
+		tps[i].Topic = &topic
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.txnFailure(memSendOffsets); err != nil {
+		return err
+	}
+	if e.curTxn != nil {
+		e.curTxn.offsets = append(e.curTxn.offsets, fakeengine.Offsets{Group: group, Offsets: tps})
+	}
 	return nil
+}
+
+// errMemFenced is what a fenced producer's transactional calls fail with.
+var errMemFenced = kafka.NewError(kafka.ErrFenced, "", true)
+
+// txnFailure is the error transactional operation op fails with, or nil: librdkafka's fatal error
+// once there is one; a fenced producer's; the next failure FailTxn queued for op; the abortable error
+// of the open transaction for a commit or SendOffsets. A fatal failure is raised on the producer, as
+// librdkafka's error event raises it, before the call returns; an abortable one stays until an abort.
+// The caller holds e.mu, which this releases and takes again to raise a fatal error.
+func (e *memEngine) txnFailure(op int) error {
+	if e.fatal != nil {
+		return &TxnError{Err: *e.fatal, fatal: true}
+	}
+	var err error
+	switch q := e.txnFail[op]; {
+	case e.fenced:
+		e.fenced = false
+		err = &fakeengine.Fault{Err: errMemFenced, Class: fakeengine.Fatal}
+	case len(q) > 0:
+		err, e.txnFail[op] = q[0], q[1:]
+	case e.abortable != nil && (op == rdk.TxnCommit || op == memSendOffsets):
+		return &TxnError{Err: *e.abortable, requiresAbort: true}
+	default:
+		return nil
+	}
+	te := &TxnError{Err: err}
+	var f *fakeengine.Fault
+	if errors.As(err, &f) {
+		te = &TxnError{Err: f.Err, retriable: f.Class == fakeengine.Retriable,
+			requiresAbort: f.Class == fakeengine.Abortable, fatal: f.Class == fakeengine.Fatal}
+	}
+	var ke kafka.Error
+	switch {
+	case te.requiresAbort && errors.As(te.Err, &ke):
+		e.abortable = &ke
+	case te.fatal && errors.As(te.Err, &ke):
+		e.mu.Unlock()
+		e.raiseFatal(ke)
+		e.mu.Lock()
+	}
+	return te
 }
 
 func (e *memEngine) setSaslCredentials(string, string) error { return nil }

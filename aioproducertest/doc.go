@@ -28,8 +28,14 @@
 // go round robin; WithPartitions sets a topic's partitions (default 1). Flush waits, as with Kafka,
 // until every message accepted before it has its outcome: in manual mode, until the test completes
 // them or ctx ends. Close waits likewise; when its ctx ends first, it fails what is still outstanding
-// as the real Close does (an error wrapping aioproducer.ErrClosed). The Fake does not simulate
-// librdkafka's settings, transactions, fatal errors or timeouts: test those against a Cluster.
+// as the real Close does (an error wrapping aioproducer.ErrClosed). NotPersistedError,
+// OutcomeUnknownError and FatalError fail a message as librdkafka classifies its failures.
+//
+// With Transactional the Fake is a transactional producer: the transactional calls work with the real
+// producer's rules, Transactions records what each transaction took, the offsets sent to it and how it
+// ended, and FenceProducer and FailNextTxn fail calls (MockProducer's fenceProducer and
+// commitTransactionException). The Fake does not simulate librdkafka's settings or timeouts: test
+// those against a Cluster.
 //
 // # Integration tests: Cluster
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -62,6 +63,51 @@ func TestPlaceOrderWaitsForTheBroker(t *testing.T) {
 	fake.FailNext(kafka.NewError(kafka.ErrMsgTimedOut, "timed out", false))
 	err := <-done
 	require.True(t, aioproducer.IsOutcomeUnknown(err), "a timed-out message may be in the log: %v", err)
+}
+
+// Relay is transactional code under test: it copies a batch of input to topic "out" in one
+// transaction, with the consumer's next offset, and aborts the transaction if it cannot commit. Code
+// that runs transactions takes a *aioproducer.Producer: a Fake's is fake.Producer.
+func Relay(ctx context.Context, p *aioproducer.Producer, values []string, next kafka.TopicPartition, cgm *kafka.ConsumerGroupMetadata) error {
+	if err := p.BeginTransaction(); err != nil {
+		return err
+	}
+	for _, v := range values {
+		if _, err := p.Produce(ctx, &aioproducer.Message{Topic: "out", Value: []byte(v)}); err != nil {
+			return err
+		}
+	}
+	err := p.SendOffsetsToTransaction(ctx, []kafka.TopicPartition{next}, cgm)
+	if err == nil {
+		err = p.CommitTransaction(ctx)
+	}
+	if aioproducer.TxnRequiresAbort(err) {
+		return errors.Join(err, p.AbortTransaction(ctx))
+	}
+	return err
+}
+
+// A unit test of transactional code with a Transactional Fake: one transaction commits, the next
+// one's commit fails as the test asks, and Relay aborts it.
+func TestRelayWithATransactionalFake(t *testing.T) {
+	fake := aioproducertest.NewFake(t, aioproducertest.Transactional())
+	ctx := context.Background()
+	require.NoError(t, fake.InitTransactions(ctx))
+	cgm, err := kafka.NewTestConsumerGroupMetadata("relay")
+	require.NoError(t, err)
+	in := "in"
+
+	require.NoError(t, Relay(ctx, fake.Producer, []string{"a", "b"}, kafka.TopicPartition{Topic: &in, Offset: 2}, cgm))
+	fake.FailNextTxn("CommitTransaction", aioproducertest.AbortableError(kafka.ErrInvalidTxnState))
+	err = Relay(ctx, fake.Producer, []string{"c"}, kafka.TopicPartition{Topic: &in, Offset: 3}, cgm)
+	require.True(t, aioproducer.TxnRequiresAbort(err), "%v", err)
+
+	txns := fake.Transactions()
+	require.Len(t, txns, 2)
+	require.True(t, txns[0].Committed)
+	require.Len(t, txns[0].Messages, 2)                   // as History gives them
+	require.Equal(t, "relay", txns[0].Offsets[0].GroupID) // and Offsets[0].Offsets, as sent
+	require.True(t, txns[1].Aborted)                      // its messages in History have Aborted set
 }
 
 // An integration test on librdkafka's mock cluster: a real Producer, the topic read back.
@@ -138,6 +184,65 @@ func Example_manualCompletion() {
 	// completed: 2
 	// <nil>
 	// <nil>
+}
+
+// A Transactional Fake runs transactions with the real producer's rules, records each, and fails
+// calls as the test asks: FenceProducer, as a newer producer with the same transactional.id would.
+func Example_transactions() {
+	fake, err := aioproducertest.StartFake(aioproducertest.Transactional(),
+		aioproducertest.WithProducerOptions(aioproducer.WithLogger(slog.New(slog.DiscardHandler))))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	defer fake.Close(ctx)
+	cgm, err := kafka.NewTestConsumerGroupMetadata("relay")
+	if err != nil {
+		log.Fatal(err)
+	}
+	in := "in"
+	if err := fake.InitTransactions(ctx); err != nil {
+		log.Fatal(err)
+	}
+	for i, commit := range []bool{true, false} {
+		if err := fake.BeginTransaction(); err != nil {
+			log.Fatal(err)
+		}
+		fut, err := fake.Produce(ctx, &aioproducer.Message{Topic: "out", Value: fmt.Appendf(nil, "value %d", i)})
+		if err != nil {
+			log.Fatal(err)
+		}
+		if _, err := fut.Wait(ctx); err != nil { // the broker has it
+			log.Fatal(err)
+		}
+		if err := fake.SendOffsetsToTransaction(ctx, []kafka.TopicPartition{{Topic: &in, Offset: kafka.Offset(i + 1)}}, cgm); err != nil {
+			log.Fatal(err)
+		}
+		if commit {
+			err = fake.CommitTransaction(ctx)
+		} else {
+			err = fake.AbortTransaction(ctx)
+		}
+		if err != nil {
+			log.Fatal(err)
+		}
+	}
+	for _, t := range fake.Transactions() {
+		o := t.Offsets[0]
+		fmt.Printf("committed %v, aborted %v: %q; group %s at %s[%d]@%d\n", t.Committed, t.Aborted,
+			t.Messages[0].Message.Value, o.GroupID, *o.Offsets[0].Topic, o.Offsets[0].Partition, o.Offsets[0].Offset)
+	}
+
+	fake.FenceProducer()
+	err = fake.BeginTransaction()
+	fmt.Println("fatal:", aioproducer.IsFatal(err), err)
+	_, err = fake.Produce(ctx, &aioproducer.Message{Topic: "out", Value: []byte("late")})
+	fmt.Println(errors.Is(err, aioproducer.ErrFatal))
+	// Output:
+	// committed true, aborted false: "value 0"; group relay at in[0]@1
+	// committed false, aborted true: "value 1"; group relay at in[0]@2
+	// fatal: true aioproducer: BeginTransaction: Fatal error: Local: This instance has been fenced by a newer instance (fatal: close the producer)
+	// true
 }
 
 // An integration test of OrderService against librdkafka's mock cluster, with a real Producer. In a

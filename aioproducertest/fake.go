@@ -27,8 +27,16 @@ import (
 // (through WithProducerOptions) is given, whose choice is kept as an explicit partition. A message for a
 // partition the topic does not have fails with kafka.ErrUnknownPartition when it is completed.
 //
-// What the Fake does not simulate: librdkafka's settings (the fake takes no ConfigMap), transactions
-// (the transactional methods fail), fatal errors, a full librdkafka queue, timeouts.
+// With Transactional, the Fake is a transactional producer, like MockProducer created with a
+// transactional id: the transactional methods work, with the real producer's states and errors, and
+// the Fake records each transaction (Transactions). Without it they fail with ErrNotTransactional, as
+// on a producer without transactional.id. FenceProducer and FailNextTxn fail transactional calls;
+// NotPersistedError, OutcomeUnknownError, FatalError, RetriableError and AbortableError fail messages
+// and calls as librdkafka classifies its own errors.
+//
+// What the Fake does not simulate: librdkafka's settings (the fake takes no ConfigMap), a full
+// librdkafka queue, timeouts, and the broker's side of transactions (the isolation of what an abort
+// left in the log, fencing by another producer: FenceProducer stands for it).
 type Fake struct {
 	*aioproducer.Producer
 	eng    fakeengine.Engine[*aioproducer.Message]
@@ -40,6 +48,7 @@ type FakeOption func(*fakeConfig)
 
 type fakeConfig struct {
 	manual     bool
+	txn        bool
 	fail       func(*aioproducer.Message) error
 	partitions map[string]int32
 	opts       []aioproducer.Option
@@ -55,8 +64,11 @@ func ManualCompletion() FakeOption { return func(c *fakeConfig) { c.manual = tru
 // Complete or CompleteAll (FailNext and FailAll give their own error), on the Fake's broker goroutine:
 // it must not call the Fake. An error that is (or wraps) a kafka.Error reaches the caller as a
 // *aioproducer.DeliveryError, as the real producer's do, and IsOutcomeUnknown answers by its code
-// (kafka.ErrMsgTimedOut: true) as for librdkafka's; any other error reaches it unchanged. (kafka.NewError
-// cannot mark an error retriable: IsRetriable is false for the errors a test makes.)
+// (kafka.ErrMsgTimedOut: true) as for librdkafka's; any other error reaches it unchanged. The errors
+// NotPersistedError, OutcomeUnknownError and FatalError say more, as librdkafka's reports do: whether
+// the message may be in the log, or a fatal error (FailNext and FailAll take them too). IsRetriable is
+// false for every message's outcome, as with the real producer: librdkafka's delivery report carries
+// an error code and no retriable flag, and librdkafka has retried what it could already.
 func FailWith(fn func(*aioproducer.Message) error) FakeOption {
 	return func(c *fakeConfig) { c.fail = fn }
 }
@@ -109,7 +121,8 @@ func StartFake(opts ...FakeOption) (*Fake, error) {
 			}
 			return 1
 		},
-		Fail: c.fail,
+		Fail:          c.fail,
+		Transactional: c.txn,
 	}
 	p, eng, err := fakeengine.Open[*aioproducer.Producer](fc, c.opts)
 	if err != nil {
@@ -133,6 +146,9 @@ type Sent struct {
 	Err error
 	// Completed says whether it has its outcome.
 	Completed bool
+	// Committed and Aborted say, on a Transactional Fake, how the transaction the message was sent in
+	// ended: both false while it is open, and on a Fake that is not transactional.
+	Committed, Aborted bool
 }
 
 // History returns every message the Fake's broker took since the start or the last Clear, in the
@@ -143,9 +159,14 @@ func (f *Fake) History() []Sent {
 	h := f.eng.History()
 	out := make([]Sent, len(h))
 	for i, s := range h {
-		out[i] = Sent{Message: s.Msg, Partition: s.Partition, Offset: s.Offset, Err: s.Err, Completed: s.Done}
+		out[i] = sentOf(s)
 	}
 	return out
+}
+
+func sentOf(s fakeengine.Sent[*aioproducer.Message]) Sent {
+	return Sent{Message: s.Msg, Partition: s.Partition, Offset: s.Offset, Err: s.Err, Completed: s.Done,
+		Committed: s.Committed, Aborted: s.Aborted}
 }
 
 // Messages returns the messages of History.
@@ -158,7 +179,8 @@ func (f *Fake) Messages() []*aioproducer.Message {
 	return out
 }
 
-// Clear forgets the history (MockProducer's clear). Outstanding messages stay outstanding.
+// Clear forgets the history (MockProducer's clear), and the transactions that ended (Transactions):
+// an open one stays, with only what it takes from then on. Outstanding messages stay outstanding.
 func (f *Fake) Clear() {
 	f.eng.Sync(syncTimeout)
 	f.eng.Clear()

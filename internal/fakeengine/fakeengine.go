@@ -12,6 +12,8 @@ package fakeengine
 import (
 	"fmt"
 	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 )
 
 // Config is how the in-memory engine behaves.
@@ -24,6 +26,8 @@ type Config[M any] struct {
 	// Fail returns the error the message fails with when it is completed without an error of its
 	// own, or nil to deliver it. Nil: every message is delivered.
 	Fail func(msg M) error
+	// Transactional makes the producer transactional, as transactional.id does.
+	Transactional bool
 }
 
 // Sent is one message the engine took, in the order it took them.
@@ -33,7 +37,47 @@ type Sent[M any] struct {
 	Offset    int64 // its offset once delivered, else -1
 	Err       error // the error it was completed with, as the engine reported it (before the producer wraps it)
 	Done      bool  // completed (delivered or failed)
+	Committed bool  // taken in a transaction that was committed
+	Aborted   bool  // taken in a transaction that was aborted
 }
+
+// Txn is one transaction: from a BeginTransaction that succeeded to the commit or abort that ended
+// it, if any.
+type Txn[M any] struct {
+	Sent      []Sent[M] // the messages taken in it, in order
+	Offsets   []Offsets // what each SendOffsetsToTransaction that succeeded added, in order
+	Committed bool
+	Aborted   bool
+}
+
+// Offsets is what one SendOffsetsToTransaction added to a transaction.
+type Offsets struct {
+	Group   string // the consumer group's id
+	Offsets []kafka.TopicPartition
+}
+
+// Class is what librdkafka says of an error besides its code.
+type Class int8
+
+const (
+	NotPersisted      Class = iota + 1 // a message's: not in the log
+	PossiblyPersisted                  // a message's: sent without an answer, it may be in the log
+	Retriable                          // a transactional call's: it may be made again
+	Abortable                          // a transactional call's: the transaction must be aborted
+	Fatal                              // the producer cannot go on
+)
+
+// Fault is an error a test chose for a message or a transactional call, classified as librdkafka
+// classifies its own. It unwraps to Err.
+type Fault struct {
+	Err   kafka.Error
+	Class Class
+}
+
+func (f *Fault) Error() string { return f.Err.Error() }
+
+// Unwrap returns Err.
+func (f *Fault) Unwrap() error { return f.Err }
 
 // Engine is the test's handle on the in-memory engine.
 type Engine[M any] interface {
@@ -48,8 +92,18 @@ type Engine[M any] interface {
 	Outstanding() int
 	// History returns every message taken since the start or the last Clear, in order.
 	History() []Sent[M]
-	// Clear forgets the history; outstanding messages stay outstanding.
+	// Clear forgets the history and the transactions that ended, and what the open one took so far;
+	// outstanding messages stay outstanding.
 	Clear()
+	// Transactions returns the transactions begun since the start or the last Clear, in order.
+	Transactions() []Txn[M]
+	// FailTxn makes the next call of the transactional operation op (InitTransactions,
+	// BeginTransaction, SendOffsetsToTransaction, CommitTransaction, AbortTransaction: the Producer's
+	// method names) fail with err (a *Fault, or any error); each call queues one failure. It reports
+	// whether op is one of those.
+	FailTxn(op string, err error) bool
+	// Fence makes the next transactional call, whichever it is, fail as a fenced producer's does.
+	Fence()
 }
 
 // Opener builds a producer with options opts over a new in-memory engine configured by cfg, and

@@ -16,6 +16,7 @@ package rdk
 import "C"
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -566,6 +567,25 @@ func GroupMetadataBytes(cgm *kafka.ConsumerGroupMetadata) ([]byte, error) {
 		return nil, errors.New("rdk: empty kafka.ConsumerGroupMetadata")
 	}
 	return f.Bytes(), nil
+}
+
+// GroupID returns the group id of cgm, read from its serialized form (GroupMetadataBytes): librdkafka
+// writes the magic "CGMDv2:", the generation id (4 bytes), then the group id, NUL-terminated
+// (rd_kafka_consumer_group_metadata_write). It fails for another layout instead of guessing.
+func GroupID(cgm *kafka.ConsumerGroupMetadata) (string, error) {
+	md, err := GroupMetadataBytes(cgm)
+	if err != nil {
+		return "", err
+	}
+	const magic, head = "CGMDv2:", len("CGMDv2:") + 4
+	if len(md) <= head || string(md[:len(magic)]) != magic {
+		return "", fmt.Errorf("rdk: consumer group metadata in an unknown layout (%q...)", md[:min(len(md), len(magic))])
+	}
+	end := bytes.IndexByte(md[head:], 0)
+	if end < 0 {
+		return "", errors.New("rdk: consumer group metadata without a NUL-terminated group id")
+	}
+	return string(md[head : head+end]), nil
 }
 
 // SetOAuthBearerToken hands librdkafka an OAUTHBEARER token (rd_kafka_oauthbearer_set_token).

@@ -164,6 +164,16 @@ func TestGroupMetadataBytesReadsWhatLibrdkafkaWrote(t *testing.T) {
 	require.NotEqual(t, kafka.ErrBadMsg, te.Code, "librdkafka could not read the metadata: %v", te)
 	t.Logf("refused as expected: %v (%v)", te.Code, te)
 
+	// GroupID reads the group id back from those bytes (the in-memory engine records it).
+	id, err := GroupID(cgm)
+	require.NoError(t, err)
+	require.Equal(t, "pinned-group", id)
+	empty, err := kafka.NewTestConsumerGroupMetadata("")
+	require.NoError(t, err)
+	id, err = GroupID(empty)
+	require.NoError(t, err)
+	require.Empty(t, id)
+
 	// A zero ConsumerGroupMetadata is refused before librdkafka is called.
 	_, err = GroupMetadataBytes(&kafka.ConsumerGroupMetadata{})
 	require.ErrorContains(t, err, "empty")
