@@ -181,9 +181,14 @@ type brokerWatch struct {
 	done    chan struct{}
 }
 
-// pingEvery is how often brokerWatch asks for metadata while all brokers are down, and how long each
-// request may take.
-const pingEvery = time.Second
+// pingEvery is how often brokerWatch asks for metadata while all brokers are down; pingWait is how long
+// each request may take, and so how long Close may wait for one in flight after its deadline (a
+// broker that is back answers a metadata request in milliseconds; librdkafka keeps connecting between
+// requests).
+const (
+	pingEvery = time.Second
+	pingWait  = 250 * time.Millisecond
+)
 
 func newBrokerWatch(b *brokerState, eng engine, log *slog.Logger) *brokerWatch {
 	return &brokerWatch{brokers: b, eng: eng, log: log, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
@@ -238,12 +243,17 @@ func (w *brokerWatch) run() {
 			ping.Reset(pingEvery)
 			pingC = ping.C
 		case <-pingC:
+			select {
+			case <-w.stop: // a tick that came while stop did: Close waits for no ping
+				return
+			default:
+			}
 			if !w.brokers.down.Load() {
 				ping.Stop()
 				pingC = nil
 				continue
 			}
-			if w.eng.ping(int(pingEvery.Milliseconds())) == nil {
+			if w.eng.ping(int(pingWait.Milliseconds())) == nil {
 				w.brokers.reached()
 			}
 		case <-w.stop:

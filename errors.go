@@ -74,6 +74,29 @@ var (
 	ErrBrokersDown = errors.New("aioproducer: no broker reachable")
 )
 
+// pkgPrefix begins the text of every error of the package, once: an error that wraps another of the
+// package gives the inner one's text without it (detail, wrapf).
+const pkgPrefix = "aioproducer: "
+
+// detail is err's text without the package's prefix, for an error of the package that shows it after
+// its own (so that "aioproducer:" reads once).
+func detail(err error) string { return strings.TrimPrefix(err.Error(), pkgPrefix) }
+
+// wrapped is an error with a text of its own that wraps err.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (e *wrapped) Error() string { return e.msg }
+func (e *wrapped) Unwrap() error { return e.err }
+
+// wrapf is fmt.Errorf(format+": %w", args..., err) for an err of the package: its text follows without
+// the package's prefix. errors.Is and errors.As see err as with %w.
+func wrapf(err error, format string, args ...any) error {
+	return &wrapped{msg: fmt.Sprintf(format, args...) + ": " + detail(err), err: err}
+}
+
 // ConfigError is returned by New for an invalid configuration. Key names the librdkafka property or
 // the option ("WithBatchSize") at fault. It unwraps to ErrInvalidConfig and, where librdkafka refused
 // the configuration, to its kafka.Error.
@@ -126,7 +149,7 @@ func (e *DeliveryError) Error() string {
 		b.WriteString(e.hint)
 	}
 	if e.cause != nil {
-		fmt.Fprintf(&b, " (%v)", e.cause)
+		fmt.Fprintf(&b, " (%s)", detail(e.cause))
 	}
 	return b.String()
 }
@@ -163,9 +186,9 @@ func (e *TxnError) Error() string {
 		hint = " (retriable: call it again)"
 	}
 	if e.ctxErr != nil {
-		return fmt.Sprintf("aioproducer: %s: %v%s: %v", e.Op, e.Err, hint, e.ctxErr)
+		return fmt.Sprintf("%s%s: %s%s: %v", pkgPrefix, e.Op, detail(e.Err), hint, e.ctxErr)
 	}
-	return fmt.Sprintf("aioproducer: %s: %v%s", e.Op, e.Err, hint)
+	return fmt.Sprintf("%s%s: %s%s", pkgPrefix, e.Op, detail(e.Err), hint)
 }
 
 // Unwrap returns the underlying error, and the context's error if ctx ended the call.
@@ -211,7 +234,11 @@ func (e *SerializationError) IsKey() bool { return e.Field == FieldKey }
 // librdkafka error.
 type fatalError struct{ err error }
 
-func (e *fatalError) Error() string   { return fmt.Sprintf("aioproducer: fatal error: %v", e.err) }
+func (e *fatalError) Error() string {
+	// A fatal kafka.Error's text begins with "Fatal error: " already.
+	return "aioproducer: fatal error: " + strings.TrimPrefix(e.err.Error(), "Fatal error: ")
+}
+
 func (e *fatalError) Unwrap() []error { return []error{ErrFatal, e.err} }
 
 // IsRetriable reports whether err is a librdkafka error that librdkafka itself marks retriable: producing

@@ -344,7 +344,7 @@ func (s *producerState) txnNotOpen() error {
 		return nil
 	}
 	if st := s.txnState(); st != txnOpen {
-		return fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, st)
+		return errNotInTxn(st)
 	}
 	return nil
 }

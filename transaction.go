@@ -26,6 +26,9 @@ import (
 //     transaction resolves before it returns.
 //   - Produce outside a transaction fails at once with ErrNotInTransaction.
 //   - Close during a transaction aborts it.
+//   - A call whose ctx has already ended does nothing, as Produce does: it returns a *TxnError that
+//     wraps ctx's error, for which IsRetriable is true, and leaves the transaction as it was (nothing
+//     flushed, discarded, committed or aborted).
 
 // txnState is where a transactional producer is in its transaction cycle.
 type txnState int32
@@ -76,6 +79,15 @@ type txnFailure struct {
 	err   error
 }
 
+// cannotCommit is why CommitTransaction refuses: the failure, which a *DeliveryError names the topic
+// of.
+func (f *txnFailure) cannotCommit() error {
+	if de := (*DeliveryError)(nil); errors.As(f.err, &de) {
+		return wrapf(f.err, "a message failed, so the transaction cannot commit")
+	}
+	return wrapf(f.err, "a message to %q failed, so the transaction cannot commit", f.topic)
+}
+
 // txnSliceMs is the longest one transactional librdkafka call blocks: the producer repeats a call that
 // failed with a retriable error (a timeout, which librdkafka resumes, or a coordinator that is loading
 // or busy) until it succeeds, fails otherwise, or the caller's ctx ends, so a ctx without a deadline
@@ -89,6 +101,23 @@ const (
 
 // errTxnAborted is the outcome of a message that AbortTransaction failed before it was sent.
 var errTxnAborted = fmt.Errorf("%w: message not sent", ErrTransactionAborted)
+
+// errNotInTxn is the error of a call that needs an open transaction while the producer is in st.
+func errNotInTxn(st txnState) error {
+	if st == txnReady {
+		return fmt.Errorf("%w (call BeginTransaction)", ErrNotInTransaction)
+	}
+	return fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, st)
+}
+
+// ctxEnded is the error of a transactional call op whose ctx has ended before it called librdkafka, or
+// nil: the transaction is as it was, and the call may be made again.
+func ctxEnded(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return &TxnError{Op: op, Err: err, retriable: true}
+	}
+	return nil
+}
 
 // set changes the state under every dispatcher shard's lock, so that a Produce either is accepted
 // before the change (and counted in the Flush epochs that Commit and Abort wait for) or sees it.
@@ -169,6 +198,9 @@ func (p *Producer) InitTransactions(ctx context.Context) error {
 	if s := t.state.txnState(); s != txnUninit {
 		return &TxnError{Op: op, Err: fmt.Errorf("already initialized: the producer is %v", s)}
 	}
+	if err := ctxEnded(ctx, op); err != nil {
+		return err
+	}
 	if err := t.run(ctx, op, func(ms int) error { return t.eng.txn(rdk.TxnInit, ms) }); err != nil {
 		return err
 	}
@@ -212,7 +244,10 @@ func (p *Producer) SendOffsetsToTransaction(ctx context.Context, offsets []kafka
 	}
 	defer t.mu.Unlock()
 	if s := t.state.txnState(); s != txnOpen {
-		return &TxnError{Op: op, Err: fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, s)}
+		return &TxnError{Op: op, Err: errNotInTxn(s)}
+	}
+	if err := ctxEnded(ctx, op); err != nil {
+		return err
 	}
 	return t.run(ctx, op, func(ms int) error { return t.eng.sendOffsets(offsets, cgm, ms) })
 }
@@ -232,19 +267,24 @@ func (p *Producer) CommitTransaction(ctx context.Context) error {
 		return err
 	}
 	defer t.mu.Unlock()
-	switch s := t.state.txnState(); s {
-	case txnOpen:
+	s := t.state.txnState()
+	if s != txnOpen && s != txnCommitting {
+		return &TxnError{Op: op, Err: errNotInTxn(s)}
+	}
+	if err := ctxEnded(ctx, op); err != nil {
+		return err // still open (or committing): nothing flushed, nothing committed
+	}
+	if s == txnOpen {
 		t.set(txnCommitting) // from now on Produce refuses: the transaction's messages are known
-	case txnCommitting: // called again
-	default:
-		return &TxnError{Op: op, Err: fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, s)}
 	}
 	if err := flushAndWait(ctx, t.flushes, t.flusher); err != nil {
 		return &TxnError{Op: op, Err: fmt.Errorf("waiting for the transaction's messages: %w", err), retriable: true}
 	}
 	if f := t.state.txnFailed.Load(); f != nil {
-		return &TxnError{Op: op, Err: fmt.Errorf("a message to %q failed, so the transaction cannot commit: %w", f.topic, f.err),
-			requiresAbort: true}
+		return &TxnError{Op: op, Err: f.cannotCommit(), requiresAbort: true}
+	}
+	if err := ctxEnded(ctx, op); err != nil {
+		return err // committing: the call may be made again
 	}
 	if err := t.run(ctx, op, func(ms int) error { return t.eng.txn(rdk.TxnCommit, ms) }); err != nil {
 		return err
@@ -266,6 +306,12 @@ func (p *Producer) AbortTransaction(ctx context.Context) error {
 		return err
 	}
 	defer t.mu.Unlock()
+	if s := t.state.txnState(); s != txnOpen && s != txnCommitting && s != txnAborting {
+		return &TxnError{Op: op, Err: errNotInTxn(s)}
+	}
+	if err := ctxEnded(ctx, op); err != nil {
+		return err // nothing discarded, nothing aborted
+	}
 	return t.abort(ctx, op)
 }
 
@@ -274,7 +320,7 @@ func (t *txnManager) abort(ctx context.Context, op string) error {
 	switch s := t.state.txnState(); s {
 	case txnOpen, txnCommitting, txnAborting:
 	default:
-		return &TxnError{Op: op, Err: fmt.Errorf("%w: the producer is %v", ErrNotInTransaction, s)}
+		return &TxnError{Op: op, Err: errNotInTxn(s)}
 	}
 	t.set(txnAborting)
 	t.exec.discard(errTxnAborted) // what is not yet in librdkafka fails instead

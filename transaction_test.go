@@ -1,8 +1,10 @@
 package aioproducer
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -360,4 +362,192 @@ func TestTransactionsUnderConcurrentProduceCommitAbortAndClose(t *testing.T) {
 		require.Equal(t, 1, n, "message %s/%s", m.Key, m.Value)
 	}
 	assert.Len(t, outcomes, accepted)
+}
+
+// A transactional call whose ctx has already ended (cancelled, or its deadline passed) does nothing:
+// it returns a retriable *TxnError wrapping ctx's error, the engine sees no call, the transaction stays
+// open with its messages, and the same call with a live ctx then does its work.
+func TestTransactionalCallsRefuseAnEndedContext(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		want error
+	}{
+		{"cancelled", cancelled, context.Canceled},
+		{"deadline passed", expired, context.DeadlineExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			refused := func(err error, op string) {
+				t.Helper()
+				require.ErrorIs(t, err, tc.want, op)
+				var te *TxnError
+				require.ErrorAs(t, err, &te, op)
+				assert.Equal(t, op, te.Op)
+				assert.True(t, IsRetriable(err), "%s: %v", op, err)
+				assert.False(t, TxnRequiresAbort(err), op)
+				assert.False(t, IsFatal(err), op)
+			}
+			fe := newMemEngine(memConfig{Auto: true})
+			gate := make(chan struct{})
+			fe.setGate(gate) // the first message stays inside enqueue; the rest wait in the producer
+			p := newFakeProducer(t, fe, withTransactions(), WithWorkers(1))
+
+			refused(p.InitTransactions(tc.ctx), "InitTransactions")
+			assert.Empty(t, fe.txnCalls(), "no init reached the engine")
+			require.NoError(t, p.InitTransactions(t.Context()))
+			require.NoError(t, p.BeginTransaction())
+			futs := make([]*Future, 10)
+			for i := range futs {
+				var err error
+				futs[i], err = p.Produce(t.Context(), msg("t", fmt.Sprint(i)))
+				require.NoError(t, err)
+			}
+
+			refused(p.CommitTransaction(tc.ctx), "CommitTransaction")
+			refused(p.AbortTransaction(tc.ctx), "AbortTransaction")
+			refused(p.SendOffsetsToTransaction(tc.ctx, nil, &kafka.ConsumerGroupMetadata{}), "SendOffsetsToTransaction")
+			assert.Equal(t, txnOpen, p.state.txnState(), "the transaction is still open")
+			assert.Nil(t, p.exec.discardErr.Load(), "nothing discarded")
+			for i, f := range futs {
+				select {
+				case <-f.Done():
+					t.Fatalf("message %d resolved by a refused call", i)
+				default:
+				}
+			}
+			f, err := p.Produce(t.Context(), msg("t", "after"))
+			require.NoError(t, err, "Produce still takes messages in the transaction")
+			futs = append(futs, f)
+			calls := fe.txnCalls()
+			require.Len(t, calls, 2, "init and begin only: %v", calls)
+
+			close(gate)
+			require.NoError(t, p.CommitTransaction(t.Context()))
+			calls = fe.txnCalls()
+			require.Len(t, calls, 3)
+			assert.Equal(t, rdk.TxnCommit, calls[2].op)
+			assert.Equal(t, len(futs), int(calls[2].taken), "every message was handed over before the commit")
+			for i, f := range futs {
+				_, err := f.Wait(t.Context())
+				require.NoError(t, err, "message %d", i)
+			}
+		})
+	}
+}
+
+// repeatedPhrase returns a run of three words that appears twice in s, whatever their case, or "".
+func repeatedPhrase(s string) string {
+	words := strings.Fields(strings.ToLower(s))
+	seen := map[string]bool{}
+	for i := 0; i+3 <= len(words); i++ {
+		p := strings.Join(words[i:i+3], " ")
+		if seen[p] {
+			return p
+		}
+		seen[p] = true
+	}
+	return ""
+}
+
+// Every transactional error says "aioproducer:" once and no phrase twice, and still matches its
+// sentinel with errors.Is.
+func TestTransactionalErrorsReadOnce(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	cgm := &kafka.ConsumerGroupMetadata{}
+	txnFake := func(t *testing.T) (*Producer, *memEngine) {
+		fe := newMemEngine(memConfig{Auto: true})
+		return newFakeProducer(t, fe, withTransactions()), fe
+	}
+	open := func(t *testing.T) *Producer {
+		p, _ := txnFake(t)
+		require.NoError(t, p.InitTransactions(t.Context()))
+		require.NoError(t, p.BeginTransaction())
+		return p
+	}
+	ready := func(t *testing.T) *Producer {
+		p, _ := txnFake(t)
+		require.NoError(t, p.InitTransactions(t.Context()))
+		return p
+	}
+	for _, tc := range []struct {
+		name   string
+		call   func(t *testing.T) error
+		is     error
+		phrase string // appears exactly once, whatever its case
+	}{
+		{"Begin on a plain producer", func(t *testing.T) error {
+			return newFakeProducer(t, newMemEngine(memConfig{Auto: true})).BeginTransaction()
+		}, ErrNotTransactional, "not a transactional producer"},
+		{"Commit on a plain producer", func(t *testing.T) error {
+			return newFakeProducer(t, newMemEngine(memConfig{Auto: true})).CommitTransaction(t.Context())
+		}, ErrNotTransactional, "not a transactional producer"},
+		{"Begin before Init", func(t *testing.T) error {
+			p, _ := txnFake(t)
+			return p.BeginTransaction()
+		}, nil, "not initialized"},
+		{"Commit before Init", func(t *testing.T) error {
+			p, _ := txnFake(t)
+			return p.CommitTransaction(t.Context())
+		}, ErrNotInTransaction, "not in a transaction"},
+		{"Commit before Begin", func(t *testing.T) error { return ready(t).CommitTransaction(t.Context()) },
+			ErrNotInTransaction, "not in a transaction"},
+		{"Abort before Begin", func(t *testing.T) error { return ready(t).AbortTransaction(t.Context()) },
+			ErrNotInTransaction, "not in a transaction"},
+		{"SendOffsets before Begin", func(t *testing.T) error {
+			return ready(t).SendOffsetsToTransaction(t.Context(), nil, cgm)
+		}, ErrNotInTransaction, "not in a transaction"},
+		{"Produce before Begin", func(t *testing.T) error {
+			_, err := ready(t).Produce(t.Context(), msg("t", "v"))
+			return err
+		}, ErrNotInTransaction, "not in a transaction"},
+		{"Init twice", func(t *testing.T) error { return ready(t).InitTransactions(t.Context()) },
+			nil, "already initialized"},
+		{"Begin twice", func(t *testing.T) error { return open(t).BeginTransaction() }, nil, "in a transaction"},
+		{"Commit with a cancelled ctx", func(t *testing.T) error { return open(t).CommitTransaction(cancelled) },
+			context.Canceled, "context canceled"},
+		{"Abort with a cancelled ctx", func(t *testing.T) error { return open(t).AbortTransaction(cancelled) },
+			context.Canceled, "context canceled"},
+		{"Commit after Close", func(t *testing.T) error {
+			p := ready(t)
+			require.NoError(t, p.Close(t.Context()))
+			return p.CommitTransaction(t.Context())
+		}, ErrClosed, "producer closed"},
+		{"Commit after a message failed", func(t *testing.T) error {
+			p, fe := txnFake(t)
+			require.NoError(t, p.InitTransactions(t.Context()))
+			require.NoError(t, p.BeginTransaction())
+			m := msg("orders", "v")
+			fe.refuseWith(m, kafka.NewError(kafka.ErrUnknownPartition, "unknown partition", false))
+			f, err := p.Produce(t.Context(), m)
+			require.NoError(t, err)
+			_, _ = f.Wait(t.Context())
+			return p.CommitTransaction(t.Context())
+		}, nil, `"orders"`},
+		{"Commit after a fatal error", func(t *testing.T) error {
+			p, fe := txnFake(t)
+			require.NoError(t, p.InitTransactions(t.Context()))
+			require.NoError(t, p.BeginTransaction())
+			fe.raiseFatal(kafka.NewError(kafka.ErrFenced, "fenced by a newer producer", true))
+			require.Eventually(t, func() bool { return p.state.fatal.Load() != nil }, 5*time.Second, time.Millisecond)
+			return p.CommitTransaction(t.Context())
+		}, ErrFatal, "fatal error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call(t)
+			require.Error(t, err)
+			text := err.Error()
+			if tc.is != nil {
+				require.ErrorIs(t, err, tc.is, text)
+			}
+			assert.Equal(t, 1, strings.Count(text, "aioproducer:"), text)
+			assert.Equal(t, 1, strings.Count(strings.ToLower(text), tc.phrase), "%q in %s", tc.phrase, text)
+			assert.Empty(t, repeatedPhrase(text), text)
+			t.Log(text)
+		})
+	}
 }

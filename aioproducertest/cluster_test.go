@@ -159,3 +159,31 @@ func TestFakePartitionsKeysAsLibrdkafka(t *testing.T) {
 		assert.Equal(t, int32(crc32.ChecksumIEEE(key)%partitions), d.Partition, "key %s", key)
 	}
 }
+
+// A deadline that passes while ReadTopic or WaitRecords waits for the cluster ends them with an error
+// wrapping context.DeadlineExceeded, not with librdkafka's "Local: Timed out" (its timeout, counted in
+// whole milliseconds, can end just before ctx's deadline fires). The broker answers nothing for 5 s,
+// so every read waits on it until the deadline.
+func TestClusterReadEndsWithTheDeadlinesError(t *testing.T) {
+	c := aioproducertest.NewCluster(t, aioproducertest.WithTopic("slow", 1))
+	require.NoError(t, c.SetRoundTripDelay(1, 5*time.Second))
+	for i := range 10 {
+		for name, read := range map[string]func(context.Context) error{
+			"ReadTopic": func(ctx context.Context) error {
+				_, err := c.ReadTopic(ctx, "slow")
+				return err
+			},
+			"WaitRecords": func(ctx context.Context) error {
+				_, err := c.WaitRecords(ctx, "slow", 1)
+				return err
+			},
+		} {
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			start := time.Now()
+			err := read(ctx)
+			cancel()
+			require.ErrorIs(t, err, context.DeadlineExceeded, "%s, try %d", name, i)
+			assert.Less(t, time.Since(start), 2*time.Second, "%s, try %d", name, i)
+		}
+	}
+}

@@ -40,7 +40,8 @@ func (r Record) String() string { return fmt.Sprintf("%s[%d]@%d", r.Topic, r.Par
 // ReadTopic reads every record of every partition of topic, from the first to the high watermark as
 // of the call, with a librdkafka consumer configured by cm ("bootstrap.servers" and any security
 // settings; a "group.id" of its own is set, and no offset is committed), and returns them sorted by
-// partition and offset. ctx bounds the whole read. It works against any cluster, the mock one of
+// partition and offset. ctx bounds the whole read: a read that ctx ends fails with an error wrapping
+// ctx.Err(), also when ctx's deadline passes during a librdkafka call. It works against any cluster, the mock one of
 // Cluster as well as a real one. The consumer's isolation.level is librdkafka's default,
 // read_committed, unless cm says otherwise: a transaction left open keeps the read waiting for ctx.
 func ReadTopic(ctx context.Context, cm kafka.ConfigMap, topic string) ([]Record, error) {

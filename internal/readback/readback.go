@@ -44,7 +44,7 @@ func ReadTopic(ctx context.Context, cm kafka.ConfigMap, topic string) ([]*kafka.
 	}
 	md, err := c.GetMetadata(&topic, false, timeoutMs())
 	if err != nil {
-		return nil, fmt.Errorf("aioproducer: read back %s: metadata: %w", topic, err)
+		return nil, fmt.Errorf("aioproducer: read back %s: metadata: %w", topic, ctxCause(ctx, err))
 	}
 	tm, ok := md.Topics[topic]
 	if !ok || tm.Error.Code() != kafka.ErrNoError || len(tm.Partitions) == 0 {
@@ -57,7 +57,7 @@ func ReadTopic(ctx context.Context, cm kafka.ConfigMap, topic string) ([]*kafka.
 	for _, pm := range tm.Partitions {
 		low, hi, err := c.QueryWatermarkOffsets(topic, pm.ID, timeoutMs())
 		if err != nil {
-			return nil, fmt.Errorf("aioproducer: read back %s[%d]: watermarks: %w", topic, pm.ID, err)
+			return nil, fmt.Errorf("aioproducer: read back %s[%d]: watermarks: %w", topic, pm.ID, ctxCause(ctx, err))
 		}
 		if hi > low {
 			high[pm.ID], next[pm.ID] = hi, low
@@ -108,6 +108,32 @@ func ReadTopic(ctx context.Context, cm kafka.ConfigMap, topic string) ([]*kafka.
 	})
 	return out, nil
 }
+
+// ctxCause is the error to return for err, the error of a librdkafka call whose timeout ctx's deadline
+// bounded. A call that gives up at its timeout says "Local: Timed out", or for a request that timed
+// out "Local: Broker transport failure", and librdkafka's timeout, counted in whole milliseconds, can
+// end a moment before ctx's deadline timer fires. So an error that comes within deadlineSlack of the
+// deadline waits for ctx to end, and wraps ctx's error as well as err; so does one that comes after ctx
+// ended. Any other is err.
+func ctxCause(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		dl, ok := ctx.Deadline()
+		if !ok || time.Until(dl) > deadlineSlack {
+			return err
+		}
+		t := time.NewTimer(time.Until(dl) + deadlineSlack)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			return err
+		}
+	}
+	return fmt.Errorf("%w (%w)", ctx.Err(), err)
+}
+
+// deadlineSlack is how close to ctx's deadline a librdkafka call's error counts as the deadline's.
+const deadlineSlack = 20 * time.Millisecond
 
 // WaitTopic reads topic with ReadTopic until it holds at least n records (a topic that does not exist
 // yet counts as empty), and returns them all. It fails with ctx's error, and what it read last, if ctx
