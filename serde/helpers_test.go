@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,6 +52,68 @@ func fakeRegistry(t testing.TB) *fakeregistry.Server {
 	return fr
 }
 
+// registryEnv names a real Schema Registry by the base URL of its Confluent API (make test-serde starts
+// Apicurio Registry with scripts/registry.sh and sets it to http://127.0.0.1:PORT/apis/ccompat/v7).
+// Without it, the tests that need a registry over HTTP use the fake, and the unit tests confluent's
+// mock:// registry.
+const registryEnv = "SCHEMA_REGISTRY_URL"
+
+// realRegistry returns the URL of registryEnv ("" when unset).
+func realRegistry() string { return os.Getenv(registryEnv) }
+
+// needRealRegistry returns the URL of registryEnv, or skips the test: it shows what only a real
+// registry does (compatibility checks).
+func needRealRegistry(t testing.TB) string {
+	t.Helper()
+	u := realRegistry()
+	if u == "" {
+		t.Skipf("needs a real Schema Registry: set %s (make test-serde starts one)", registryEnv)
+	}
+	return u
+}
+
+// registry returns a Schema Registry over HTTP, stopped at cleanup: the fake, or, when registryEnv
+// names a real registry, a proxy in front of it that counts the requests as the fake does.
+func registry(t testing.TB) *fakeregistry.Server {
+	t.Helper()
+	u := realRegistry()
+	if u == "" {
+		return fakeRegistry(t)
+	}
+	fr, err := fakeregistry.NewProxy(u)
+	require.NoError(t, err)
+	t.Cleanup(fr.Close)
+	t.Logf("%s=%s: the registry is real", registryEnv, u)
+	return fr
+}
+
+// testClient returns a registry client for the unit tests: of confluent's mock:// registry, or of
+// the real registry of registryEnv (through registry's proxy: closing it closes the client's
+// connections, which confluent's client leaves open).
+func testClient(t testing.TB) schemaregistry.Client {
+	t.Helper()
+	if realRegistry() != "" {
+		return httpClient(t, registry(t).URL())
+	}
+	return mockClient(t)
+}
+
+// uniques numbers the names that unique hands out.
+var uniques atomic.Int64
+
+// runID tells this run's subjects from those of earlier runs on the same registry.
+var runID = time.Now().UnixNano()
+
+// unique returns topic itself on a registry of the test's own (mock:// or the fake), and topic with a
+// suffix of its own on a real registry, which keeps its subjects (<topic>-key, <topic>-value) from one
+// test and one run to the next.
+func unique(topic string) string {
+	if realRegistry() == "" {
+		return topic
+	}
+	return fmt.Sprintf("%s-%d-%d", topic, runID, uniques.Add(1))
+}
+
 // httpClient returns a registry client for url (a fresh cache each time), closed at cleanup.
 func httpClient(t testing.TB, url string) schemaregistry.Client {
 	t.Helper()
@@ -68,7 +131,7 @@ var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 const brokerEnv = "KAFKA_BOOTSTRAP"
 
 // cluster returns a cluster's bootstrap servers and topics of one partition each, named after names:
-// on the mock cluster, names themselves; on the real cluster of brokerEnv, names with a suffix of the
+// on the mock cluster, unique(name); on the real cluster of brokerEnv, names with a suffix of the
 // test's own, created now and deleted at cleanup.
 func cluster(t testing.TB, names ...string) (string, []string) {
 	t.Helper()
@@ -77,10 +140,12 @@ func cluster(t testing.TB, names ...string) (string, []string) {
 		mc, err := kafka.NewMockCluster(1)
 		require.NoError(t, err)
 		t.Cleanup(mc.Close)
-		for _, topic := range names {
-			require.NoError(t, mc.CreateTopic(topic, 1, 1))
+		topics := make([]string, len(names))
+		for i, n := range names {
+			topics[i] = unique(n)
+			require.NoError(t, mc.CreateTopic(topics[i], 1, 1))
 		}
-		return mc.BootstrapServers(), names
+		return mc.BootstrapServers(), topics
 	}
 	ac, err := kafka.NewAdminClient(&kafka.ConfigMap{"bootstrap.servers": bootstrap})
 	require.NoError(t, err)

@@ -69,7 +69,7 @@ func produceAll[V any](t *testing.T, tp *aioproducer.TypedProducer[string, V], t
 func TestMessagesReadBackFromTheBrokerDecodeWithConfluentsDeserializers(t *testing.T) {
 	bootstrap, topics := cluster(t, "avro", "proto", "json")
 	avroTopic, protoTopic, jsonTopic := topics[0], topics[1], topics[2]
-	fr := fakeRegistry(t)
+	fr := registry(t)
 	client := httpClient(t, fr.URL())
 	p := newProducer(t, bootstrap)
 	keys := keysFailingOn(failKey)

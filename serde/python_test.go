@@ -55,7 +55,7 @@ func pythonWithAvro(t *testing.T) string {
 func TestPythonDeserializingConsumerReadsAvroFromTheTypedProducer(t *testing.T) {
 	py := pythonWithAvro(t)
 	bootstrap, topics := cluster(t, "payments")
-	fr := fakeRegistry(t)
+	fr := registry(t)
 	values, err := NewAvro[Payment](httpClient(t, fr.URL()), nil)
 	require.NoError(t, err)
 	tp := aioproducer.NewTyped(newProducer(t, bootstrap), keysFailingOn(failKey), values)

@@ -49,8 +49,11 @@ func checkFraming(t *testing.T, client schemaregistry.Client, subject string, b 
 	return b[5:]
 }
 
+// The round trips run on confluent's mock:// registry, or on the real one of registryEnv.
+
 func TestAvroRoundTripsThroughConfluentsDeserializer(t *testing.T) {
-	client := mockClient(t)
+	client := testClient(t)
+	topic := unique("payments")
 	s, err := NewAvro[Payment](client, nil)
 	require.NoError(t, err)
 	defer s.Close()
@@ -63,23 +66,24 @@ func TestAvroRoundTripsThroughConfluentsDeserializer(t *testing.T) {
 			require.NoError(t, err)
 			defer d.Close()
 			want := payment(7)
-			b, hs := serialize[Payment](t, s, "payments", f.field, want)
+			b, hs := serialize[Payment](t, s, topic, f.field, want)
 			assert.Empty(t, hs)
-			checkFraming(t, client, "payments-"+f.field.String(), b)
+			checkFraming(t, client, topic+"-"+f.field.String(), b)
 			var got Payment
-			require.NoError(t, d.DeserializeInto("payments", b, &got))
+			require.NoError(t, d.DeserializeInto(topic, b, &got))
 			assert.Equal(t, want, got)
 
-			pb, _ := serialize[*Payment](t, ps, "payments", f.field, &want)
+			pb, _ := serialize[*Payment](t, ps, topic, f.field, &want)
 			assert.Equal(t, b, pb, "*Payment and Payment serialize alike")
-			nb, _ := serialize[*Payment](t, ps, "payments", f.field, nil)
+			nb, _ := serialize[*Payment](t, ps, topic, f.field, nil)
 			assert.Nil(t, nb, "a nil *Payment is null")
 		})
 	}
 }
 
 func TestProtobufRoundTripsThroughConfluentsDeserializer(t *testing.T) {
-	client := mockClient(t)
+	client := testClient(t)
+	texts, times := unique("texts"), unique("times")
 	// StringValue is the 8th message of google/protobuf/wrappers.proto: its message indexes are [7].
 	sv, err := NewProtobuf[*wrapperspb.StringValue](client, nil)
 	require.NoError(t, err)
@@ -94,31 +98,32 @@ func TestProtobufRoundTripsThroughConfluentsDeserializer(t *testing.T) {
 			require.NoError(t, err)
 			defer d.Close()
 
-			b, hs := serialize(t, aioproducer.Serializer[*wrapperspb.StringValue](sv), "texts", f.field, wrapperspb.String("héllo"))
+			b, hs := serialize(t, aioproducer.Serializer[*wrapperspb.StringValue](sv), texts, f.field, wrapperspb.String("héllo"))
 			assert.Empty(t, hs)
-			rest := checkFraming(t, client, "texts-"+f.field.String(), b)
+			rest := checkFraming(t, client, texts+"-"+f.field.String(), b)
 			require.GreaterOrEqual(t, len(rest), 2)
 			assert.Equal(t, []byte{2, 14}, rest[:2], "message indexes: one index (zigzag 2), 7 (zigzag 14)")
 			var got wrapperspb.StringValue
-			require.NoError(t, d.DeserializeInto("texts", b, &got))
+			require.NoError(t, d.DeserializeInto(texts, b, &got))
 			assert.Equal(t, "héllo", got.GetValue())
 
 			when := timestamppb.New(time.Date(2026, 12, 1, 10, 30, 0, 123, time.UTC))
-			b, _ = serialize(t, aioproducer.Serializer[*timestamppb.Timestamp](ts), "times", f.field, when)
-			rest = checkFraming(t, client, "times-"+f.field.String(), b)
+			b, _ = serialize(t, aioproducer.Serializer[*timestamppb.Timestamp](ts), times, f.field, when)
+			rest = checkFraming(t, client, times+"-"+f.field.String(), b)
 			assert.Equal(t, byte(0), rest[0], "message indexes [0] are written as a single 0")
 			var gotTS timestamppb.Timestamp
-			require.NoError(t, d.DeserializeInto("times", b, &gotTS))
+			require.NoError(t, d.DeserializeInto(times, b, &gotTS))
 			assert.True(t, proto.Equal(when, &gotTS), "got %v", &gotTS)
 
-			nb, _ := serialize(t, aioproducer.Serializer[*timestamppb.Timestamp](ts), "times", f.field, nil)
+			nb, _ := serialize(t, aioproducer.Serializer[*timestamppb.Timestamp](ts), times, f.field, nil)
 			assert.Nil(t, nb)
 		})
 	}
 }
 
 func TestJSONSchemaRoundTripsThroughConfluentsDeserializer(t *testing.T) {
-	client := mockClient(t)
+	client := testClient(t)
+	topic := unique("payments")
 	s, err := NewJSONSchema[Payment](client, nil)
 	require.NoError(t, err)
 	defer s.Close()
@@ -130,11 +135,11 @@ func TestJSONSchemaRoundTripsThroughConfluentsDeserializer(t *testing.T) {
 			require.NoError(t, err)
 			defer d.Close()
 			want := payment(3)
-			b, _ := serialize[Payment](t, s, "payments", f.field, want)
-			rest := checkFraming(t, client, "payments-"+f.field.String(), b)
+			b, _ := serialize[Payment](t, s, topic, f.field, want)
+			rest := checkFraming(t, client, topic+"-"+f.field.String(), b)
 			assert.JSONEq(t, `{"id":"p-3","amount":3.25,"note":"note 3: ünïcode"}`, string(rest))
 			var got Payment
-			require.NoError(t, d.DeserializeInto("payments", b, &got))
+			require.NoError(t, d.DeserializeInto(topic, b, &got))
 			assert.Equal(t, want, got)
 		})
 	}
@@ -198,9 +203,11 @@ func TestRegistrySerializerErrorsNameTheFormat(t *testing.T) {
 }
 
 // The real (HTTP) client: confluent's mock:// client is not safe for concurrent first registrations
-// (its id counter is a plain int, a data race under -race).
+// (its id counter is a plain int, a data race under -race). The registry is the fake, or the real one
+// of registryEnv.
 func TestRegistrySerializersAreSafeForConcurrentUse(t *testing.T) {
-	client := httpClient(t, fakeRegistry(t).URL())
+	client := httpClient(t, registry(t).URL())
+	c, cp, cj := unique("c"), unique("cp"), unique("cj")
 	avro, err := NewAvro[Payment](client, nil)
 	require.NoError(t, err)
 	pb, err := NewProtobuf[*wrapperspb.StringValue](client, nil)
@@ -214,7 +221,7 @@ func TestRegistrySerializersAreSafeForConcurrentUse(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 100 {
-				sc := &aioproducer.SerializationContext{Topic: "c", Field: aioproducer.FieldValue}
+				sc := &aioproducer.SerializationContext{Topic: c, Field: aioproducer.FieldValue}
 				want := payment(g*1000 + i)
 				b, err := avro.Serialize(sc, want)
 				if err != nil {
@@ -222,13 +229,13 @@ func TestRegistrySerializersAreSafeForConcurrentUse(t *testing.T) {
 					continue
 				}
 				var got Payment
-				if err := d.DeserializeInto("c", b, &got); err != nil || got != want {
+				if err := d.DeserializeInto(c, b, &got); err != nil || got != want {
 					errs <- errors.Join(err, errors.New("avro round trip differs"))
 				}
-				if _, err := pb.Serialize(&aioproducer.SerializationContext{Topic: "cp", Field: aioproducer.FieldValue}, wrapperspb.String("x")); err != nil {
+				if _, err := pb.Serialize(&aioproducer.SerializationContext{Topic: cp, Field: aioproducer.FieldValue}, wrapperspb.String("x")); err != nil {
 					errs <- err
 				}
-				if _, err := js.Serialize(&aioproducer.SerializationContext{Topic: "cj", Field: aioproducer.FieldKey}, want); err != nil {
+				if _, err := js.Serialize(&aioproducer.SerializationContext{Topic: cj, Field: aioproducer.FieldKey}, want); err != nil {
 					errs <- err
 				}
 			}

@@ -6,6 +6,8 @@
 // which confluent-kafka-go's mock:// registry cannot, and it counts every request, so tests can show
 // how often the registry is asked.
 //
+// NewProxy puts the same counting in front of a real registry.
+//
 // It is a test double, not a registry: schemas are compared as exact strings (a real registry compares
 // canonical forms), nothing is checked for compatibility, and nothing is persisted.
 package fakeregistry
@@ -48,6 +50,20 @@ type version struct {
 	schema
 }
 
+// The routes the fake speaks, by the patterns that Requests counts them under.
+const (
+	routeRegister     = "POST /subjects/{subject}/versions"
+	routeLookup       = "POST /subjects/{subject}"
+	routeByID         = "GET /schemas/ids/{id}"
+	routeSubjects     = "GET /subjects"
+	routeVersions     = "GET /subjects/{subject}/versions"
+	routeVersion      = "GET /subjects/{subject}/versions/{version}"
+	routeAssociations = "GET /associations/resources/{namespace}/{name}"
+)
+
+// routes are all of them.
+var routes = []string{routeRegister, routeLookup, routeByID, routeSubjects, routeVersions, routeVersion, routeAssociations}
+
 // Server is a fake Schema Registry listening on 127.0.0.1. It is safe for concurrent use.
 type Server struct {
 	srv *httptest.Server
@@ -58,21 +74,23 @@ type Server struct {
 	subjects  map[string][]int // subject -> ids, by version - 1
 	requests  map[string]int   // route -> count
 	unhandled []string         // requests no route took
+
+	transport *http.Transport // NewProxy's, to the registry
 }
 
 // New starts a Server; Close stops it.
 func New() *Server {
 	s := &Server{ids: map[string]int{}, subjects: map[string][]int{}, requests: map[string]int{}}
 	mux := http.NewServeMux()
-	s.route(mux, "POST /subjects/{subject}/versions", s.register)
-	s.route(mux, "POST /subjects/{subject}", s.lookup)
-	s.route(mux, "GET /schemas/ids/{id}", s.byID)
-	s.route(mux, "GET /subjects", s.listSubjects)
-	s.route(mux, "GET /subjects/{subject}/versions", s.listVersions)
-	s.route(mux, "GET /subjects/{subject}/versions/{version}", s.getVersion)
+	s.route(mux, routeRegister, s.register)
+	s.route(mux, routeLookup, s.lookup)
+	s.route(mux, routeByID, s.byID)
+	s.route(mux, routeSubjects, s.listSubjects)
+	s.route(mux, routeVersions, s.listVersions)
+	s.route(mux, routeVersion, s.getVersion)
 	// No subject is associated with a topic: confluent-kafka-go's default subject name strategy asks,
 	// then falls back to the topic name strategy ("<topic>-key", "<topic>-value").
-	s.route(mux, "GET /associations/resources/{namespace}/{name}", func(w http.ResponseWriter, _ *http.Request) {
+	s.route(mux, routeAssociations, func(w http.ResponseWriter, _ *http.Request) {
 		reply(w, []any{})
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -99,7 +117,12 @@ func (s *Server) route(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
 func (s *Server) URL() string { return s.srv.URL }
 
 // Close stops the server and waits for the requests in progress.
-func (s *Server) Close() { s.srv.Close() }
+func (s *Server) Close() {
+	s.srv.Close()
+	if s.transport != nil {
+		s.transport.CloseIdleConnections()
+	}
+}
 
 // Requests returns how many requests each route served, by its pattern ("POST
 // /subjects/{subject}/versions", "GET /schemas/ids/{id}", ...).
