@@ -62,10 +62,12 @@ func produceAll[V any](t *testing.T, tp *aioproducer.TypedProducer[string, V], t
 }
 
 // TestMessagesReadBackFromTheBrokerDecodeWithConfluentsDeserializers produces Avro, Protobuf and JSON
-// Schema values through a TypedProducer to librdkafka's mock cluster, with a registry served over HTTP,
-// (or to the real cluster of KAFKA_BOOTSTRAP), reads them back with a consumer and decodes them with confluent-kafka-go's deserializers and a
+// Schema values through a TypedProducer to librdkafka's mock cluster (or to the real cluster of
+// KAFKA_BOOTSTRAP), with a registry over HTTP (the fake, or the real one of SCHEMA_REGISTRY_URL),
+// reads them back with a consumer and decodes them with confluent-kafka-go's deserializers and a
 // registry client of their own (so they fetch the schemas by id). A key serializer's failure costs
-// only its own message. The registry is asked once per subject, not per message.
+// only its own message. The registry is asked once per subject, not per message, and holds one
+// version per subject.
 func TestMessagesReadBackFromTheBrokerDecodeWithConfluentsDeserializers(t *testing.T) {
 	bootstrap, topics := cluster(t, "avro", "proto", "json")
 	avroTopic, protoTopic, jsonTopic := topics[0], topics[1], topics[2]
@@ -96,6 +98,11 @@ func TestMessagesReadBackFromTheBrokerDecodeWithConfluentsDeserializers(t *testi
 
 	// The consumer side: a client of its own, so the deserializers fetch each schema by id, once.
 	reader := httpClient(t, fr.URL())
+	for _, topic := range topics {
+		versions, err := reader.GetAllVersions(topic + "-value")
+		require.NoError(t, err)
+		assert.Equal(t, []int{1}, versions, "one version of %s-value after %d messages", topic, interopMessages)
+	}
 	before := fr.Requests()["GET /schemas/ids/{id}"]
 	decode := func(t *testing.T, topic string, sent []int, check func(i int, r record)) {
 		recs := readBack(t, bootstrap, topic, len(sent))

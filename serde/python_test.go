@@ -50,8 +50,9 @@ func pythonWithAvro(t *testing.T) string {
 }
 
 // TestPythonDeserializingConsumerReadsAvroFromTheTypedProducer produces Avro values through a
-// TypedProducer (to the mock cluster, or the real one of KAFKA_BOOTSTRAP), with a registry served over HTTP that both processes reach, and reads them back with
-// the Python client's DeserializingConsumer and AvroDeserializer.
+// TypedProducer (to the mock cluster, or the real one of KAFKA_BOOTSTRAP), with a registry over HTTP
+// that both processes reach (the fake, or the real one of SCHEMA_REGISTRY_URL through a counting
+// proxy), and reads them back with the Python client's DeserializingConsumer and AvroDeserializer.
 func TestPythonDeserializingConsumerReadsAvroFromTheTypedProducer(t *testing.T) {
 	py := pythonWithAvro(t)
 	bootstrap, topics := cluster(t, "payments")
