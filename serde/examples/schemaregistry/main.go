@@ -3,9 +3,10 @@
 //
 //	cd serde && go run ./examples/schemaregistry          # mock:// registry, in-process mock cluster
 //	SCHEMA_REGISTRY_URL=http://localhost:8081 KAFKA_BOOTSTRAP=localhost:9092 go run ./examples/schemaregistry
+//	SCHEMA_REGISTRY_URL=$(../scripts/registry.sh up) go run ./examples/schemaregistry   # Apicurio Registry
 //
 // SCHEMA_REGISTRY_URL names the registry (default "mock://example": confluent-kafka-go's in-memory
-// registry, which lives in this process only); KAFKA_BOOTSTRAP the cluster (default: librdkafka's
+// registry, which lives in this process only; Apicurio's base URL ends in /apis/ccompat/v7); KAFKA_BOOTSTRAP the cluster (default: librdkafka's
 // in-process mock cluster); KAFKA_TOPIC the topic (default "payments"; on a real cluster it must exist,
 // or the brokers must create topics automatically). Either may be real while the other is not. The
 // schema is registered under the subject "<topic>-value".
