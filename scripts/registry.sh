@@ -32,6 +32,7 @@
 #   REGISTRY_COMPATIBILITY   global compatibility rule: BACKWARD, FORWARD, FULL, their
 #                            _TRANSITIVE forms, or NONE            (BACKWARD)
 #   REGISTRY_HEAP            JVM heap                             (256m)
+#   REGISTRY_JAVA_OPTS       more JVM options, space separated    (none)
 #   REGISTRY_START_TIMEOUT   seconds to wait for readiness        (90)
 #   REGISTRY_STOP_TIMEOUT    seconds between SIGTERM and SIGKILL  (10)
 #   REGISTRY_FETCH_TIMEOUT   seconds allowed for the Maven fetch  (900)
@@ -274,7 +275,8 @@ cmd_up() {
     is_uint "$forced" && ((forced > 0 && forced < 65536)) || die "bad REGISTRY_PORT '$forced'"
     port_busy "$forced" && die "port $forced on 127.0.0.1 is already in use (forced by REGISTRY_PORT); free it or let registry.sh pick a port"
   fi
-  local rules=()
+  local rules=() opts=()
+  read -r -a opts <<<"${REGISTRY_JAVA_OPTS:-}"
   [[ $COMPAT == NONE ]] || rules=(-Dregistry.rules.global.compatibility="$COMPAT")
 
   trap 'on_up_exit $?' EXIT
@@ -288,13 +290,16 @@ cmd_up() {
     url=http://127.0.0.1:$port$API
     : >"$STATE_DIR/registry.log"
     log "starting Apicurio Registry $VERSION on 127.0.0.1:$port (compatibility $COMPAT, heap $HEAP), attempt $attempt"
+    # C1 only and the serial collector: half the start-up time of the defaults on the 2-core VM under
+    # load (16-19 s against 26-40 s at load 13-15), a little less memory; a test registry is idle.
     # setsid: its own session, so a Ctrl-C aimed at our caller does not reach
     # it; `down` (or the trap) stops it. All fds go to files: a caller reading
     # our stdout through a pipe must not wait for the server to exit.
     (
       cd "$STATE_DIR"
       exec setsid "$JAVA_BIN" -Xmx"$HEAP" -XX:+ExitOnOutOfMemoryError -XX:-UsePerfData \
-        -Djava.io.tmpdir="$STATE_DIR/tmp" -D"$MARK=$STATE_DIR" \
+        -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
+        -Djava.io.tmpdir="$STATE_DIR/tmp" -D"$MARK=$STATE_DIR" "${opts[@]}" \
         -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port" "${rules[@]}" \
         -jar "$JAR"
     ) </dev/null >>"$STATE_DIR/registry.log" 2>&1 8>&- 9>&- &

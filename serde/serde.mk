@@ -3,8 +3,14 @@
 #
 #   make serde-py          a Python venv in .cache/serde-py with confluent-kafka[avro] (SERDE_PY_PACKAGES),
 #                          from PyPI, for the interop test with the Python client
-#   make test-serde        go vet, then go test -race -count=1 in the serde module, the Python interop
-#                          test included (it fails, not skips, if the venv's Python cannot run it)
+#   make test-serde        go vet, then go test -race -count=1 in the serde module against a real Schema
+#                          Registry: Apicurio Registry, started with scripts/registry.sh (state in
+#                          .cache/registry/run-test-serde) and always stopped after, also on failure or
+#                          Ctrl-C; its URL is passed as SCHEMA_REGISTRY_URL. A SCHEMA_REGISTRY_URL set
+#                          by the caller is used instead (nothing is started); SERDE_REGISTRY=0 runs on
+#                          the fake and mock:// registries only. It fails, not skips, when the registry
+#                          cannot be fetched or started (no Java 17, no Maven), and when the venv's
+#                          Python cannot run the interop test.
 #                          (extra go test flags: make test-serde SERDE_TEST_FLAGS='-v -run TestX')
 #   make bench-serde       serialization cost per message, and Produce per message with serializers,
 #                          in-process (SERDE_BENCH_COUNT runs each, default 5; SERDE_BENCH selects,
@@ -21,6 +27,11 @@ SERDE_BENCH_COUNT ?= 5
 SERDE_BENCH ?= .
 PYTHON3 ?= python3
 GO ?= go
+SERDE_REGISTRY ?= 1
+SERDE_REGISTRY_SH := $(abspath $(SERDE_DIR)/../scripts/registry.sh)
+SERDE_REGISTRY_STATE_DIR ?= $(abspath $(SERDE_DIR)/../.cache/registry/run-test-serde)
+# The Maven fetch (first run only: about 15 s, 142 MB) must fail clearly within .ci/run's 10-minute step.
+SERDE_REGISTRY_FETCH_TIMEOUT ?= 300
 
 .PHONY: serde-py test-serde bench-serde
 
@@ -34,7 +45,18 @@ $(SERDE_PY)/.installed: $(SERDE_DIR)/serde.mk
 
 test-serde: serde-py
 	cd $(SERDE_DIR) && $(GO) vet ./...
-	cd $(SERDE_DIR) && AIOPRODUCER_SERDE_PYTHON=$(SERDE_PY)/bin/python $(GO) test -race -count=1 -timeout 5m $(SERDE_TEST_FLAGS) ./...
+	@# One shell, so that its trap stops the registry whatever happens after it started.
+	@bash -c 'set -euo pipefail; \
+	  url=$${SCHEMA_REGISTRY_URL:-}; \
+	  if [ -z "$$url" ] && [ "$(SERDE_REGISTRY)" != 0 ]; then \
+	    export REGISTRY_STATE_DIR=$(SERDE_REGISTRY_STATE_DIR) REGISTRY_FETCH_TIMEOUT=$(SERDE_REGISTRY_FETCH_TIMEOUT); \
+	    trap "bash $(SERDE_REGISTRY_SH) down" EXIT; trap "exit 130" INT; trap "exit 143" TERM; \
+	    url=$$(bash $(SERDE_REGISTRY_SH) up | tail -n 1) || { \
+	      echo "test-serde: the Schema Registry did not start (above); SERDE_REGISTRY=0 runs the tests on the fake registry only" >&2; exit 1; }; \
+	  fi; \
+	  echo "test-serde: SCHEMA_REGISTRY_URL=$${url:-(none: the fake and mock:// registries)}" >&2; \
+	  cd $(SERDE_DIR) && SCHEMA_REGISTRY_URL=$$url AIOPRODUCER_SERDE_PYTHON=$(SERDE_PY)/bin/python \
+	    $(GO) test -race -count=1 -timeout 5m "$$@" ./...' test-serde $(SERDE_TEST_FLAGS)
 
 bench-serde:
 	@# The test binary is run directly, with stderr discarded: go test would mix the CONFWARN that the
