@@ -1,5 +1,5 @@
-# aioproducer - make targets. Plain `make test` needs only Go and gcc; the real-Kafka suite needs Java 17+
-# and Maven (see scripts/README.md).
+# aioproducer - make targets. Plain `make test` needs only Go and gcc; the real-Kafka suite and make
+# test-serde (its Schema Registry) need Java 17+ and Maven (see scripts/README.md).
 GO ?= go
 
 .PHONY: all build test test-cgocheck race vet fmt staticcheck lint tidy cover bench fuzz reliability flake quickstart ci
