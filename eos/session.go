@@ -62,15 +62,37 @@ type Emitter interface {
 	// Emit produces msg in the open transaction (aioproducer.Producer.Produce). Its delivery is
 	// checked before the commit: if it fails, the transaction is aborted and the batch done again. An
 	// error means msg was not accepted (invalid, ctx ended, the producer failed); return it from the
-	// transform.
+	// transform. Emit may be called from several goroutines, until the transform returns: then it
+	// waits for the calls in progress, and later ones fail.
 	Emit(ctx context.Context, msg *aioproducer.Message) error
 }
 
-type emitter struct{ p *aioproducer.Producer }
+// errEmitAfterReturn is Emit's error once the transform it was given to has returned.
+var errEmitAfterReturn = errors.New("aioproducer/eos: Emit after the transform returned")
 
-func (e emitter) Emit(ctx context.Context, msg *aioproducer.Message) error {
+// emitter is the Emitter of one transform call: closed when the call returns, so that nothing a
+// goroutine of the transform emits later lands in the next transaction.
+type emitter struct {
+	p      *aioproducer.Producer
+	mu     sync.RWMutex // held for reading by each Emit, for writing to close
+	closed bool
+}
+
+func (e *emitter) Emit(ctx context.Context, msg *aioproducer.Message) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return errEmitAfterReturn
+	}
 	_, err := e.p.Produce(ctx, msg)
 	return err
+}
+
+// close waits for the Emit calls in progress and fails the later ones.
+func (e *emitter) close() {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
 }
 
 // TransformError is what Run returns when the transform failed. The transaction was aborted: nothing
@@ -284,7 +306,10 @@ func (s *Session) transact(ctx context.Context, batch []*kafka.Message) error {
 		return stopped("BeginTransaction", err)
 	}
 	s.inTxn = true
-	if err := s.fn(ctx, batch, emitter{s.p}); err != nil {
+	out := &emitter{p: s.p}
+	err := s.fn(ctx, batch, out)
+	out.close()
+	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err() // Close aborts
 		}

@@ -110,7 +110,14 @@ func waitOutputs(t *testing.T, cl *aioproducertest.Cluster, n int) {
 func TestSessionDeliversEachInputExactlyOnce(t *testing.T) {
 	cl := aioproducertest.NewCluster(t, aioproducertest.WithTopic(inTopic, 3), aioproducertest.WithTopic(outTopic, 3))
 	inputs := writeInputs(t, cl, 300, 3)
-	s := newSession(t, cl, "g", "eos-1", upper)
+	kept := make(chan eos.Emitter, 1)
+	s := newSession(t, cl, "g", "eos-1", func(ctx context.Context, msgs []*kafka.Message, out eos.Emitter) error {
+		select {
+		case kept <- out:
+		default:
+		}
+		return upper(ctx, msgs, out)
+	})
 	errc := start(s)
 
 	cl.Records(t, outTopic, len(inputs)) // waits for them
@@ -131,6 +138,9 @@ func TestSessionDeliversEachInputExactlyOnce(t *testing.T) {
 		want[i] = "out(" + v + ")"
 	}
 	assert.Equal(t, want, got, "each input's output once")
+
+	err = (<-kept).Emit(ctx, &aioproducer.Message{Topic: outTopic, Value: []byte("late")})
+	assert.ErrorContains(t, err, "Emit after the transform returned")
 }
 
 // A failed output (here a message to a partition that does not exist) makes the commit ask for an
