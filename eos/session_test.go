@@ -313,3 +313,44 @@ func TestNewValidates(t *testing.T) {
 		})
 	}
 }
+
+// The only broker goes down for 2 s while a transaction is open: the session waits it out (the
+// producer's calls retry until it is back) and commits; every input's output is there once.
+func TestSessionWaitsOutABrokerOutage(t *testing.T) {
+	cl := aioproducertest.NewCluster(t, aioproducertest.WithTopic(inTopic, 1), aioproducertest.WithTopic(outTopic, 1))
+	writeInputs(t, cl, 100, 1)
+	up := make(chan struct{})
+	var down sync.Once
+	fn := func(ctx context.Context, msgs []*kafka.Message, out eos.Emitter) error {
+		if err := upper(ctx, msgs, out); err != nil {
+			return err
+		}
+		if msgs[len(msgs)-1].TopicPartition.Offset >= 50 {
+			down.Do(func() {
+				require.NoError(t, cl.SetBrokerDown(1))
+				time.AfterFunc(2*time.Second, func() {
+					assert.NoError(t, cl.SetBrokerUp(1))
+					close(up)
+				})
+			})
+		}
+		return nil
+	}
+	var logs syncBuffer
+	s := newSession(t, cl, "g", "eos-1", fn, eos.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	errc := start(s)
+	select {
+	case <-up:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the broker was not taken down and up again within 20 s")
+	}
+	waitOutputs(t, cl, 100)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, s.Close(ctx))
+	require.ErrorIs(t, <-errc, eos.ErrClosed)
+	assert.NotContains(t, logs.String(), "aborting the transaction")
+	recs, err := cl.ReadTopic(ctx, outTopic)
+	require.NoError(t, err)
+	assert.Len(t, recs, 100, "each output once")
+}
