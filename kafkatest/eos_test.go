@@ -163,7 +163,12 @@ func TestEOSSessionExactlyOnceThroughAnAbandonedInstanceAndARebalance(t *testing
 		require.ErrorIs(t, <-inst.runErr, eos.ErrClosed, inst.name)
 	}
 	close(release)
-	errA := <-a.runErr
+	var errA error
+	select {
+	case errA = <-a.runErr:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the abandoned instance, released, did not stop within 2 minutes")
+	}
 	t.Logf("the abandoned instance, released: %v", errA)
 	assert.ErrorIs(t, errA, aioproducer.ErrFatal, "the abandoned instance was fenced")
 	_ = a.s.Close(ctx)
