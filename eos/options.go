@@ -41,8 +41,9 @@ func WithProducerOptions(opts ...aioproducer.Option) Option {
 	return func(c *config) { c.producerOpts = append(c.producerOpts, opts...) }
 }
 
-// WithLogger sets where the session logs its aborts, rewinds and retries (default slog.Default()). It
-// is not passed to the producer: use WithProducerOptions(aioproducer.WithLogger(l)) for that.
+// WithLogger sets where the session logs its aborts, rewinds, retries and rebalances, and its
+// consumer's librdkafka log lines (default slog.Default()). It is not passed to the producer: use
+// WithProducerOptions(aioproducer.WithLogger(l)) for that.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 
 // consumerConfig returns a copy of cm with the settings exactly-once needs, or an error naming a
@@ -55,6 +56,10 @@ func consumerConfig(cm kafka.ConfigMap) (kafka.ConfigMap, error) {
 	if g, ok := out["group.id"]; !ok || fmt.Sprint(g) == "" {
 		return nil, errors.New("aioproducer/eos: the consumer configuration has no group.id")
 	}
+	if _, ok := out["go.logs.channel.enable"]; ok {
+		return nil, errors.New("aioproducer/eos: the consumer configuration sets go.logs.channel.enable: the session forwards the consumer's log lines to its logger (WithLogger)")
+	}
+	out["go.logs.channel.enable"] = true
 	for key, want := range map[string]string{"isolation.level": "read_committed", "enable.auto.commit": "false"} {
 		if v, ok := out[key]; ok && fmt.Sprint(v) != want {
 			return nil, fmt.Errorf("aioproducer/eos: the consumer configuration sets %s=%v: exactly-once needs %s (the session sets it)", key, v, want)

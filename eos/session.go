@@ -66,6 +66,7 @@ type Session struct {
 	cancelRun context.CancelCauseFunc // ends Run's ctx; set while Run runs
 	abandoned bool                    // Close stopped waiting for Run: Run shuts the session down
 	runDone   chan struct{}           // closed when Run returns
+	logsDone  chan struct{}           // closed when forwardLogs returns, after the consumer's Close
 	closed    chan struct{}           // closed when the shutdown is over, closeErr set
 	closeErr  error
 
@@ -106,10 +107,29 @@ func New(consumer, producer kafka.ConfigMap, topics []string, fn Transform, opts
 		_ = p.Close(ctx)
 		return nil, fmt.Errorf("aioproducer/eos: the consumer: %w", err)
 	}
-	return &Session{
+	s := &Session{
 		c: c, p: p, topics: slices.Clone(topics), fn: fn, cfg: cfg, log: cfg.log,
-		runDone: make(chan struct{}), closed: make(chan struct{}),
-	}, nil
+		runDone: make(chan struct{}), closed: make(chan struct{}), logsDone: make(chan struct{}),
+	}
+	go s.forwardLogs()
+	return s, nil
+}
+
+// forwardLogs writes the consumer's librdkafka log lines to the session's logger until the consumer
+// is closed, which closes its Logs channel. librdkafka's levels are syslog's: up to 4 (warning) as
+// Warn (a broker that cannot be reached heals, as the producer logs it), 5 and 6 as Info, 7 as Debug.
+func (s *Session) forwardLogs() {
+	defer close(s.logsDone)
+	for l := range s.c.Logs() {
+		level := slog.LevelDebug
+		switch {
+		case l.Level <= 4:
+			level = slog.LevelWarn
+		case l.Level <= 6:
+			level = slog.LevelInfo
+		}
+		s.log.Log(context.Background(), level, "librdkafka consumer: "+l.Message, "tag", l.Tag, "client", l.Name)
+	}
 }
 
 // Run initializes the producer's transactions, subscribes to the input topics and runs the loop until
@@ -295,6 +315,7 @@ func (s *Session) shutdown(ctx context.Context) error {
 	if err := s.c.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("aioproducer/eos: Close: the consumer: %w", err))
 	}
+	<-s.logsDone
 	if err := s.p.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("aioproducer/eos: Close: the producer: %w", err))
 	}

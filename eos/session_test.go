@@ -298,6 +298,7 @@ func TestNewValidates(t *testing.T) {
 		{"no group.id", with(cons, "group.id", nil), prod, []string{"in"}, ok, nil, "group.id"},
 		{"auto commit", with(cons, "enable.auto.commit", true), prod, []string{"in"}, ok, nil, "enable.auto.commit=true"},
 		{"read_uncommitted", with(cons, "isolation.level", "read_uncommitted"), prod, []string{"in"}, ok, nil, "isolation.level"},
+		{"logs channel", with(cons, "go.logs.channel.enable", true), prod, []string{"in"}, ok, nil, "go.logs.channel.enable"},
 		{"no transactional.id", cons, with(prod, "transactional.id", nil), []string{"in"}, ok, nil, "transactional.id"},
 		{"no topics", cons, prod, nil, ok, nil, "no input topics"},
 		{"no transform", cons, prod, []string{"in"}, nil, nil, "no transform"},
