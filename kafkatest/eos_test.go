@@ -44,7 +44,7 @@ func startEOS(t *testing.T, bootstrap, name, group, txnID, in, out string, hold 
 				return err
 			}
 		}
-		time.Sleep(20 * time.Millisecond) // some work, so that the run lasts through the events
+		time.Sleep(150 * time.Millisecond) // some work, so that the run lasts through the events
 		return nil
 	}
 	lw := &logWriter{t: t, max: 60}
@@ -130,7 +130,7 @@ func TestEOSSessionExactlyOnceThroughAnAbandonedInstanceAndARebalance(t *testing
 	t.Logf("instance a abandoned mid-transaction after %d inputs", a.transformed.Load())
 
 	a2 := startEOS(t, c.bootstrap, "a-restarted", group, in+"-a", in, out, nil) // fences a
-	waitFor(t, 2*time.Minute, "the restarted instance transforms 600 inputs", func() bool { return a2.transformed.Load() >= 600 })
+	waitFor(t, 2*time.Minute, "the restarted instance transforms 200 inputs", func() bool { return a2.transformed.Load() >= 200 })
 	b := startEOS(t, c.bootstrap, "b", group, in+"-b", in, out, nil) // a rebalance mid-run
 	t.Logf("instance b joins after a-restarted transformed %d inputs", a2.transformed.Load())
 
