@@ -69,6 +69,32 @@ func TestClusterReadTopic(t *testing.T) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
+// A partition written in transactions ends with a transaction marker, a control record that no
+// consumer returns: ReadTopic knows the end from the consumer's end-of-partition event instead.
+func TestClusterReadTopicWrittenInTransactions(t *testing.T) {
+	c := aioproducertest.NewCluster(t, aioproducertest.WithTopic("txn", 1))
+	p := c.NewProducer(t, kafka.ConfigMap{"transactional.id": "read-txn"})
+	ctx := ctxFor(t, 30*time.Second)
+	require.NoError(t, p.InitTransactions(ctx))
+	for txn := range 2 {
+		require.NoError(t, p.BeginTransaction())
+		for i := range 3 {
+			_, err := p.Produce(ctx, &aioproducer.Message{Topic: "txn", Value: []byte(strconv.Itoa(3*txn + i))})
+			require.NoError(t, err)
+		}
+		require.NoError(t, p.CommitTransaction(ctx))
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	recs, err := c.ReadTopic(rctx, "txn") // offsets 0-2, a marker, 4-6, a marker
+	require.NoError(t, err)
+	var got []string
+	for _, r := range recs {
+		got = append(got, string(r.Value))
+	}
+	assert.Equal(t, []string{"0", "1", "2", "3", "4", "5"}, got)
+}
+
 func TestClusterWaitRecordsWaitsForTheTopic(t *testing.T) {
 	c := aioproducertest.NewCluster(t)
 	p := c.NewProducer(t, nil)

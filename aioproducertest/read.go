@@ -43,7 +43,8 @@ func (r Record) String() string { return fmt.Sprintf("%s[%d]@%d", r.Topic, r.Par
 // partition and offset. ctx bounds the whole read: a read that ctx ends fails with an error wrapping
 // ctx.Err(), also when ctx's deadline passes during a librdkafka call. It works against any cluster, the mock one of
 // Cluster as well as a real one. The consumer's isolation.level is librdkafka's default,
-// read_committed, unless cm says otherwise: a transaction left open keeps the read waiting for ctx.
+// read_committed, unless cm says otherwise: a transaction left open keeps the read waiting for ctx;
+// the transaction markers that end a partition written in transactions count as read.
 func ReadTopic(ctx context.Context, cm kafka.ConfigMap, topic string) ([]Record, error) {
 	ms, err := readback.ReadTopic(ctx, cm, topic)
 	return records(ms), err

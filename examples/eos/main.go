@@ -1,17 +1,24 @@
-// Command eos is an exactly-once consume-transform-produce loop: it reads words from an input topic
-// with a confluent-kafka-go consumer, writes each one upper-cased to an output topic with a
-// transactional aioproducer, and commits the consumer's offsets in the same transaction, one
-// transaction per batch of input. A read_committed consumer downstream sees every output once.
+// Command eos is an exactly-once consume-transform-produce loop run by an eos.Session: it reads words
+// from the input topic eos-in in the consumer group eos-uppercaser, writes each one upper-cased to
+// eos-out, and commits the group's offsets in the same transaction as the outputs, one transaction
+// per batch of input. A read_committed consumer downstream sees every output once.
 //
 //	go run ./examples/eos                                  # an in-process mock cluster
-//	KAFKA_BOOTSTRAP=localhost:9092 go run ./examples/eos   # a real cluster (topics eos-in, eos-out must exist)
+//	KAFKA_BOOTSTRAP=localhost:9092 go run ./examples/eos   # a real cluster
 //
-// On the mock cluster it first writes the input itself. librdkafka's mock cluster supports
-// transactions, but does not hide aborted messages from read_committed consumers: run it against a
-// real cluster to see that part.
+// The input must be written before the example runs: on its own mock cluster the example writes it;
+// on a real cluster, create the topics eos-in and eos-out and write the words first, for example
+// printf '%s\n' exactly once from consume to produce with offsets in the transaction | kcat -P -b localhost:9092 -t eos-in
+// The example then reads eos-out back until it holds one output per word. If they do not come within
+// its deadline (30 s), it stops the session and exits with an error that names the input topic.
+//
+// librdkafka's mock cluster runs transactions and consumer groups, but does not keep the offsets a
+// transaction commits: run it against a real cluster to see a second run resume where the first
+// stopped.
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,27 +29,31 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/seed-f937cf20/aioproducer"
+	"github.com/seed-f937cf20/aioproducer/eos"
 )
 
 const (
 	inTopic, outTopic = "eos-in", "eos-out"
 	group             = "eos-uppercaser"
-	batch             = 5 // input messages per transaction
+	batch             = 5                // input messages per transaction, at most
+	deadline          = 30 * time.Second // for the whole run
+	closeMargin       = 3 * time.Second  // of the deadline, kept for closing the session
 )
 
+var words = []string{"exactly", "once", "from", "consume", "to", "produce", "with", "offsets", "in", "the", "transaction"}
+
 func main() {
-	if err := run(); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	if err := run(ctx, os.Getenv("KAFKA_BOOTSTRAP")); err != nil {
 		fmt.Fprintln(os.Stderr, "eos:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	words := []string{"exactly", "once", "from", "consume", "to", "produce", "with", "offsets", "in", "the", "transaction"}
-
-	bootstrap := os.Getenv("KAFKA_BOOTSTRAP")
+// run runs the example against bootstrap, or against a mock cluster of its own, with the input
+// written, if bootstrap is "". ctx's deadline bounds it.
+func run(ctx context.Context, bootstrap string) error {
 	if bootstrap == "" {
 		mc, err := kafka.NewMockCluster(1)
 		if err != nil {
@@ -59,119 +70,50 @@ func run() error {
 			return err
 		}
 	}
-
-	consumer, err := kafka.NewConsumer(&kafka.ConfigMap{
-		"bootstrap.servers":  bootstrap,
-		"group.id":           group,
-		"isolation.level":    "read_committed", // read only committed input
-		"enable.auto.commit": false,            // the transaction commits the offsets
-		"auto.offset.reset":  "earliest",
-	})
-	if err != nil {
-		return err
-	}
-	defer consumer.Close()
-	if err := consumer.Subscribe(inTopic, nil); err != nil {
-		return err
-	}
-
-	p, err := aioproducer.New(kafka.ConfigMap{"bootstrap.servers": bootstrap, "transactional.id": "eos-uppercaser-1"})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer ccancel()
-		_ = p.Close(cctx) // aborts a transaction left open
-	}()
-	if err := p.InitTransactions(ctx); err != nil {
-		return err
-	}
-
-	done := 0
-	for done < len(words) {
-		n, err := transformBatch(ctx, consumer, p)
-		if err != nil {
-			return err
-		}
-		done += n
-	}
-	return readOutput(ctx, bootstrap, len(words))
+	return uppercase(ctx, bootstrap)
 }
 
-// transformBatch runs one transaction: up to batch input messages in, their outputs and the consumer's
-// offsets out, committed together. On an error that asks for it, it aborts and rewinds the consumer to
-// the last committed offsets, so the batch is done again.
-func transformBatch(ctx context.Context, c *kafka.Consumer, p *aioproducer.Producer) (int, error) {
-	if err := p.BeginTransaction(); err != nil {
-		return 0, err
-	}
-	n := 0
-	for n < batch {
-		ev := c.Poll(200)
-		m, ok := ev.(*kafka.Message)
-		if !ok {
-			if n > 0 || ctx.Err() != nil {
-				break // commit what this transaction has
-			}
-			continue
-		}
-		out := strings.ToUpper(string(m.Value))
-		if _, err := p.Produce(ctx, &aioproducer.Message{Topic: outTopic, Key: m.Key, Value: []byte(out)}); err != nil {
-			return 0, err
-		}
-		n++
-	}
-	positions, err := c.Position(mustAssignment(c))
-	if err != nil {
-		return 0, err
-	}
-	cgm, err := c.GetConsumerGroupMetadata()
-	if err != nil {
-		return 0, err
-	}
-	err = p.SendOffsetsToTransaction(ctx, positions, cgm)
-	if err == nil {
-		err = p.CommitTransaction(ctx)
-	}
-	switch {
-	case err == nil:
-		fmt.Printf("committed a transaction of %d messages\n", n)
-		return n, nil
-	case aioproducer.TxnRequiresAbort(err):
-		fmt.Println("aborting:", err)
-		if err := p.AbortTransaction(ctx); err != nil {
-			return 0, err
-		}
-		return 0, rewind(c)
-	default: // fatal, or ctx ended: give up
-		return 0, err
-	}
-}
-
-func mustAssignment(c *kafka.Consumer) []kafka.TopicPartition {
-	parts, err := c.Assignment()
-	if err != nil {
-		return nil
-	}
-	return parts
-}
-
-// rewind moves the consumer back to the group's committed offsets.
-func rewind(c *kafka.Consumer) error {
-	committed, err := c.Committed(mustAssignment(c), 10000)
-	if err != nil {
-		return err
-	}
-	for _, tp := range committed {
-		if tp.Offset < 0 {
-			tp.Offset = kafka.OffsetBeginning
-		}
-		if err := c.Seek(tp, 10000); err != nil {
+// toUpper is the transform: each input word, upper-cased, to the output topic, in the session's
+// transaction.
+func toUpper(ctx context.Context, msgs []*kafka.Message, out eos.Emitter) error {
+	for _, m := range msgs {
+		if err := out.Emit(ctx, &aioproducer.Message{Topic: outTopic, Key: m.Key, Value: bytes.ToUpper(m.Value)}); err != nil {
 			return err
 		}
 	}
+	fmt.Printf("transformed a batch of %d messages\n", len(msgs))
 	return nil
+}
+
+// uppercase runs the session until the output holds one word per input word, or ctx's deadline
+// (less closeMargin) passes.
+func uppercase(ctx context.Context, bootstrap string) error {
+	s, err := eos.New(
+		kafka.ConfigMap{"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"},
+		kafka.ConfigMap{"bootstrap.servers": bootstrap, "transactional.id": "eos-uppercaser-1"},
+		[]string{inTopic}, toUpper, eos.WithBatch(batch, 100*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	readUntil := time.Now().Add(deadline)
+	if dl, ok := ctx.Deadline(); ok {
+		readUntil = dl.Add(-closeMargin)
+	}
+	readCtx, stopReading := context.WithDeadline(ctx, readUntil)
+	defer stopReading()
+	runErr := make(chan error, 1)
+	go func() {
+		err := s.Run(ctx)
+		stopReading() // the session stopped: no more output will come
+		runErr <- err
+	}()
+
+	readErr := readOutput(readCtx, bootstrap, len(words))
+	closeErr := s.Close(ctx) // stops Run, aborts a transaction left open, leaves the group
+	if err := <-runErr; !errors.Is(err, eos.ErrClosed) {
+		return fmt.Errorf("the session stopped: %w", err)
+	}
+	return errors.Join(readErr, closeErr)
 }
 
 // writeInput writes the input words (a plain, non-transactional producer).
@@ -189,7 +131,7 @@ func writeInput(ctx context.Context, bootstrap string, words []string) error {
 	return p.Flush(ctx)
 }
 
-// readOutput reads n committed outputs, as a downstream read_committed consumer does.
+// readOutput reads n committed outputs, as a downstream read_committed consumer does, until ctx ends.
 func readOutput(ctx context.Context, bootstrap string, n int) error {
 	c, err := kafka.NewConsumer(&kafka.ConfigMap{
 		"bootstrap.servers": bootstrap, "group.id": "eos-reader", "isolation.level": "read_committed",
@@ -205,7 +147,8 @@ func readOutput(ctx context.Context, bootstrap string, n int) error {
 	var got []string
 	for len(got) < n {
 		if ctx.Err() != nil {
-			return errors.New("timed out reading the output")
+			return fmt.Errorf("%d of %d outputs in %s before the deadline: is the input written to %s? "+
+				"(the example writes it only on its own mock cluster)", len(got), n, outTopic, inTopic)
 		}
 		if m, ok := c.Poll(200).(*kafka.Message); ok {
 			got = append(got, string(m.Value))

@@ -27,6 +27,9 @@ func ReadTopic(ctx context.Context, cm kafka.ConfigMap, topic string) ([]*kafka.
 		"enable.auto.offset.store": false,
 		"auto.offset.reset":        "earliest",
 		"allow.auto.create.topics": false,
+		// The end of a partition whose last offsets are transaction markers (control records, never
+		// returned as messages) is known by this event.
+		"enable.partition.eof": true,
 	}
 	for k, v := range cm {
 		conf[k] = v
@@ -92,6 +95,13 @@ func ReadTopic(ctx context.Context, cm kafka.ConfigMap, topic string) ([]*kafka.
 				if next[p] == high[p] {
 					pending--
 				}
+			}
+		case kafka.PartitionEOF:
+			// Past the last message, up to high: the rest were transaction markers.
+			p := ev.Partition
+			if int64(ev.Offset) >= high[p] && next[p] < high[p] {
+				next[p] = high[p]
+				pending--
 			}
 		case kafka.Error:
 			if ev.IsFatal() {
