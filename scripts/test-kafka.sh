@@ -11,7 +11,9 @@
 # with KAFKA_BOOTSTRAP, KAFKA_CLUSTER3_BOOTSTRAP, KAFKA_CLUSTER3_STATE_DIR,
 # KAFKA_SECURE_STATE_DIR, KAFKA_SECURE_CONFIG (its secure.json) and KAFKA_SCRIPT
 # set, then the serde module's read-back tests on the
-# single broker (KAFKA_TEST_SERDE=0 skips them), then a smoke run of bench/ -broker
+# single broker, through a real Schema Registry (scripts/registry.sh;
+# KAFKA_TEST_SERDE=0 skips them, KAFKA_TEST_REGISTRY=0 uses the fake registry),
+# then a smoke run of bench/ -broker
 # on it (KAFKA_TEST_BENCH=0 skips it). Exits non-zero if any run
 # failed; on a failure, Ctrl-C or SIGTERM the brokers are stopped all the same.
 #
@@ -29,6 +31,8 @@ CACHE_DIR=${KAFKA_CACHE_DIR:-$REPO_ROOT/.cache/kafka}
 SINGLE_DIR=${KAFKA_TEST_SINGLE_STATE_DIR:-$CACHE_DIR/run-test-single}
 CLUSTER3_DIR=${KAFKA_CLUSTER3_STATE_DIR:-$CACHE_DIR/run-test-cluster3}
 SECURE_DIR=${KAFKA_SECURE_STATE_DIR:-$CACHE_DIR/run-test-secure}
+REGISTRY_DIR=$REPO_ROOT/.cache/registry/run-test-kafka
+REGISTRY_STARTED=0
 WITH_CLUSTER3=${KAFKA_TEST_CLUSTER3:-1}
 WITH_SECURE=${KAFKA_TEST_SECURE:-1}
 
@@ -58,6 +62,9 @@ cleanup() {
   KAFKA_STATE_DIR=$SINGLE_DIR "$KAFKA_SH" down || true
   KAFKA_STATE_DIR=$CLUSTER3_DIR "$KAFKA_SH" down || true
   KAFKA_STATE_DIR=$SECURE_DIR "$KAFKA_SH" down || true
+  if ((REGISTRY_STARTED)); then
+    REGISTRY_STATE_DIR=$REGISTRY_DIR bash "$SCRIPT_DIR/registry.sh" down || true
+  fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -141,8 +148,19 @@ run_go "of ./kafkatest" "$REPO_ROOT" -- \
 # The serde module's read-back tests on the single broker: Avro, Protobuf and JSON Schema from the
 # typed producer, decoded by confluent-kafka-go's deserializers, and by the Python client when the venv
 # of `make serde-py` is there (the test skips otherwise). KAFKA_TEST_SERDE=0 skips them.
+# They run through a real Schema Registry (scripts/registry.sh: Apicurio, stopped by cleanup), or the
+# one SCHEMA_REGISTRY_URL names; KAFKA_TEST_REGISTRY=0 keeps them on the fake registry.
 if [[ ${KAFKA_TEST_SERDE:-1} != 0 ]]; then
-  run_go "of the serde module" "$REPO_ROOT/serde" -- -race -count=1 -run 'ReadBack|Python' -v ./...
+  registry_url=${SCHEMA_REGISTRY_URL:-}
+  if [[ -z $registry_url && ${KAFKA_TEST_REGISTRY:-1} != 0 ]]; then
+    REGISTRY_STARTED=1
+    if ! registry_url=$(REGISTRY_STATE_DIR=$REGISTRY_DIR bash "$SCRIPT_DIR/registry.sh" up | tail -n 1); then
+      log "the Schema Registry did not start (above); KAFKA_TEST_REGISTRY=0 runs the serde tests on the fake registry"
+      exit 1
+    fi
+  fi
+  log "serde read-back tests with SCHEMA_REGISTRY_URL=${registry_url:-(none: the fake registry)}"
+  run_go "of the serde module" "$REPO_ROOT/serde" SCHEMA_REGISTRY_URL="$registry_url" -- -race -count=1 -run 'ReadBack|Python' -v ./...
 fi
 # A smoke run of the real-broker benchmark (bench/ -broker): 20k messages, 1 rep, four clients, no
 # latency runs, on the single broker; a few seconds (the build reuses what `make lint` compiled). It
