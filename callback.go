@@ -77,7 +77,18 @@ func (cm *callbackManager) start() { go cm.run() }
 // goroutine only.
 func (cm *callbackManager) deliver(rs []report) {
 	var size int64
-	var failed int
+	// Counted before any Future is resolved, so that Stats read after a Future's outcome counts it.
+	failed := 0
+	for i := range rs {
+		if rs[i].err != nil {
+			failed++
+		}
+	}
+	cm.stats.delivered.Add(uint64(len(rs) - failed))
+	if failed > 0 {
+		cm.stats.failed.Add(uint64(failed))
+	}
+	cm.stats.reported.Add(uint64(len(rs)))
 	resolved, toQueue := cm.resolved[:0], cm.toQueue[:0]
 	hooked := len(cm.hooks.delivery) > 0
 	var now time.Time
@@ -98,7 +109,6 @@ func (cm *callbackManager) deliver(rs []report) {
 			}
 		} else {
 			err = cm.deliveryError(rec, r.err, r.status)
-			failed++
 			cm.state.onFailure(rec.msg.Topic, err)
 		}
 		if rec.fut != nil {
@@ -112,11 +122,6 @@ func (cm *callbackManager) deliver(rs []report) {
 		rec.d, rec.err = d, err
 		toQueue = append(toQueue, rec)
 	}
-	cm.stats.delivered.Add(uint64(len(rs) - failed))
-	if failed > 0 {
-		cm.stats.failed.Add(uint64(failed))
-	}
-	cm.stats.reported.Add(uint64(len(rs)))
 	cm.finish(resolved, size)
 	cm.resolved = resolved[:0]
 	if len(toQueue) > 0 {
