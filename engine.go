@@ -97,6 +97,10 @@ type report struct {
 	err         error // nil, or the librdkafka error (kafka.Error)
 }
 
+// errPurgeQueue is librdkafka's error for a message purged from its queue, never sent: what the
+// in-memory engine reports for a purge, and what the executor fails a message with while Purge runs.
+var errPurgeQueue = kafka.NewError(kafka.ErrPurgeQueue, "Local: Purged in queue", false)
+
 // errQueueFull is what engine.enqueue returns when librdkafka's queue is full.
 var errQueueFull = errors.New("aioproducer: librdkafka queue full")
 

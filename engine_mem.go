@@ -282,7 +282,6 @@ func (e *memEngine) run() {
 }
 
 var (
-	errMemPurged           = kafka.NewError(kafka.ErrPurgeQueue, "Local: Purged in queue", false)
 	errMemUnknownPartition = kafka.NewError(kafka.ErrUnknownPartition, "Local: Unknown partition", false)
 	errMemTxnState         = kafka.NewError(kafka.ErrState, "Local: Erroneous state", false)
 )
@@ -324,7 +323,7 @@ func (e *memEngine) report(n int, err error, purge bool) int {
 		rs[i] = report{rec: p.rec, partition: p.sent.Partition}
 		switch {
 		case purge:
-			rs[i].err, rs[i].status = errMemPurged, statusNotPersisted
+			rs[i].err, rs[i].status = errPurgeQueue, statusNotPersisted
 		case !p.valid:
 			rs[i].err, rs[i].status = errMemUnknownPartition, statusNotPersisted
 		case err != nil:

@@ -345,7 +345,7 @@ func (p *Producer) Purge(ctx context.Context) error {
 	defer p.state.purging.Add(-1)
 	// From here on the workers fail what they would hand to librdkafka, and a worker waiting for
 	// room in librdkafka's queue looks again at once.
-	p.exec.discard(errPurgedNotSent)
+	p.exec.discard(errPurgeQueue) // librdkafka's own error: every purged message reads alike
 	defer p.exec.discard(nil)
 	p.exec.space.notify()
 	var err error
@@ -368,10 +368,6 @@ func (p *Producer) Purge(ctx context.Context) error {
 	}
 	return nil
 }
-
-// errPurgedNotSent is what the executor fails a message with while Purge runs: librdkafka's own error
-// for a message purged from its queue, so that every purged message reads alike.
-var errPurgedNotSent = kafka.NewError(kafka.ErrPurgeQueue, "Local: Purged in queue", false)
 
 // Health returns nil while the producer can deliver messages, and otherwise why not: an error
 // wrapping ErrClosed once Close has begun, ErrFatal after a fatal librdkafka error (close the producer
